@@ -1,0 +1,28 @@
+//! sfsql: Salesforce orgs and analytics reports as SQL tables behind a
+//! Postgres wire-protocol server; integrations are saved SQL statements.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | the catalog directory: connections, reports, server users |
+//! | [`salesforce`] | the HTTP client: OAuth token, SOQL query pages, describe, Collections |
+//! | [`soql`] | pure translation of DataFusion filters to SOQL and statement splitting |
+//! | [`provider`] | DataFusion tables: a schema per connection, a table per sObject |
+//! | [`dml`] | UPDATE as change set -> diff -> Collections writes, dry run |
+//! | [`session`] | the engine and the statement router shared by every front end |
+//! | [`server`] | the Postgres wire protocol (pgwire + datafusion-postgres) |
+//! | [`simulator`] | a local Salesforce org over HTTP for tests, benchmarks and the demo |
+//! | [`demo`] | `sfsql demo`: simulator + demo catalog + server in one process |
+//!
+//! See `shared/DESIGN.md` for the decisions that hold these together.
+
+pub mod config;
+pub mod demo;
+pub mod dml;
+pub mod provider;
+pub mod salesforce;
+pub mod server;
+pub mod session;
+pub mod simulator;
+pub mod soql;

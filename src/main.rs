@@ -1,0 +1,156 @@
+//! The `sfsql` command line: a thin layer over the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use sfsql::config::{Catalog, Env};
+use sfsql::session::Engine;
+use sfsql::simulator::SimConfig;
+use sfsql::{demo, server, simulator};
+
+#[derive(Parser)]
+#[command(name = "sfsql", version, about = "Salesforce and reports as SQL tables behind a Postgres server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a simulated org, the demo reports and the Postgres server.
+    Demo {
+        /// Catalog directory (connections.toml, reports.toml, server.toml).
+        #[arg(long, default_value = "catalog")]
+        catalog: PathBuf,
+        /// Postgres port.
+        #[arg(long, default_value_t = 5433)]
+        port: u16,
+        /// Simulator port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        sim_port: u16,
+        /// Contacts seeded in each simulated org.
+        #[arg(long, default_value_t = 2000)]
+        contacts: usize,
+    },
+    /// Serve a catalog's connections and reports over the Postgres protocol.
+    Serve {
+        #[arg(long, default_value = "catalog")]
+        catalog: PathBuf,
+        /// Overrides server.toml's `listen`.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Run only the Salesforce simulator.
+    Simulator {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value_t = 2000)]
+        contacts: usize,
+        /// Added to every response, to imitate a real org's latency.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+    /// Print the `password_md5` value for a server.toml user (reads the
+    /// password from standard input).
+    HashPassword { user: String },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SFSQL_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(cli: Cli) -> Result<(), BoxError> {
+    match cli.command {
+        Command::Demo {
+            catalog,
+            port,
+            sim_port,
+            contacts,
+        } => {
+            let d = demo::start(demo::DemoOptions {
+                catalog,
+                listen: format!("127.0.0.1:{port}"),
+                sim_addr: SocketAddr::from(([127, 0, 0, 1], sim_port)),
+                sim: SimConfig {
+                    contacts,
+                    ..SimConfig::default()
+                },
+            })
+            .await?;
+            println!("sfsql demo is running.");
+            println!("  Salesforce simulator: {}  (client id {}, secret {})", d.sim.base_url(), simulator::DEMO_CLIENT_ID, simulator::DEMO_CLIENT_SECRET);
+            println!("  Postgres server:      {}", d.server.addr);
+            println!();
+            println!("  psql -h {} -p {} -U demo      (password: demo)", d.server.addr.ip(), d.server.addr.port());
+            println!();
+            println!("Press Ctrl-C to stop.");
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Serve { catalog, listen } => {
+            let env = Env::default();
+            let catalog = Catalog::load(&catalog, &env)?;
+            if catalog.server.users.is_empty() {
+                return Err("server.toml has no [users.NAME] entry; add one with password_md5 from `sfsql hash-password NAME`".into());
+            }
+            let engine = Arc::new(Engine::start(&catalog, &env).await?);
+            let listen = listen.unwrap_or_else(|| catalog.server.listen.clone());
+            let handle = server::start(engine, catalog.server.users.clone(), &listen).await?;
+            println!("sfsql is serving on {}", handle.addr);
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Simulator {
+            port,
+            contacts,
+            latency_ms,
+        } => {
+            let sim = simulator::start(
+                SimConfig {
+                    contacts,
+                    latency: Duration::from_millis(latency_ms),
+                    ..SimConfig::default()
+                },
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            )
+            .await?;
+            println!("Salesforce simulator on {}", sim.base_url());
+            println!("  orgs: {} and {}", sim.org_url("production"), sim.org_url("sandbox"));
+            println!("  client id {}, secret {}", simulator::DEMO_CLIENT_ID, simulator::DEMO_CLIENT_SECRET);
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::HashPassword { user } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            println!("{}", server::md5_password_hash(&user, password.trim_end_matches(['\n', '\r'])));
+            Ok(())
+        }
+    }
+}

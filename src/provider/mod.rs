@@ -1,0 +1,101 @@
+//! DataFusion providers: one schema per Salesforce connection with one table
+//! per queryable sObject, described lazily on first use.
+
+mod arrow;
+mod scan;
+mod table;
+
+pub use self::arrow::{arrow_type, parse_date, parse_datetime};
+pub use scan::SObjectScanExec;
+pub use table::SObjectTable;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use datafusion::catalog::SchemaProvider;
+use datafusion::datasource::TableProvider;
+use datafusion::error::{DataFusionError, Result};
+
+use crate::salesforce::{SalesforceClient, SalesforceError};
+
+/// The schema of one connection (`production`, `sandbox`, ...).
+#[derive(Debug)]
+pub struct SalesforceSchema {
+    client: Arc<SalesforceClient>,
+    /// Lower-case table name -> sObject API name, from describeGlobal.
+    sobjects: RwLock<BTreeMap<String, String>>,
+    tables: Mutex<HashMap<String, Arc<SObjectTable>>>,
+}
+
+impl SalesforceSchema {
+    pub fn new(client: Arc<SalesforceClient>) -> Self {
+        SalesforceSchema {
+            client,
+            sobjects: RwLock::new(BTreeMap::new()),
+            tables: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn client(&self) -> &Arc<SalesforceClient> {
+        &self.client
+    }
+
+    /// Reload the list of sObjects (one describeGlobal call).
+    pub async fn refresh(&self) -> Result<usize, SalesforceError> {
+        let global = self.client.describe_global().await?;
+        let map: BTreeMap<String, String> = global
+            .into_iter()
+            .filter(|s| s.queryable)
+            .map(|s| (s.name.to_ascii_lowercase(), s.name))
+            .collect();
+        let n = map.len();
+        if let Ok(mut slot) = self.sobjects.write() {
+            *slot = map;
+        }
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.clear();
+        }
+        Ok(n)
+    }
+
+    /// The table for a lower-case name, described on first use.
+    pub async fn sobject_table(&self, name: &str) -> Result<Option<Arc<SObjectTable>>> {
+        let key = name.to_ascii_lowercase();
+        if let Some(t) = self.tables.lock().ok().and_then(|t| t.get(&key).cloned()) {
+            return Ok(Some(t));
+        }
+        let api_name = match self.sobjects.read().ok().and_then(|m| m.get(&key).cloned()) {
+            Some(n) => n,
+            None => return Ok(None),
+        };
+        let describe = self
+            .client
+            .describe(&api_name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let table = Arc::new(SObjectTable::new(Arc::clone(&self.client), describe));
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.insert(key, Arc::clone(&table));
+        }
+        Ok(Some(table))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SalesforceSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.sobjects.read().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.sobject_table(name).await?.map(|t| t as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.sobjects
+            .read()
+            .map(|m| m.contains_key(&name.to_ascii_lowercase()))
+            .unwrap_or(false)
+    }
+}

@@ -1,0 +1,364 @@
+//! `SalesforceClient`: one connection's authenticated HTTP client.
+//!
+//! Every request goes through [`SalesforceClient::send`], which attaches the
+//! bearer token, re-authenticates once on `401 INVALID_SESSION_ID`, retries
+//! idempotent requests on transient failures with backoff, and records the
+//! org's API usage from `Sforce-Limit-Info`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::auth::{AccessToken, Credentials, request_token};
+use super::types::{GlobalDescribe, SObjectDescribe, SObjectSummary, SaveResult};
+use super::{API_VERSION, SalesforceError};
+
+/// API usage as last reported by the org (`Sforce-Limit-Info: api-usage=n/m`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+/// One page of a SOQL query.
+#[derive(Debug, Clone)]
+pub struct QueryPage {
+    pub total_size: u64,
+    pub records: Vec<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryResponse {
+    total_size: u64,
+    done: bool,
+    #[serde(default)]
+    next_records_url: Option<String>,
+    #[serde(default)]
+    records: Vec<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    error_code: String,
+}
+
+const MAX_ATTEMPTS: u32 = 4;
+
+pub struct SalesforceClient {
+    /// The catalog name of the connection; it prefixes every error.
+    name: String,
+    http: reqwest::Client,
+    login_url: String,
+    credentials: Credentials,
+    /// The current session; `None` until the first request or after a 401.
+    session: tokio::sync::Mutex<Option<AccessToken>>,
+    /// Describe results by lower-case sObject name: describe is costly and
+    /// changes only when an admin edits the object.
+    describes: Mutex<HashMap<String, Arc<SObjectDescribe>>>,
+    usage: Mutex<Option<ApiUsage>>,
+    /// Requests this client sent, for run logs and benchmarks.
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for SalesforceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SalesforceClient")
+            .field("name", &self.name)
+            .field("login_url", &self.login_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SalesforceClient {
+    pub fn new(name: impl Into<String>, login_url: impl Into<String>, credentials: Credentials) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .pool_max_idle_per_host(8)
+            .build()
+            .unwrap_or_default();
+        SalesforceClient {
+            name: name.into(),
+            http,
+            login_url: login_url.into().trim_end_matches('/').to_string(),
+            credentials,
+            session: tokio::sync::Mutex::new(None),
+            describes: Mutex::new(HashMap::new()),
+            usage: Mutex::new(None),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Requests sent so far (token requests excluded).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        self.usage.lock().ok().and_then(|u| *u)
+    }
+
+    /// Log in now, so that a bad secret is reported at start rather than at
+    /// the first query.
+    pub async fn connect(&self) -> Result<(), SalesforceError> {
+        self.access_token(false).await.map(|_| ())
+    }
+
+    async fn access_token(&self, renew: bool) -> Result<AccessToken, SalesforceError> {
+        let mut session = self.session.lock().await;
+        if !renew && let Some(token) = session.as_ref() {
+            return Ok(token.clone());
+        }
+        let token = request_token(&self.http, &self.name, &self.login_url, &self.credentials).await?;
+        *session = Some(token.clone());
+        Ok(token)
+    }
+
+    fn transport(&self, source: reqwest::Error) -> SalesforceError {
+        SalesforceError::Transport {
+            connection: self.name.clone(),
+            source,
+        }
+    }
+
+    /// Send one request. `path` is either a path under the instance URL
+    /// (`/services/data/...`) or a path relative to the versioned data URL
+    /// (`sobjects/Contact/describe`).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<(StatusCode, bytes::Bytes), SalesforceError> {
+        let mut renewed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let token = self.access_token(false).await?;
+            let url = if path.starts_with("/services/") {
+                format!("{}{}", token.instance_url, path)
+            } else {
+                format!("{}/services/data/v{}/{}", token.instance_url, API_VERSION, path)
+            };
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(token.token.expose_secret())
+                .header("Sforce-Query-Options", "batchSize=2000");
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let result = request.send().await;
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = self.transport(e);
+                    if idempotent && attempt < MAX_ATTEMPTS && err.is_retriable() {
+                        backoff(attempt).await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            self.record_usage(response.headers());
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+            if status == StatusCode::UNAUTHORIZED && !renewed {
+                renewed = true;
+                self.access_token(true).await?;
+                continue;
+            }
+            if status.is_success() || status == StatusCode::MULTIPLE_CHOICES {
+                return Ok((status, bytes));
+            }
+            let err = self.api_error(status, &bytes);
+            if idempotent && attempt < MAX_ATTEMPTS && err.is_retriable() {
+                backoff(attempt).await;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    fn api_error(&self, status: StatusCode, body: &[u8]) -> SalesforceError {
+        let (code, message) = match serde_json::from_slice::<Vec<ApiErrorBody>>(body) {
+            Ok(errors) if !errors.is_empty() => {
+                (errors[0].error_code.clone(), errors[0].message.clone())
+            }
+            _ => (
+                status.canonical_reason().unwrap_or("HTTP_ERROR").to_string(),
+                String::from_utf8_lossy(body).chars().take(300).collect(),
+            ),
+        };
+        SalesforceError::Api {
+            connection: self.name.clone(),
+            status: status.as_u16(),
+            code,
+            message,
+        }
+    }
+
+    fn record_usage(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(value) = headers.get("Sforce-Limit-Info").and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        if let Some(usage) = parse_limit_info(value)
+            && let Ok(mut slot) = self.usage.lock()
+        {
+            *slot = Some(usage);
+        }
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, SalesforceError> {
+        serde_json::from_slice(bytes).map_err(|e| SalesforceError::Decode {
+            connection: self.name.clone(),
+            what: what.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Every sObject of the org (describeGlobal), one call.
+    pub async fn describe_global(&self) -> Result<Vec<SObjectSummary>, SalesforceError> {
+        let (_, bytes) = self.send(Method::GET, "sobjects/", None, true).await?;
+        let global: GlobalDescribe = self.decode("describeGlobal", &bytes)?;
+        Ok(global.sobjects)
+    }
+
+    /// Describe one sObject, cached for the life of the client.
+    pub async fn describe(&self, sobject: &str) -> Result<Arc<SObjectDescribe>, SalesforceError> {
+        let key = sobject.to_ascii_lowercase();
+        if let Some(found) = self.describes.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(found);
+        }
+        let path = format!("sobjects/{}/describe", urlencode(sobject));
+        let (_, bytes) = match self.send(Method::GET, &path, None, true).await {
+            Err(SalesforceError::Api { status: 404, .. }) => {
+                return Err(SalesforceError::UnknownSObject {
+                    connection: self.name.clone(),
+                    sobject: sobject.to_string(),
+                });
+            }
+            other => other?,
+        };
+        let describe: Arc<SObjectDescribe> = Arc::new(self.decode("describe", &bytes)?);
+        if let Ok(mut cache) = self.describes.lock() {
+            cache.insert(key, Arc::clone(&describe));
+        }
+        Ok(describe)
+    }
+
+    /// Run a SOQL query and yield its pages as they arrive, following
+    /// `nextRecordsUrl` until `done`.
+    pub fn query(self: &Arc<Self>, soql: String) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
+        enum Next {
+            Start(String),
+            More(String),
+            Done,
+        }
+        let client = Arc::clone(self);
+        stream::try_unfold(Next::Start(soql), move |next| {
+            let client = Arc::clone(&client);
+            async move {
+                let path = match next {
+                    Next::Done => return Ok(None),
+                    Next::Start(soql) => format!("query?q={}", urlencode(&soql)),
+                    Next::More(url) => url,
+                };
+                let (_, bytes) = client.send(Method::GET, &path, None, true).await?;
+                let response: QueryResponse = client.decode("query", &bytes)?;
+                let next = match (response.done, response.next_records_url) {
+                    (false, Some(url)) => Next::More(url),
+                    _ => Next::Done,
+                };
+                let page = QueryPage {
+                    total_size: response.total_size,
+                    records: response.records,
+                };
+                Ok(Some((page, next)))
+            }
+        })
+        .boxed()
+    }
+
+    /// Update up to 200 records with one sObject Collections call. Each
+    /// record needs `attributes.type` and `id`. The result has one entry per
+    /// record, in order.
+    pub async fn update_records(
+        &self,
+        records: Vec<Value>,
+        all_or_none: bool,
+    ) -> Result<Vec<SaveResult>, SalesforceError> {
+        let count = records.len();
+        let body = serde_json::json!({ "allOrNone": all_or_none, "records": records });
+        // An update of the same values is idempotent, so a lost response may
+        // be retried.
+        let (_, bytes) = self
+            .send(Method::PATCH, "composite/sobjects", Some(&body), true)
+            .await?;
+        let results: Vec<SaveResult> = self.decode("collections update", &bytes)?;
+        if results.len() != count {
+            return Err(SalesforceError::Decode {
+                connection: self.name.clone(),
+                what: "collections update".into(),
+                detail: format!("{} results for {} records", results.len(), count),
+            });
+        }
+        Ok(results)
+    }
+}
+
+fn parse_limit_info(value: &str) -> Option<ApiUsage> {
+    let usage = value
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("api-usage="))?;
+    let (used, max) = usage.split_once('/')?;
+    Some(ApiUsage {
+        used: used.trim().parse().ok()?,
+        max: max.trim().parse().ok()?,
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn backoff(attempt: u32) {
+    let millis = 200u64 * (1 << attempt.min(5));
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_limit_info() {
+        assert_eq!(
+            parse_limit_info("api-usage=18/5000"),
+            Some(ApiUsage { used: 18, max: 5000 })
+        );
+        assert_eq!(
+            parse_limit_info("api-usage=3/15000, per-app-api-usage=1/100(appName=x)"),
+            Some(ApiUsage { used: 3, max: 15000 })
+        );
+        assert_eq!(parse_limit_info("nonsense"), None);
+    }
+}

@@ -1,0 +1,69 @@
+//! Errors of the Salesforce client. Messages never contain tokens or secrets.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SalesforceError {
+    #[error(
+        "connection {connection}: environment variable {var} is not set; export it with the connected app's value"
+    )]
+    MissingSecret { connection: String, var: String },
+
+    #[error(
+        "connection {connection}: login failed: {error}: {description} (check the client id and secret of the connected app)"
+    )]
+    LoginFailed {
+        connection: String,
+        error: String,
+        description: String,
+    },
+
+    #[error("connection {connection}: Salesforce answered {status} {code}: {message}")]
+    Api {
+        connection: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+
+    #[error("connection {connection}: request to Salesforce failed: {source}")]
+    Transport {
+        connection: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    #[error("connection {connection}: unexpected response for {what}: {detail}")]
+    Decode {
+        connection: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error("connection {connection}: sObject {sobject} does not exist or is not queryable")]
+    UnknownSObject { connection: String, sobject: String },
+}
+
+impl SalesforceError {
+    /// True when retrying the same request may succeed (lost connection,
+    /// 5xx, lock contention, request limit).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            SalesforceError::Transport { source, .. } => {
+                source.is_connect() || source.is_timeout() || source.is_request()
+            }
+            SalesforceError::Api { status, code, .. } => {
+                *status >= 500 || code == "UNABLE_TO_LOCK_ROW" || code == "SERVER_UNAVAILABLE"
+            }
+            _ => false,
+        }
+    }
+
+    /// The Salesforce error code, when Salesforce sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            SalesforceError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The Salesforce HTTP client: authentication, SOQL queries with pagination,
+//! describe (cached) and sObject Collections writes.
+//!
+//! Everything here speaks the REST API's documented JSON shapes (see
+//! `shared/SALESFORCE-API.md`); the same code talks to a real org and to
+//! [`crate::simulator`].
+
+mod auth;
+mod client;
+mod error;
+mod types;
+
+pub use auth::Credentials;
+pub use client::{ApiUsage, QueryPage, SalesforceClient};
+pub use error::SalesforceError;
+pub use types::{
+    FieldDescribe, GlobalDescribe, PicklistValue, SObjectDescribe, SObjectSummary, SaveError,
+    SaveResult,
+};
+
+/// The REST API version sfsql speaks.
+pub const API_VERSION: &str = "62.0";
+
+/// Records per sObject Collections call (Salesforce's limit).
+pub const COLLECTIONS_BATCH: usize = 200;

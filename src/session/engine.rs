@@ -1,0 +1,158 @@
+//! `Engine`: the SessionContext with its Salesforce and report schemas, and
+//! the DML entry points that the router calls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
+use datafusion::sql::sqlparser::ast::Update;
+use thiserror::Error;
+
+use crate::config::{Catalog, ConfigError, Env, ReportConfig};
+use crate::dml::{self, ChangeSet, DmlError, DmlOptions, UpdateSummary};
+use crate::provider::SalesforceSchema;
+use crate::salesforce::{SalesforceClient, SalesforceError};
+
+pub const CATALOG: &str = "datafusion";
+pub const REPORTS_SCHEMA: &str = "reports";
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    #[error("report {name}: {message}")]
+    Report { name: String, message: String },
+    #[error("cannot set up the SQL catalog: {0}")]
+    Setup(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub schema: Arc<SalesforceSchema>,
+    pub read_only: bool,
+}
+
+pub struct Engine {
+    pub ctx: Arc<SessionContext>,
+    pub connections: BTreeMap<String, Connection>,
+}
+
+/// What an UPDATE did.
+#[derive(Debug)]
+pub enum UpdateResult {
+    DryRun(ChangeSet),
+    Applied { set: ChangeSet, summary: UpdateSummary },
+}
+
+impl Engine {
+    /// Build the engine: log in to each connection and list its sObjects
+    /// (one describeGlobal each), register reports, and set up pg_catalog.
+    pub async fn start(catalog: &Catalog, env: &Env) -> Result<Engine, EngineError> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG, "public");
+        let ctx = SessionContext::new_with_config(config);
+        let df_catalog = ctx
+            .catalog(CATALOG)
+            .ok_or_else(|| EngineError::Setup("default catalog missing".into()))?;
+
+        let mut connections = BTreeMap::new();
+        for (name, conn) in &catalog.connections {
+            let credentials = conn.credentials(name, env)?;
+            let client = Arc::new(SalesforceClient::new(name.clone(), conn.login_url.clone(), credentials));
+            let schema = Arc::new(SalesforceSchema::new(client));
+            let count = schema.refresh().await?;
+            tracing::info!(connection = %name, sobjects = count, "connected");
+            df_catalog
+                .register_schema(name, Arc::clone(&schema) as _)
+                .map_err(|e| EngineError::Setup(e.to_string()))?;
+            connections.insert(
+                name.clone(),
+                Connection {
+                    schema,
+                    read_only: conn.read_only,
+                },
+            );
+        }
+
+        df_catalog
+            .register_schema(REPORTS_SCHEMA, Arc::new(MemorySchemaProvider::new()))
+            .map_err(|e| EngineError::Setup(e.to_string()))?;
+        for (name, report) in &catalog.reports {
+            match report {
+                ReportConfig::Csv { path, .. } => {
+                    let full = catalog.dir.join(path);
+                    let path_str = full.to_string_lossy().to_string();
+                    ctx.register_csv(format!("{REPORTS_SCHEMA}.{name}"), &path_str, CsvReadOptions::new())
+                        .await
+                        .map_err(|e| EngineError::Report {
+                            name: name.clone(),
+                            message: e.to_string(),
+                        })?;
+                }
+            }
+        }
+
+        datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
+            &ctx,
+            CATALOG,
+            datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+        )
+        .map_err(|e| EngineError::Setup(e.to_string()))?;
+
+        Ok(Engine {
+            ctx: Arc::new(ctx),
+            connections,
+        })
+    }
+
+    /// The connection an UPDATE targets, or `None` when the target is not
+    /// a Salesforce table (DataFusion then answers it).
+    pub fn target_connection(&self, update: &Update) -> Option<&str> {
+        let (schema, _, _) = dml::update_target(update).ok()?;
+        match schema {
+            Some(s) => self.connections.get_key_value(&s.to_ascii_lowercase()).map(|(k, _)| k.as_str()),
+            None => None,
+        }
+    }
+
+    pub async fn plan_update(&self, update: &Update) -> Result<dml::UpdatePlan, DmlError> {
+        let (schema, table, _) = dml::update_target(update)?;
+        let Some(schema) = schema else {
+            return Err(DmlError::UnknownTable(format!(
+                "{table}\" (qualify it with its connection, e.g. {}.{table}",
+                self.connections.keys().next().map(String::as_str).unwrap_or("production")
+            )));
+        };
+        let conn_name = schema.to_ascii_lowercase();
+        let conn = self
+            .connections
+            .get(&conn_name)
+            .ok_or_else(|| DmlError::UnknownTable(format!("{schema}.{table}")))?;
+        let sobject_table = conn
+            .schema
+            .sobject_table(&table.to_ascii_lowercase())
+            .await?
+            .ok_or_else(|| DmlError::UnknownTable(format!("{schema}.{table}")))?;
+        dml::plan_update(update, &conn_name, sobject_table)
+    }
+
+    /// Run an UPDATE on a Salesforce table: plan, build the change set,
+    /// then show it (dry run) or write it.
+    pub async fn update(&self, update: &Update, opts: DmlOptions) -> Result<UpdateResult, DmlError> {
+        let plan = self.plan_update(update).await?;
+        let conn = &self.connections[&plan.connection];
+        if conn.read_only && !opts.dry_run {
+            return Err(DmlError::ReadOnly(plan.connection.clone()));
+        }
+        let set = dml::build_change_set(&self.ctx, &plan, &opts).await?;
+        if opts.dry_run {
+            return Ok(UpdateResult::DryRun(set));
+        }
+        let summary = dml::apply_changes(conn.schema.client(), &set, false).await;
+        Ok(UpdateResult::Applied { set, summary })
+    }
+}

@@ -1,0 +1,371 @@
+//! sObject Collections: create (`POST`), update (`PATCH`), upsert by
+//! external id (`PATCH …/{Object}/{Field}`) and delete (`DELETE ?ids=`).
+//! HTTP 200 with one result per record, in order; with `allOrNone` any
+//! failure rolls back the whole request.
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+use super::convert::{to_value, type_error};
+use super::error::ApiError;
+use super::ids::canonical;
+use super::org::Org;
+use super::schema::{ObjId, schema};
+use super::store::{Store, index_key};
+use super::writes::{self, ParsedRecord, Pending, Prepared, RecordError, WriteCtx};
+
+/// Records (or ids) one Collections request may carry.
+pub const MAX_RECORDS: usize = 200;
+
+/// One entry of the response array.
+#[derive(Debug, Serialize)]
+pub struct SaveResult {
+    pub id: Option<String>,
+    pub success: bool,
+    pub errors: Vec<RecordError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
+}
+
+/// Create or update, by HTTP method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+}
+
+enum Action {
+    Write(Prepared),
+    Delete(ObjId, u32),
+}
+
+/// What became of one record before anything was applied.
+struct Outcome {
+    /// Id to report: the target record's, when known.
+    id: Option<String>,
+    /// `Some` for upserts.
+    created: Option<bool>,
+    action: Result<Action, Vec<RecordError>>,
+}
+
+fn too_many() -> ApiError {
+    ApiError::bad_request(
+        "EXCEEDED_ID_LIMIT",
+        "record limit reached. cannot submit more than 200 records into this call",
+    )
+}
+
+/// `allOrNone` and the records of a request body.
+fn parse_body(body: &[u8]) -> Result<(bool, Vec<Json>), ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::json_parser(e.to_string()))?;
+    let json: Json = serde_json::from_str(text).map_err(|e| {
+        ApiError::json_parser(format!("{e}; at [line:{}, column:{}]", e.line(), e.column()))
+    })?;
+    let Json::Object(mut top) = json else {
+        return Err(ApiError::json_parser(
+            "Cannot deserialize instance of complexvalue from START_ARRAY value [ or request may be \
+             missing a required field at [line:1, column:1]",
+        ));
+    };
+    let all_or_none = top.get("allOrNone").and_then(Json::as_bool).unwrap_or(false);
+    let records = match top.remove("records") {
+        Some(Json::Array(records)) => records,
+        _ => return Err(ApiError::json_parser("Missing required field: records")),
+    };
+    if records.len() > MAX_RECORDS {
+        return Err(too_many());
+    }
+    Ok((all_or_none, records))
+}
+
+/// Reads one record's values; a value of the wrong JSON type fails the request.
+fn read_record(rec: &Json, body: &str, url_object: Option<ObjId>) -> Result<ParsedRecord, ApiError> {
+    let Json::Object(map) = rec else {
+        return Err(ApiError::json_parser(
+            "Cannot deserialize instance of sobject from a non-object value",
+        ));
+    };
+    let type_name = map
+        .get("attributes")
+        .and_then(|a| a.get("type"))
+        .and_then(Json::as_str);
+    let obj = match (type_name, url_object) {
+        (Some(t), _) => schema().object_id(t).ok_or_else(|| {
+            ApiError::bad_request("INVALID_TYPE", format!("sObject type '{t}' is not supported."))
+        })?,
+        (None, Some(o)) => o,
+        (None, None) => {
+            return Err(ApiError::bad_request("INVALID_TYPE", "Must send a concrete entity type."));
+        }
+    };
+    read_fields(obj, map, body)
+}
+
+fn read_fields(obj: ObjId, map: &Map<String, Json>, body: &str) -> Result<ParsedRecord, ApiError> {
+    let def = schema().object(obj);
+    let mut rec = ParsedRecord {
+        obj,
+        id: None,
+        fields: Vec::new(),
+        unknown: Vec::new(),
+    };
+    for (key, value) in map {
+        if key == "attributes" {
+            continue;
+        }
+        if key.eq_ignore_ascii_case("id") {
+            match value {
+                Json::String(s) => rec.id = Some(s.clone()),
+                Json::Null => {}
+                other => return Err(ApiError::json_parser(type_error(&def.fields[0], other, body, key))),
+            }
+            continue;
+        }
+        match def.field_index(key) {
+            Some(f) => {
+                let field = &def.fields[f];
+                let v = to_value(field, value)
+                    .ok_or_else(|| ApiError::json_parser(type_error(field, value, body, key)))?;
+                rec.fields.push((f, v));
+            }
+            None => rec.unknown.push(key.clone()),
+        }
+    }
+    Ok(rec)
+}
+
+fn rolled_back() -> RecordError {
+    RecordError::new(
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "Record rolled back because not all records were valid and the request was using AllOrNone header",
+        &[],
+    )
+}
+
+/// Applies the outcomes (or none of them, under allOrNone with a failure).
+fn finish(org: &Org, store: &mut Store, outcomes: Vec<Outcome>, all_or_none: bool) -> Vec<SaveResult> {
+    let ctx = WriteCtx {
+        pod: org.pod,
+        user: &org.integration_user,
+        now: Utc::now(),
+    };
+    let failed = outcomes.iter().any(|o| o.action.is_err());
+    outcomes
+        .into_iter()
+        .map(|o| match o.action {
+            Err(errors) => SaveResult {
+                id: o.id,
+                success: false,
+                errors,
+                created: o.created.map(|_| false),
+            },
+            Ok(_) if all_or_none && failed => SaveResult {
+                id: o.id,
+                success: false,
+                errors: vec![rolled_back()],
+                created: o.created.map(|_| false),
+            },
+            Ok(Action::Write(p)) => SaveResult {
+                id: Some(writes::apply(store, p, &ctx)),
+                success: true,
+                errors: Vec::new(),
+                created: o.created,
+            },
+            Ok(Action::Delete(obj, row)) => {
+                writes::delete(store, obj, row, &ctx);
+                SaveResult {
+                    id: o.id,
+                    success: true,
+                    errors: Vec::new(),
+                    created: None,
+                }
+            }
+        })
+        .collect()
+}
+
+/// `POST` / `PATCH /composite/sobjects`. Returns the results and the number
+/// of records in the body.
+pub fn save(org: &Org, op: Operation, body: &[u8]) -> Result<(Vec<SaveResult>, usize), ApiError> {
+    let (all_or_none, records) = parse_body(body)?;
+    let text = String::from_utf8_lossy(body);
+    let parsed = records
+        .iter()
+        .map(|r| read_record(r, &text, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut store = org.write();
+    let mut pending = Pending::default();
+    let outcomes = parsed
+        .iter()
+        .map(|rec| {
+            let row = match op {
+                Operation::Create => None,
+                Operation::Update => match writes::locate(&store, rec.obj, rec.id.as_deref()) {
+                    Ok(row) => Some(row),
+                    Err(e) => {
+                        return Outcome {
+                            id: rec.id.as_deref().and_then(canonical),
+                            created: None,
+                            action: Err(vec![e]),
+                        };
+                    }
+                },
+            };
+            let id = row.and_then(|r| store.table(rec.obj).get(r, 0).as_str().map(str::to_string));
+            Outcome {
+                id,
+                created: None,
+                action: writes::prepare(&store, rec, row, &mut pending).map(Action::Write),
+            }
+        })
+        .collect();
+    Ok((finish(org, &mut store, outcomes, all_or_none), records.len()))
+}
+
+/// `PATCH /composite/sobjects/{Object}/{ExternalIdField}`.
+pub fn upsert(
+    org: &Org,
+    object: &str,
+    ext_field: &str,
+    body: &[u8],
+) -> Result<(Vec<SaveResult>, usize), ApiError> {
+    let obj = schema().object_id(object).ok_or_else(ApiError::not_found)?;
+    let def = schema().object(obj);
+    let ext = def
+        .field_index(ext_field)
+        .filter(|f| *f == 0 || def.fields[*f].external_id)
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("Provided external ID field does not exist or is not accessible: {ext_field}"),
+            )
+        })?;
+    let (all_or_none, records) = parse_body(body)?;
+    let text = String::from_utf8_lossy(body);
+    let mut parsed = Vec::with_capacity(records.len());
+    for r in &records {
+        let rec = read_record(r, &text, Some(obj))?;
+        if rec.obj != obj {
+            return Err(ApiError::bad_request(
+                "INVALID_TYPE",
+                format!("Record type does not match the URL: expected {}", def.name),
+            ));
+        }
+        parsed.push(rec);
+    }
+    let mut store = org.write();
+    let mut pending = Pending::default();
+    let outcomes = parsed
+        .into_iter()
+        .map(|mut rec| {
+            let key = if ext == 0 {
+                rec.id.take().and_then(|id| canonical(&id))
+            } else {
+                rec.fields
+                    .iter()
+                    .find(|(f, _)| *f == ext)
+                    .and_then(|(_, v)| v.as_str())
+                    .map(|s| index_key(def.fields[ext].ftype.kind(), s).into_string())
+            };
+            let Some(key) = key else {
+                return Outcome {
+                    id: None,
+                    created: Some(false),
+                    action: Err(vec![RecordError::new(
+                        "MISSING_ARGUMENT",
+                        format!("{} not specified", def.fields[ext].name),
+                        &[],
+                    )]),
+                };
+            };
+            let matches: Vec<u32> = store
+                .table(obj)
+                .lookup(ext, &key)
+                .iter()
+                .copied()
+                .filter(|r| writes::live(&store, obj, *r))
+                .collect();
+            let id_of = |r: u32| store.table(obj).get(r, 0).as_str().map(str::to_string);
+            if matches.len() > 1 {
+                let ids: Vec<String> = matches.iter().filter_map(|r| id_of(*r)).collect();
+                return Outcome {
+                    id: None,
+                    created: Some(false),
+                    action: Err(vec![RecordError::new(
+                        "DUPLICATE_EXTERNAL_ID",
+                        format!(
+                            "{}: more than one record found for external id field: [{}]",
+                            def.fields[ext].label,
+                            ids.join(", ")
+                        ),
+                        &[def.fields[ext].name],
+                    )]),
+                };
+            }
+            let row = matches.first().copied();
+            if row.is_some() {
+                // Matching on the key field does not update it.
+                rec.fields.retain(|(f, _)| *f != ext);
+            }
+            Outcome {
+                id: row.and_then(id_of),
+                created: Some(row.is_none()),
+                action: writes::prepare(&store, &rec, row, &mut pending).map(Action::Write),
+            }
+        })
+        .collect();
+    Ok((finish(org, &mut store, outcomes, all_or_none), records.len()))
+}
+
+/// `DELETE /composite/sobjects?ids=…&allOrNone=…`.
+pub fn delete(org: &Org, query: &str) -> Result<(Vec<SaveResult>, usize), ApiError> {
+    let mut ids = Vec::new();
+    let mut all_or_none = false;
+    let mut saw_ids = false;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "ids" => {
+                saw_ids = true;
+                ids.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+            }
+            "allOrNone" => all_or_none = v.eq_ignore_ascii_case("true"),
+            _ => {}
+        }
+    }
+    if !saw_ids {
+        return Err(ApiError::bad_request("MISSING_ARGUMENT", "ids parameter is required"));
+    }
+    if ids.len() > MAX_RECORDS {
+        return Err(too_many());
+    }
+    let mut store = org.write();
+    let outcomes = ids
+        .iter()
+        .map(|raw| {
+            let Some(id) = canonical(raw) else {
+                return Outcome {
+                    id: None,
+                    created: None,
+                    action: Err(vec![RecordError::new("MALFORMED_ID", format!("malformed id {raw}"), &[])]),
+                };
+            };
+            let action = match store.find(&id) {
+                Some((obj, _)) if !schema().object(obj).deletable => Err(vec![RecordError::new(
+                    "INSUFFICIENT_ACCESS_OR_READONLY",
+                    "insufficient access rights on object id",
+                    &[],
+                )]),
+                Some((obj, row)) if writes::live(&store, obj, row) => Ok(Action::Delete(obj, row)),
+                _ => Err(vec![RecordError::new("ENTITY_IS_DELETED", "entity is deleted", &[])]),
+            };
+            Outcome {
+                id: Some(id),
+                created: None,
+                action,
+            }
+        })
+        .collect();
+    Ok((finish(org, &mut store, outcomes, all_or_none), ids.len()))
+}

@@ -1,0 +1,149 @@
+//! Server state: the two orgs (records, query cursors, counters, API usage)
+//! and the tokens issued for them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::SimConfig;
+use super::auth::Tokens;
+use super::ids::{make_id, seq_for_index};
+use super::query::Cursors;
+use super::seed;
+use super::stats::OrgStats;
+use super::store::Store;
+
+/// Names of the simulated orgs; the first is also served without a prefix.
+pub const ORG_NAMES: [&str; 2] = ["production", "sandbox"];
+
+/// Two characters after the key prefix in every id of an org, so that ids
+/// differ between orgs as they do between real instances.
+fn pod(org: &str) -> &'static str {
+    if org == "production" { "5g" } else { "8Z" }
+}
+
+/// One simulated org.
+#[derive(Debug)]
+pub struct Org {
+    pub name: &'static str,
+    pub pod: &'static str,
+    /// 18-character organization id (`00D…`).
+    pub org_id: String,
+    /// The user API writes are attributed to (the client-credentials run-as user).
+    pub integration_user: String,
+    store: RwLock<Store>,
+    cursors: Mutex<Cursors>,
+    stats: Mutex<OrgStats>,
+    /// API requests so far, for `Sforce-Limit-Info` and `/limits`.
+    api_used: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Org {
+    fn new(name: &'static str, contacts: usize) -> Org {
+        let pod = pod(name);
+        Org {
+            name,
+            pod,
+            org_id: make_id("00D", pod, 77_000_001),
+            integration_user: make_id("005", pod, seq_for_index(0)),
+            store: RwLock::new(seed::seed(name, pod, contacts)),
+            cursors: Mutex::new(Cursors::default()),
+            stats: Mutex::new(OrgStats::default()),
+            api_used: AtomicU64::new(0),
+        }
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn cursors(&self) -> MutexGuard<'_, Cursors> {
+        lock(&self.cursors)
+    }
+
+    pub fn stats(&self) -> MutexGuard<'_, OrgStats> {
+        lock(&self.stats)
+    }
+
+    /// Counts one API request; returns the count including it.
+    pub fn use_api(&self) -> u64 {
+        self.api_used.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn api_used(&self) -> u64 {
+        self.api_used.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything the server shares between requests.
+#[derive(Debug)]
+pub struct Sim {
+    pub config: SimConfig,
+    pub base_url: String,
+    pub orgs: Vec<Org>,
+    tokens: Mutex<Tokens>,
+}
+
+impl Sim {
+    /// Seeds both orgs (in parallel; seeding 200,000 contacts takes a while).
+    pub fn new(config: SimConfig, base_url: String) -> Sim {
+        let contacts = config.contacts;
+        let orgs = std::thread::scope(|s| {
+            let handles: Vec<_> = ORG_NAMES
+                .iter()
+                .map(|name| s.spawn(move || Org::new(name, contacts)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        Sim {
+            config,
+            base_url,
+            orgs,
+            tokens: Mutex::new(Tokens::default()),
+        }
+    }
+
+    /// Index of an org by name.
+    pub fn org_index(&self, name: &str) -> Option<usize> {
+        self.orgs.iter().position(|o| o.name == name)
+    }
+
+    pub fn tokens(&self) -> MutexGuard<'_, Tokens> {
+        lock(&self.tokens)
+    }
+
+    /// Login and instance URL of an org.
+    pub fn org_url(&self, org: &str) -> String {
+        format!("{}/{org}", self.base_url)
+    }
+
+    /// Counters of every org, as `GET /__sim/stats` returns them.
+    pub fn stats_json(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for org in &self.orgs {
+            let stats = org.stats().clone();
+            let mut value = serde_json::to_value(&stats).unwrap_or_default();
+            if let Some(map) = value.as_object_mut() {
+                map.insert("api_usage".into(), org.api_used().into());
+            }
+            out.insert(org.name.to_string(), value);
+        }
+        serde_json::Value::Object(out)
+    }
+
+    pub fn reset_stats(&self) {
+        for org in &self.orgs {
+            *org.stats() = OrgStats::default();
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Request and record counters per org, as `GET /__sim/stats` reports them.
+//! Counted by the server from what it receives, whatever the client.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Kinds of requests, as named in the stats JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RequestKind {
+    Token,
+    Revoke,
+    Identity,
+    Versions,
+    Resources,
+    DescribeGlobal,
+    Describe,
+    SObjectInfo,
+    Query,
+    QueryAll,
+    QueryMore,
+    Limits,
+    CollectionsCreate,
+    CollectionsUpdate,
+    CollectionsUpsert,
+    CollectionsDelete,
+    NotFound,
+}
+
+impl RequestKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Token => "token",
+            RequestKind::Revoke => "revoke",
+            RequestKind::Identity => "identity",
+            RequestKind::Versions => "versions",
+            RequestKind::Resources => "resources",
+            RequestKind::DescribeGlobal => "describe_global",
+            RequestKind::Describe => "describe",
+            RequestKind::SObjectInfo => "sobject_info",
+            RequestKind::Query => "query",
+            RequestKind::QueryAll => "query_all",
+            RequestKind::QueryMore => "query_more",
+            RequestKind::Limits => "limits",
+            RequestKind::CollectionsCreate => "collections_create",
+            RequestKind::CollectionsUpdate => "collections_update",
+            RequestKind::CollectionsUpsert => "collections_upsert",
+            RequestKind::CollectionsDelete => "collections_delete",
+            RequestKind::NotFound => "not_found",
+        }
+    }
+}
+
+/// Counters of one org since start or the last reset.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OrgStats {
+    /// Requests by kind, whether they succeeded or not.
+    pub requests: BTreeMap<&'static str, u64>,
+    /// Records in query and queryMore responses.
+    pub records_returned: u64,
+    /// Records in Collections request bodies (ids for delete).
+    pub records_written: u64,
+}
+
+impl OrgStats {
+    pub fn count(&mut self, kind: RequestKind) {
+        *self.requests.entry(kind.name()).or_default() += 1;
+    }
+}

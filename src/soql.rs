@@ -1,0 +1,567 @@
+//! Pure translation of DataFusion filter expressions to SOQL, literal
+//! escaping, and splitting long `IN` lists into statements that respect
+//! SOQL's and the URI's length limits. No I/O.
+//!
+//! One function decides both *whether* a filter can be pushed and *what* is
+//! sent: [`translate_filter`] drives `supports_filters_pushdown` and the scan.
+//!
+//! Exactness: SOQL compares text case-insensitively and its null handling
+//! differs from SQL's, so a translation is `exact` only when Salesforce
+//! returns precisely the rows SQL would keep. Otherwise it is a *superset*
+//! (DataFusion re-applies the filter), and a translation that could drop a
+//! row SQL would keep is never produced.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+
+/// What the translator needs to know about one column.
+#[derive(Debug, Clone)]
+pub struct FieldInfo {
+    /// The API name as Salesforce spells it (`WM_NPS_Score__c`).
+    pub api_name: String,
+    /// Salesforce's field type (`string`, `double`, `datetime`, ...).
+    pub sf_type: String,
+    pub filterable: bool,
+}
+
+impl FieldInfo {
+    fn is_text(&self) -> bool {
+        is_text_type(&self.sf_type)
+    }
+}
+
+/// Salesforce types whose values are text and compare case-insensitively.
+pub fn is_text_type(sf_type: &str) -> bool {
+    matches!(
+        sf_type,
+        "id" | "reference"
+            | "string"
+            | "textarea"
+            | "email"
+            | "phone"
+            | "url"
+            | "picklist"
+            | "multipicklist"
+            | "combobox"
+            | "encryptedstring"
+    )
+}
+
+/// A translated condition. A top-level `IN` list stays structured so the
+/// scan can split it over several statements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Text(String),
+    InList { field: String, values: Vec<String> },
+}
+
+impl Condition {
+    pub fn render(&self) -> String {
+        match self {
+            Condition::Text(t) => t.clone(),
+            Condition::InList { field, values } => format!("{field} IN ({})", values.join(", ")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translated {
+    pub condition: Condition,
+    /// True when SOQL returns exactly the rows the SQL filter keeps.
+    pub exact: bool,
+}
+
+/// Translate one filter, or `None` when no safe SOQL form exists.
+pub fn translate_filter(expr: &Expr, lookup: &dyn Fn(&str) -> Option<FieldInfo>) -> Option<Translated> {
+    Translator { lookup }.filter(expr)
+}
+
+struct Translator<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<FieldInfo>,
+}
+
+/// A column reference, possibly under `lower()`/`upper()` or a cast.
+struct FieldRef {
+    info: FieldInfo,
+    case_folded: bool,
+}
+
+impl Translator<'_> {
+    fn text(&self, expr: &Expr) -> Option<(String, bool)> {
+        self.filter(expr).map(|t| (t.condition.render(), t.exact))
+    }
+
+    fn filter(&self, expr: &Expr) -> Option<Translated> {
+        match expr {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+                Operator::And => {
+                    let l = self.text(left);
+                    let r = self.text(right);
+                    match (l, r) {
+                        (Some((l, le)), Some((r, re))) => Some(text(format!("({l} AND {r})"), le && re)),
+                        // Dropping one side of an AND keeps a superset.
+                        (Some((one, _)), None) | (None, Some((one, _))) => Some(text(one, false)),
+                        (None, None) => None,
+                    }
+                }
+                Operator::Or => {
+                    let (l, le) = self.text(left)?;
+                    let (r, re) = self.text(right)?;
+                    Some(text(format!("({l} OR {r})"), le && re))
+                }
+                _ => self.comparison(left, *op, right),
+            },
+            Expr::Not(inner) => {
+                if let Some(field) = self.field(inner) {
+                    // `NOT bool_col`: SOQL would also return nulls; superset.
+                    return (field.info.sf_type == "boolean")
+                        .then(|| text(format!("{} = false", field.info.api_name), false));
+                }
+                let (inner, exact) = self.text(inner)?;
+                // NOT of a superset could drop rows SQL keeps.
+                exact.then(|| text(format!("(NOT {inner})"), false))
+            }
+            Expr::IsNull(inner) => {
+                let f = self.field(inner)?;
+                Some(text(format!("{} = null", f.info.api_name), true))
+            }
+            Expr::IsNotNull(inner) => {
+                let f = self.field(inner)?;
+                Some(text(format!("{} != null", f.info.api_name), true))
+            }
+            Expr::Column(_) => {
+                let f = self.field(expr)?;
+                (f.info.sf_type == "boolean").then(|| text(format!("{} = true", f.info.api_name), true))
+            }
+            Expr::InList(in_list) => {
+                let f = self.field(&in_list.expr)?;
+                let text_field = f.info.is_text();
+                let mut seen = HashSet::new();
+                let mut values = Vec::with_capacity(in_list.list.len());
+                for item in &in_list.list {
+                    let lit = literal_of(item)?;
+                    if lit.is_null() {
+                        // `x IN (NULL, ...)` never matches through the NULL.
+                        continue;
+                    }
+                    let rendered = render_literal(lit, &f.info.sf_type)?;
+                    // SOQL matches text case-insensitively: one value per fold,
+                    // or split statements would return a record twice.
+                    let key = if text_field { rendered.to_lowercase() } else { rendered.clone() };
+                    if seen.insert(key) {
+                        values.push(rendered);
+                    }
+                }
+                if values.is_empty() {
+                    return None;
+                }
+                if in_list.negated {
+                    // Case-insensitive NOT IN drops rows SQL keeps.
+                    if text_field || f.case_folded {
+                        return None;
+                    }
+                    return Some(text(
+                        format!("{} NOT IN ({})", f.info.api_name, values.join(", ")),
+                        false,
+                    ));
+                }
+                Some(Translated {
+                    condition: Condition::InList {
+                        field: f.info.api_name.clone(),
+                        values,
+                    },
+                    exact: !text_field && !f.case_folded,
+                })
+            }
+            Expr::Like(like) => {
+                if like.negated || like.escape_char.is_some() {
+                    return None;
+                }
+                let f = self.field(&like.expr)?;
+                if !f.info.is_text() {
+                    return None;
+                }
+                let pattern = match literal_of(&like.pattern)? {
+                    ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s,
+                    _ => return None,
+                };
+                // SQL's default escape is backslash; SOQL's LIKE escapes
+                // differ, so leave such patterns to DataFusion.
+                if pattern.contains('\\') {
+                    return None;
+                }
+                Some(text(format!("{} LIKE {}", f.info.api_name, quote_string(pattern)), false))
+            }
+            _ => None,
+        }
+    }
+
+    fn comparison(&self, left: &Expr, op: Operator, right: &Expr) -> Option<Translated> {
+        let (field, lit, op) = if let Some(f) = self.field(left) {
+            (f, literal_of(right)?, op)
+        } else {
+            (self.field(right)?, literal_of(left)?, op.swap()?)
+        };
+        if lit.is_null() {
+            return None;
+        }
+        let text_field = field.info.is_text();
+        let soql_op = match op {
+            Operator::Eq => "=",
+            Operator::NotEq => {
+                if text_field || field.case_folded {
+                    return None;
+                }
+                "!="
+            }
+            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq if text_field => return None,
+            Operator::Lt => "<",
+            Operator::LtEq => "<=",
+            Operator::Gt => ">",
+            Operator::GtEq => ">=",
+            _ => return None,
+        };
+        let value = render_literal(lit, &field.info.sf_type)?;
+        // Text equality is case-insensitive in SOQL; `!=` also returns nulls.
+        let exact = !text_field && !field.case_folded && op != Operator::NotEq;
+        Some(text(format!("{} {soql_op} {value}", field.info.api_name), exact))
+    }
+
+    fn field(&self, expr: &Expr) -> Option<FieldRef> {
+        match expr {
+            Expr::Column(c) => {
+                let info = (self.lookup)(&c.name)?;
+                info.filterable.then_some(FieldRef { info, case_folded: false })
+            }
+            Expr::Cast(cast) if is_string_type(cast.field.data_type()) => {
+                let f = self.field(&cast.expr)?;
+                f.info.is_text().then_some(f)
+            }
+            Expr::TryCast(cast) if is_string_type(cast.field.data_type()) => {
+                let f = self.field(&cast.expr)?;
+                f.info.is_text().then_some(f)
+            }
+            Expr::ScalarFunction(func)
+                if matches!(func.func.name(), "lower" | "upper") && func.args.len() == 1 =>
+            {
+                let mut f = self.field(&func.args[0])?;
+                if !f.info.is_text() {
+                    return None;
+                }
+                f.case_folded = true;
+                Some(f)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn text(s: String, exact: bool) -> Translated {
+    Translated {
+        condition: Condition::Text(s),
+        exact,
+    }
+}
+
+fn is_string_type(t: &datafusion::arrow::datatypes::DataType) -> bool {
+    use datafusion::arrow::datatypes::DataType;
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+fn literal_of(expr: &Expr) -> Option<&ScalarValue> {
+    match expr {
+        Expr::Literal(v, _) => Some(v),
+        Expr::Cast(c) => literal_of(&c.expr),
+        Expr::TryCast(c) => literal_of(&c.expr),
+        _ => None,
+    }
+}
+
+/// Quote a string as a SOQL literal. Every character that could end the
+/// literal or change its meaning is escaped, so user data cannot alter the
+/// statement.
+pub fn quote_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Render a literal for a field of Salesforce type `sf_type`, or `None`
+/// when the pair has no SOQL form.
+pub fn render_literal(value: &ScalarValue, sf_type: &str) -> Option<String> {
+    let as_str = match value {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    match sf_type {
+        t if is_text_type(t) => as_str.map(quote_string),
+        "boolean" => match value {
+            ScalarValue::Boolean(Some(b)) => Some(b.to_string()),
+            _ => None,
+        },
+        "int" | "long" | "double" | "currency" | "percent" => render_number(value),
+        "date" => match value {
+            ScalarValue::Date32(Some(days)) => {
+                let d = NaiveDate::from_num_days_from_ce_opt(719_163 + *days)?;
+                Some(d.format("%Y-%m-%d").to_string())
+            }
+            _ => as_str
+                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                .map(|d| d.format("%Y-%m-%d").to_string()),
+        },
+        "datetime" => {
+            let nanos: i64 = match value {
+                ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000_000)?,
+                ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000_000)?,
+                ScalarValue::TimestampMicrosecond(Some(v), _) => v.checked_mul(1_000)?,
+                ScalarValue::TimestampNanosecond(Some(v), _) => *v,
+                _ => return None,
+            };
+            let dt = DateTime::from_timestamp_nanos(nanos);
+            Some(dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        }
+        _ => None,
+    }
+}
+
+fn render_number(value: &ScalarValue) -> Option<String> {
+    Some(match value {
+        ScalarValue::Int8(Some(v)) => v.to_string(),
+        ScalarValue::Int16(Some(v)) => v.to_string(),
+        ScalarValue::Int32(Some(v)) => v.to_string(),
+        ScalarValue::Int64(Some(v)) => v.to_string(),
+        ScalarValue::UInt8(Some(v)) => v.to_string(),
+        ScalarValue::UInt16(Some(v)) => v.to_string(),
+        ScalarValue::UInt32(Some(v)) => v.to_string(),
+        ScalarValue::UInt64(Some(v)) => v.to_string(),
+        ScalarValue::Float32(Some(v)) if v.is_finite() => format_float(f64::from(*v)),
+        ScalarValue::Float64(Some(v)) if v.is_finite() => format_float(*v),
+        ScalarValue::Decimal128(Some(_), _, _) => value.to_string(),
+        _ => return None,
+    })
+}
+
+fn format_float(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The longest URL-encoded SOQL statement sfsql sends in one GET: the URI
+/// and headers together must stay under 16,384 bytes.
+pub const MAX_ENCODED_STATEMENT: usize = 12_000;
+
+/// Build the SELECT statements for one scan. Conditions are ANDed; when the
+/// statement would be too long, the largest top-level `IN` list is split
+/// across several statements whose results are disjoint.
+pub fn build_statements(
+    fields: &[String],
+    sobject: &str,
+    conditions: &[Condition],
+    limit: Option<usize>,
+    max_encoded: usize,
+) -> Result<Vec<String>, String> {
+    let select = format!("SELECT {} FROM {}", fields.join(", "), sobject);
+    let limit_clause = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    let compose = |conds: &[String]| -> String {
+        if conds.is_empty() {
+            format!("{select}{limit_clause}")
+        } else {
+            format!("{select} WHERE {}{limit_clause}", conds.join(" AND "))
+        }
+    };
+    let rendered: Vec<String> = conditions.iter().map(Condition::render).collect();
+    let whole = compose(&rendered);
+    if encoded_len(&whole) <= max_encoded {
+        return Ok(vec![whole]);
+    }
+    let split_at = conditions
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c, Condition::InList { .. }))
+        .max_by_key(|(i, _)| rendered[*i].len())
+        .map(|(i, _)| i);
+    let Some(split_at) = split_at else {
+        return Err(format!(
+            "the SOQL filter is {} bytes long encoded, over the {max_encoded}-byte limit",
+            encoded_len(&whole)
+        ));
+    };
+    let Condition::InList { field, values } = &conditions[split_at] else {
+        unreachable!("split_at points at an IN list")
+    };
+    let mut others = rendered.clone();
+    others.remove(split_at);
+    let base_len = encoded_len(&compose(&others)) + encoded_len(&format!(" AND {field} IN ()"));
+    if base_len >= max_encoded {
+        return Err("the SOQL filter is too long even with one key per statement".into());
+    }
+    let budget = max_encoded - base_len;
+    let mut statements = Vec::new();
+    let mut chunk: Vec<&str> = Vec::new();
+    let mut used = 0;
+    let comma = encoded_len(", ");
+    for value in values {
+        let cost = encoded_len(value) + if chunk.is_empty() { 0 } else { comma };
+        if !chunk.is_empty() && used + cost > budget {
+            statements.push(chunk_statement(&compose, &others, field, &chunk));
+            chunk.clear();
+            used = 0;
+        }
+        used += encoded_len(value) + if chunk.is_empty() { 0 } else { comma };
+        chunk.push(value);
+    }
+    if !chunk.is_empty() {
+        statements.push(chunk_statement(&compose, &others, field, &chunk));
+    }
+    Ok(statements)
+}
+
+fn chunk_statement(compose: &dyn Fn(&[String]) -> String, others: &[String], field: &str, chunk: &[&str]) -> String {
+    let mut conds = others.to_vec();
+    conds.push(format!("{field} IN ({})", chunk.join(", ")));
+    compose(&conds)
+}
+
+/// Length of `s` once form-URL-encoded into the `q=` parameter.
+pub fn encoded_len(s: &str) -> usize {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).map(str::len).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{col, lit};
+    use datafusion::prelude::lower;
+
+    fn lookup(name: &str) -> Option<FieldInfo> {
+        let (api, ty) = match name {
+            "email" => ("Email", "email"),
+            "wm_nps_score__c" => ("WM_NPS_Score__c", "double"),
+            "hasoptedoutofemail" => ("HasOptedOutOfEmail", "boolean"),
+            "birthdate" => ("Birthdate", "date"),
+            "description" => ("Description", "textarea"),
+            _ => return None,
+        };
+        Some(FieldInfo {
+            api_name: api.into(),
+            sf_type: ty.into(),
+            filterable: name != "description",
+        })
+    }
+
+    fn tr(e: Expr) -> Option<(String, bool)> {
+        translate_filter(&e, &lookup).map(|t| (t.condition.render(), t.exact))
+    }
+
+    #[test]
+    fn escapes_quotes_backslashes_and_newlines() {
+        assert_eq!(quote_string("O'Brien"), r"'O\'Brien'");
+        assert_eq!(quote_string(r"a\b"), r"'a\\b'");
+        assert_eq!(quote_string("line1\nline2\r\t"), r"'line1\nline2\r\t'");
+        assert_eq!(quote_string("say \"hi\""), r#"'say \"hi\"'"#);
+    }
+
+    #[test]
+    fn injection_stays_inside_the_literal() {
+        let evil = "x' OR Email != null OR Email = '";
+        let (soql, _) = tr(col("email").eq(lit(evil))).unwrap();
+        assert_eq!(soql, r"Email = 'x\' OR Email != null OR Email = \''");
+        // A backslash before the quote cannot unescape it either.
+        let evil = r"x\' OR Id != null --";
+        let (soql, _) = tr(col("email").eq(lit(evil))).unwrap();
+        assert_eq!(soql, r"Email = 'x\\\' OR Id != null --'");
+    }
+
+    #[test]
+    fn exactness_follows_soql_semantics() {
+        assert_eq!(tr(col("wm_nps_score__c").gt(lit(5.0))), Some(("WM_NPS_Score__c > 5".into(), true)));
+        // text equality is case-insensitive in SOQL: a superset only
+        assert_eq!(tr(col("email").eq(lit("a@x.com"))), Some(("Email = 'a@x.com'".into(), false)));
+        // case-insensitive != would drop rows SQL keeps
+        assert_eq!(tr(col("email").not_eq(lit("a@x.com"))), None);
+        assert_eq!(tr(col("email").lt(lit("b"))), None);
+        assert_eq!(tr(lower(col("email")).eq(lit("a@x.com"))), Some(("Email = 'a@x.com'".into(), false)));
+        assert_eq!(tr(col("email").is_null()), Some(("Email = null".into(), true)));
+        assert_eq!(tr(col("hasoptedoutofemail")), Some(("HasOptedOutOfEmail = true".into(), true)));
+        // not filterable
+        assert_eq!(tr(col("description").eq(lit("x"))), None);
+        // literal on the left
+        assert_eq!(tr(lit(3i64).lt(col("wm_nps_score__c"))), Some(("WM_NPS_Score__c > 3".into(), true)));
+    }
+
+    #[test]
+    fn and_keeps_the_translatable_side_or_needs_both() {
+        let e = col("wm_nps_score__c").gt(lit(1)).and(col("description").eq(lit("x")));
+        assert_eq!(tr(e), Some(("WM_NPS_Score__c > 1".into(), false)));
+        let e = col("wm_nps_score__c").gt(lit(1)).or(col("description").eq(lit("x")));
+        assert_eq!(tr(e), None);
+        let e = col("wm_nps_score__c").gt(lit(1)).or(col("wm_nps_score__c").lt(lit(0)));
+        assert_eq!(tr(e), Some(("(WM_NPS_Score__c > 1 OR WM_NPS_Score__c < 0)".into(), true)));
+    }
+
+    #[test]
+    fn in_lists_dedupe_case_insensitively() {
+        let e = lower(col("email")).in_list(vec![lit("a@x.com"), lit("A@X.com"), lit("b@x.com")], false);
+        let t = translate_filter(&e, &lookup).unwrap();
+        assert_eq!(
+            t.condition,
+            Condition::InList {
+                field: "Email".into(),
+                values: vec!["'a@x.com'".into(), "'b@x.com'".into()]
+            }
+        );
+        assert!(!t.exact);
+        assert_eq!(tr(col("email").in_list(vec![lit("a")], true)), None);
+    }
+
+    #[test]
+    fn like_and_dates() {
+        assert_eq!(tr(col("email").like(lit("a%"))), Some(("Email LIKE 'a%'".into(), false)));
+        let d = ScalarValue::Date32(Some(19_000));
+        assert_eq!(render_literal(&d, "date").as_deref(), Some("2022-01-08"));
+        let ts = ScalarValue::TimestampMillisecond(Some(1_445_262_695_000), Some("UTC".into()));
+        assert_eq!(render_literal(&ts, "datetime").as_deref(), Some("2015-10-19T13:51:35.000Z"));
+    }
+
+    #[test]
+    fn long_in_lists_split_into_disjoint_statements_under_the_limit() {
+        let values: Vec<String> = (0..5000).map(|i| quote_string(&format!("user{i}@example.com"))).collect();
+        let conds = vec![
+            Condition::Text("IsDeleted = false".into()),
+            Condition::InList { field: "Email".into(), values: values.clone() },
+        ];
+        let stmts = build_statements(&["Id".into(), "Email".into()], "Contact", &conds, None, MAX_ENCODED_STATEMENT).unwrap();
+        assert!(stmts.len() > 5, "{}", stmts.len());
+        let mut total = 0;
+        for s in &stmts {
+            assert!(encoded_len(s) <= MAX_ENCODED_STATEMENT);
+            assert!(s.starts_with("SELECT Id, Email FROM Contact WHERE IsDeleted = false AND Email IN ("));
+            total += s.matches("@example.com").count();
+        }
+        assert_eq!(total, 5000);
+        // a short list stays one statement
+        let one = build_statements(&["Id".into()], "Contact", &conds[..1], Some(5), MAX_ENCODED_STATEMENT).unwrap();
+        assert_eq!(one, vec!["SELECT Id FROM Contact WHERE IsDeleted = false LIMIT 5".to_string()]);
+    }
+}

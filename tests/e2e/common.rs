@@ -1,0 +1,104 @@
+//! Start a demo (simulator + catalog + server) on free ports, optionally
+//! with extra report files, and connect to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use sfsql::demo::{self, Demo, DemoOptions};
+use sfsql::simulator::SimConfig;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+pub struct TestDemo {
+    pub demo: Demo,
+    /// Keeps the copied catalog alive for the life of the demo.
+    _dir: tempfile::TempDir,
+}
+
+impl TestDemo {
+    pub fn port(&self) -> u16 {
+        self.demo.server.addr.port()
+    }
+
+    pub async fn connect(&self) -> Client {
+        let conn_str = format!("host=127.0.0.1 port={} user=demo password=demo dbname=demo", self.port());
+        let (client, connection) = tokio_postgres::connect(&conn_str, NoTls).await.expect("connect to sfsql");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// Request counters of the simulator, by org.
+    pub fn stats(&self) -> serde_json::Value {
+        self.demo.sim.stats()
+    }
+}
+
+pub fn repo_catalog() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")
+}
+
+/// A demo over a copy of the repository's catalog plus `extra_reports`
+/// (name, CSV text).
+pub async fn start_demo(contacts: usize, extra_reports: &[(&str, String)]) -> TestDemo {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&repo_catalog(), dir.path());
+    if !extra_reports.is_empty() {
+        let mut toml = std::fs::read_to_string(dir.path().join("reports.toml")).expect("reports.toml");
+        for (name, csv) in extra_reports {
+            let file = format!("{name}.csv");
+            std::fs::write(dir.path().join(&file), csv).expect("write csv");
+            toml.push_str(&format!("\n[{name}]\nformat = \"csv\"\npath = \"{file}\"\n"));
+        }
+        std::fs::write(dir.path().join("reports.toml"), toml).expect("write reports.toml");
+    }
+    let demo = demo::start(DemoOptions {
+        catalog: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sim: SimConfig {
+            contacts,
+            ..SimConfig::default()
+        },
+    })
+    .await
+    .expect("start demo");
+    TestDemo { demo, _dir: dir }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read catalog") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Run one statement with the simple protocol; rows as text.
+pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let messages = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The count of a command tag (`UPDATE n`).
+pub async fn command_count(client: &Client, sql: &str) -> u64 {
+    let messages = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .into_iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(n),
+            _ => None,
+        })
+        .expect("a command tag")
+}

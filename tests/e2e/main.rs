@@ -1,0 +1,8 @@
+//! End-to-end tests: the simulator, the engine and the Postgres server run
+//! in-process on free ports, and real clients (tokio-postgres, psql) talk
+//! to the server over TCP.
+
+mod common;
+mod psql;
+mod slt;
+mod update_by_key;
