@@ -21,17 +21,27 @@ fn main() -> std::io::Result<()> {
             && !same(&this, &next)
         {
             // Analytics tools rarely keep the CRM's case.
-            let key = if rows % 4 == 0 { email.to_uppercase() } else { email.to_lowercase() };
+            let key = if rows % 4 == 0 {
+                email.to_uppercase()
+            } else {
+                email.to_lowercase()
+            };
             let score = (rows * 7 + 3) % 11;
             let day = 1 + rows % 28;
-            csv.push_str(&format!("{key},{score},2026-10-{day:02},{}\n", quizzes[rows % quizzes.len()]));
+            csv.push_str(&format!(
+                "{key},{score},2026-10-{day:02},{}\n",
+                quizzes[rows % quizzes.len()]
+            ));
             rows += 1;
         }
         i += 2;
     }
     // Users the CRM does not know: they match nothing and create nothing.
     for n in 0..5 {
-        csv.push_str(&format!("not.in.crm{n}@example.org,{},2026-10-15,Reporting 101\n", n + 5));
+        csv.push_str(&format!(
+            "not.in.crm{n}@example.org,{},2026-10-15,Reporting 101\n",
+            n + 5
+        ));
     }
     std::fs::write("catalog/demo/nps_score.csv", csv)?;
     println!("wrote catalog/demo/nps_score.csv");

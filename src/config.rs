@@ -24,7 +24,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("connection {connection}: environment variable {var} is not set; export it (see README, 'Connect your org')")]
+    #[error(
+        "connection {connection}: environment variable {var} is not set; export it (see README, 'Connect your org')"
+    )]
     MissingEnv { connection: String, var: String },
 }
 
@@ -56,9 +58,13 @@ impl Env {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
             let var = &after[..end];
-            let value = self.get(var).ok_or_else(|| format!("environment variable {var} is not set"))?;
+            let value = self
+                .get(var)
+                .ok_or_else(|| format!("environment variable {var} is not set"))?;
             out.push_str(&value);
             rest = &after[end + 1..];
         }
@@ -167,16 +173,22 @@ impl Catalog {
         let mut connections: BTreeMap<String, ConnectionConfig> = read_toml(&connections_path)?;
         for (name, c) in connections.iter_mut() {
             check_name(&connections_path, "connection", name)?;
-            if name == "reports" || name == "cron" || name.starts_with("pg_") || name == "information_schema" {
+            if name == "reports"
+                || name == "cron"
+                || name.starts_with("pg_")
+                || name == "information_schema"
+            {
                 return Err(ConfigError::Invalid {
                     path: connections_path.clone(),
                     message: format!("connection name {name:?} is reserved; pick another"),
                 });
             }
-            c.login_url = env.expand(&c.login_url).map_err(|message| ConfigError::Invalid {
-                path: connections_path.clone(),
-                message: format!("connection {name}: login_url: {message}"),
-            })?;
+            c.login_url = env
+                .expand(&c.login_url)
+                .map_err(|message| ConfigError::Invalid {
+                    path: connections_path.clone(),
+                    message: format!("connection {name}: login_url: {message}"),
+                })?;
         }
         let reports_path = dir.join("reports.toml");
         let reports: BTreeMap<String, ReportConfig> = read_toml(&reports_path)?;
@@ -186,7 +198,10 @@ impl Catalog {
             if !dir.join(path).exists() {
                 return Err(ConfigError::Invalid {
                     path: reports_path.clone(),
-                    message: format!("report {name}: file {} does not exist", dir.join(path).display()),
+                    message: format!(
+                        "report {name}: file {} does not exist",
+                        dir.join(path).display()
+                    ),
                 });
             }
         }
@@ -202,14 +217,18 @@ impl Catalog {
 
 fn check_name(path: &Path, what: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if ok {
         Ok(())
     } else {
         Err(ConfigError::Invalid {
             path: path.to_path_buf(),
-            message: format!("{what} name {name:?} must be lower case letters, digits and _ (it becomes a SQL name)"),
+            message: format!(
+                "{what} name {name:?} must be lower case letters, digits and _ (it becomes a SQL name)"
+            ),
         })
     }
 }
@@ -269,7 +288,10 @@ auth = { flow = "client_credentials", client_id_env = "A", client_secret = "B" }
     #[test]
     fn expands_variables() {
         let env = Env::default().with("SIM", "http://127.0.0.1:9");
-        assert_eq!(env.expand("${SIM}/sandbox").unwrap(), "http://127.0.0.1:9/sandbox");
+        assert_eq!(
+            env.expand("${SIM}/sandbox").unwrap(),
+            "http://127.0.0.1:9/sandbox"
+        );
         assert!(env.expand("${SFSQL_SURELY_UNSET_VAR}/x").is_err());
     }
 }

@@ -41,6 +41,15 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Box<dyn std::error::Error 
     let env = demo_env(&sim);
     let catalog = Catalog::load(&opts.catalog, &env)?;
     let engine = Arc::new(Engine::start(&catalog, &env).await?);
-    let server = server::start(Arc::clone(&engine), catalog.server.users.clone(), &opts.listen).await?;
-    Ok(Demo { sim, engine, server })
+    let server = server::start(
+        Arc::clone(&engine),
+        catalog.server.users.clone(),
+        &opts.listen,
+    )
+    .await?;
+    Ok(Demo {
+        sim,
+        engine,
+        server,
+    })
 }

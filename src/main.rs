@@ -13,7 +13,11 @@ use sfsql::simulator::SimConfig;
 use sfsql::{demo, server, simulator};
 
 #[derive(Parser)]
-#[command(name = "sfsql", version, about = "Salesforce and reports as SQL tables behind a Postgres server")]
+#[command(
+    name = "sfsql",
+    version,
+    about = "Salesforce and reports as SQL tables behind a Postgres server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,7 +66,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SFSQL_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SFSQL_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -104,10 +109,19 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             })
             .await?;
             println!("sfsql demo is running.");
-            println!("  Salesforce simulator: {}  (client id {}, secret {})", d.sim.base_url(), simulator::DEMO_CLIENT_ID, simulator::DEMO_CLIENT_SECRET);
+            println!(
+                "  Salesforce simulator: {}  (client id {}, secret {})",
+                d.sim.base_url(),
+                simulator::DEMO_CLIENT_ID,
+                simulator::DEMO_CLIENT_SECRET
+            );
             println!("  Postgres server:      {}", d.server.addr);
             println!();
-            println!("  psql -h {} -p {} -U demo      (password: demo)", d.server.addr.ip(), d.server.addr.port());
+            println!(
+                "  psql -h {} -p {} -U demo      (password: demo)",
+                d.server.addr.ip(),
+                d.server.addr.port()
+            );
             println!();
             println!("Press Ctrl-C to stop.");
             tokio::signal::ctrl_c().await?;
@@ -141,15 +155,26 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             )
             .await?;
             println!("Salesforce simulator on {}", sim.base_url());
-            println!("  orgs: {} and {}", sim.org_url("production"), sim.org_url("sandbox"));
-            println!("  client id {}, secret {}", simulator::DEMO_CLIENT_ID, simulator::DEMO_CLIENT_SECRET);
+            println!(
+                "  orgs: {} and {}",
+                sim.org_url("production"),
+                sim.org_url("sandbox")
+            );
+            println!(
+                "  client id {}, secret {}",
+                simulator::DEMO_CLIENT_ID,
+                simulator::DEMO_CLIENT_SECRET
+            );
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
         Command::HashPassword { user } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
-            println!("{}", server::md5_password_hash(&user, password.trim_end_matches(['\n', '\r'])));
+            println!(
+                "{}",
+                server::md5_password_hash(&user, password.trim_end_matches(['\n', '\r']))
+            );
             Ok(())
         }
     }

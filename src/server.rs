@@ -14,7 +14,9 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
-use pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler};
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers};
@@ -69,7 +71,10 @@ impl Handlers {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        let service = Arc::new(DfSessionService::new_with_hooks(Arc::clone(&engine.ctx), hooks));
+        let service = Arc::new(DfSessionService::new_with_hooks(
+            Arc::clone(&engine.ctx),
+            hooks,
+        ));
         let connections = Arc::new(ConnectionManager::new());
         Handlers {
             service,
@@ -120,7 +125,11 @@ impl ErrorHandler for SqlStateErrors {
         if let PgWireError::ApiError(inner) = error {
             let (code, message) = classify(inner.as_ref());
             tracing::debug!(code, %message, "statement failed");
-            *error = PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)));
+            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                code.into(),
+                message,
+            )));
         }
     }
 }
@@ -154,7 +163,11 @@ fn salesforce_sqlstate(e: &SalesforceError) -> &'static str {
         SalesforceError::LoginFailed { .. } | SalesforceError::MissingSecret { .. } => "28000",
         SalesforceError::Transport { .. } => "08006",
         SalesforceError::UnknownSObject { .. } => "42P01",
-        SalesforceError::Api { code, .. } if code == "INVALID_FIELD" || code == "MALFORMED_QUERY" => "42000",
+        SalesforceError::Api { code, .. }
+            if code == "INVALID_FIELD" || code == "MALFORMED_QUERY" =>
+        {
+            "42000"
+        }
         _ => "58000",
     }
 }
@@ -166,7 +179,11 @@ pub struct ServerHandle {
 }
 
 /// Bind `listen` and serve connections until the task is aborted.
-pub async fn start(engine: Arc<Engine>, users: BTreeMap<String, UserConfig>, listen: &str) -> std::io::Result<ServerHandle> {
+pub async fn start(
+    engine: Arc<Engine>,
+    users: BTreeMap<String, UserConfig>,
+    listen: &str,
+) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let handlers = Arc::new(Handlers::new(engine, users));
@@ -176,7 +193,8 @@ pub async fn start(engine: Arc<Engine>, users: BTreeMap<String, UserConfig>, lis
                 Ok((socket, peer)) => {
                     let handlers = Arc::clone(&handlers);
                     tokio::spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await
+                        {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
@@ -195,6 +213,9 @@ mod tests {
     #[test]
     fn md5_hash_matches_postgres() {
         // SELECT 'md5' || md5('demo' || 'demo') in PostgreSQL
-        assert_eq!(md5_password_hash("demo", "demo"), format!("md5{:x}", md5::compute("demodemo")));
+        assert_eq!(
+            md5_password_hash("demo", "demo"),
+            format!("md5{:x}", md5::compute("demodemo"))
+        );
     }
 }

@@ -75,7 +75,10 @@ pub struct Translated {
 }
 
 /// Translate one filter, or `None` when no safe SOQL form exists.
-pub fn translate_filter(expr: &Expr, lookup: &dyn Fn(&str) -> Option<FieldInfo>) -> Option<Translated> {
+pub fn translate_filter(
+    expr: &Expr,
+    lookup: &dyn Fn(&str) -> Option<FieldInfo>,
+) -> Option<Translated> {
     Translator { lookup }.filter(expr)
 }
 
@@ -101,7 +104,9 @@ impl Translator<'_> {
                     let l = self.text(left);
                     let r = self.text(right);
                     match (l, r) {
-                        (Some((l, le)), Some((r, re))) => Some(text(format!("({l} AND {r})"), le && re)),
+                        (Some((l, le)), Some((r, re))) => {
+                            Some(text(format!("({l} AND {r})"), le && re))
+                        }
                         // Dropping one side of an AND keeps a superset.
                         (Some((one, _)), None) | (None, Some((one, _))) => Some(text(one, false)),
                         (None, None) => None,
@@ -134,7 +139,8 @@ impl Translator<'_> {
             }
             Expr::Column(_) => {
                 let f = self.field(expr)?;
-                (f.info.sf_type == "boolean").then(|| text(format!("{} = true", f.info.api_name), true))
+                (f.info.sf_type == "boolean")
+                    .then(|| text(format!("{} = true", f.info.api_name), true))
             }
             Expr::InList(in_list) => {
                 let f = self.field(&in_list.expr)?;
@@ -150,7 +156,11 @@ impl Translator<'_> {
                     let rendered = render_literal(lit, &f.info.sf_type)?;
                     // SOQL matches text case-insensitively: one value per fold,
                     // or split statements would return a record twice.
-                    let key = if text_field { rendered.to_lowercase() } else { rendered.clone() };
+                    let key = if text_field {
+                        rendered.to_lowercase()
+                    } else {
+                        rendered.clone()
+                    };
                     if seen.insert(key) {
                         values.push(rendered);
                     }
@@ -185,7 +195,9 @@ impl Translator<'_> {
                     return None;
                 }
                 let pattern = match literal_of(&like.pattern)? {
-                    ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s,
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s)) => s,
                     _ => return None,
                 };
                 // SQL's default escape is backslash; SOQL's LIKE escapes
@@ -193,7 +205,10 @@ impl Translator<'_> {
                 if pattern.contains('\\') {
                     return None;
                 }
-                Some(text(format!("{} LIKE {}", f.info.api_name, quote_string(pattern)), false))
+                Some(text(
+                    format!("{} LIKE {}", f.info.api_name, quote_string(pattern)),
+                    false,
+                ))
             }
             _ => None,
         }
@@ -217,7 +232,9 @@ impl Translator<'_> {
                 }
                 "!="
             }
-            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq if text_field => return None,
+            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq if text_field => {
+                return None;
+            }
             Operator::Lt => "<",
             Operator::LtEq => "<=",
             Operator::Gt => ">",
@@ -227,14 +244,20 @@ impl Translator<'_> {
         let value = render_literal(lit, &field.info.sf_type)?;
         // Text equality is case-insensitive in SOQL; `!=` also returns nulls.
         let exact = !text_field && !field.case_folded && op != Operator::NotEq;
-        Some(text(format!("{} {soql_op} {value}", field.info.api_name), exact))
+        Some(text(
+            format!("{} {soql_op} {value}", field.info.api_name),
+            exact,
+        ))
     }
 
     fn field(&self, expr: &Expr) -> Option<FieldRef> {
         match expr {
             Expr::Column(c) => {
                 let info = (self.lookup)(&c.name)?;
-                info.filterable.then_some(FieldRef { info, case_folded: false })
+                info.filterable.then_some(FieldRef {
+                    info,
+                    case_folded: false,
+                })
             }
             Expr::Cast(cast) if is_string_type(cast.field.data_type()) => {
                 let f = self.field(&cast.expr)?;
@@ -308,7 +331,9 @@ pub fn quote_string(s: &str) -> String {
 /// when the pair has no SOQL form.
 pub fn render_literal(value: &ScalarValue, sf_type: &str) -> Option<String> {
     let as_str = match value {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s.as_str()),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(s.as_str()),
         _ => None,
     };
     match sf_type {
@@ -437,7 +462,12 @@ pub fn build_statements(
     Ok(statements)
 }
 
-fn chunk_statement(compose: &dyn Fn(&[String]) -> String, others: &[String], field: &str, chunk: &[&str]) -> String {
+fn chunk_statement(
+    compose: &dyn Fn(&[String]) -> String,
+    others: &[String],
+    field: &str,
+    chunk: &[&str],
+) -> String {
     let mut conds = others.to_vec();
     conds.push(format!("{field} IN ({})", chunk.join(", ")));
     compose(&conds)
@@ -445,7 +475,9 @@ fn chunk_statement(compose: &dyn Fn(&[String]) -> String, others: &[String], fie
 
 /// Length of `s` once form-URL-encoded into the `q=` parameter.
 pub fn encoded_len(s: &str) -> usize {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).map(str::len).sum()
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .map(str::len)
+        .sum()
 }
 
 #[cfg(test)]
@@ -495,34 +527,62 @@ mod tests {
 
     #[test]
     fn exactness_follows_soql_semantics() {
-        assert_eq!(tr(col("wm_nps_score__c").gt(lit(5.0))), Some(("WM_NPS_Score__c > 5".into(), true)));
+        assert_eq!(
+            tr(col("wm_nps_score__c").gt(lit(5.0))),
+            Some(("WM_NPS_Score__c > 5".into(), true))
+        );
         // text equality is case-insensitive in SOQL: a superset only
-        assert_eq!(tr(col("email").eq(lit("a@x.com"))), Some(("Email = 'a@x.com'".into(), false)));
+        assert_eq!(
+            tr(col("email").eq(lit("a@x.com"))),
+            Some(("Email = 'a@x.com'".into(), false))
+        );
         // case-insensitive != would drop rows SQL keeps
         assert_eq!(tr(col("email").not_eq(lit("a@x.com"))), None);
         assert_eq!(tr(col("email").lt(lit("b"))), None);
-        assert_eq!(tr(lower(col("email")).eq(lit("a@x.com"))), Some(("Email = 'a@x.com'".into(), false)));
-        assert_eq!(tr(col("email").is_null()), Some(("Email = null".into(), true)));
-        assert_eq!(tr(col("hasoptedoutofemail")), Some(("HasOptedOutOfEmail = true".into(), true)));
+        assert_eq!(
+            tr(lower(col("email")).eq(lit("a@x.com"))),
+            Some(("Email = 'a@x.com'".into(), false))
+        );
+        assert_eq!(
+            tr(col("email").is_null()),
+            Some(("Email = null".into(), true))
+        );
+        assert_eq!(
+            tr(col("hasoptedoutofemail")),
+            Some(("HasOptedOutOfEmail = true".into(), true))
+        );
         // not filterable
         assert_eq!(tr(col("description").eq(lit("x"))), None);
         // literal on the left
-        assert_eq!(tr(lit(3i64).lt(col("wm_nps_score__c"))), Some(("WM_NPS_Score__c > 3".into(), true)));
+        assert_eq!(
+            tr(lit(3i64).lt(col("wm_nps_score__c"))),
+            Some(("WM_NPS_Score__c > 3".into(), true))
+        );
     }
 
     #[test]
     fn and_keeps_the_translatable_side_or_needs_both() {
-        let e = col("wm_nps_score__c").gt(lit(1)).and(col("description").eq(lit("x")));
+        let e = col("wm_nps_score__c")
+            .gt(lit(1))
+            .and(col("description").eq(lit("x")));
         assert_eq!(tr(e), Some(("WM_NPS_Score__c > 1".into(), false)));
-        let e = col("wm_nps_score__c").gt(lit(1)).or(col("description").eq(lit("x")));
+        let e = col("wm_nps_score__c")
+            .gt(lit(1))
+            .or(col("description").eq(lit("x")));
         assert_eq!(tr(e), None);
-        let e = col("wm_nps_score__c").gt(lit(1)).or(col("wm_nps_score__c").lt(lit(0)));
-        assert_eq!(tr(e), Some(("(WM_NPS_Score__c > 1 OR WM_NPS_Score__c < 0)".into(), true)));
+        let e = col("wm_nps_score__c")
+            .gt(lit(1))
+            .or(col("wm_nps_score__c").lt(lit(0)));
+        assert_eq!(
+            tr(e),
+            Some(("(WM_NPS_Score__c > 1 OR WM_NPS_Score__c < 0)".into(), true))
+        );
     }
 
     #[test]
     fn in_lists_dedupe_case_insensitively() {
-        let e = lower(col("email")).in_list(vec![lit("a@x.com"), lit("A@X.com"), lit("b@x.com")], false);
+        let e = lower(col("email"))
+            .in_list(vec![lit("a@x.com"), lit("A@X.com"), lit("b@x.com")], false);
         let t = translate_filter(&e, &lookup).unwrap();
         assert_eq!(
             t.condition,
@@ -537,31 +597,61 @@ mod tests {
 
     #[test]
     fn like_and_dates() {
-        assert_eq!(tr(col("email").like(lit("a%"))), Some(("Email LIKE 'a%'".into(), false)));
+        assert_eq!(
+            tr(col("email").like(lit("a%"))),
+            Some(("Email LIKE 'a%'".into(), false))
+        );
         let d = ScalarValue::Date32(Some(19_000));
         assert_eq!(render_literal(&d, "date").as_deref(), Some("2022-01-08"));
         let ts = ScalarValue::TimestampMillisecond(Some(1_445_262_695_000), Some("UTC".into()));
-        assert_eq!(render_literal(&ts, "datetime").as_deref(), Some("2015-10-19T13:51:35.000Z"));
+        assert_eq!(
+            render_literal(&ts, "datetime").as_deref(),
+            Some("2015-10-19T13:51:35.000Z")
+        );
     }
 
     #[test]
     fn long_in_lists_split_into_disjoint_statements_under_the_limit() {
-        let values: Vec<String> = (0..5000).map(|i| quote_string(&format!("user{i}@example.com"))).collect();
+        let values: Vec<String> = (0..5000)
+            .map(|i| quote_string(&format!("user{i}@example.com")))
+            .collect();
         let conds = vec![
             Condition::Text("IsDeleted = false".into()),
-            Condition::InList { field: "Email".into(), values: values.clone() },
+            Condition::InList {
+                field: "Email".into(),
+                values: values.clone(),
+            },
         ];
-        let stmts = build_statements(&["Id".into(), "Email".into()], "Contact", &conds, None, MAX_ENCODED_STATEMENT).unwrap();
+        let stmts = build_statements(
+            &["Id".into(), "Email".into()],
+            "Contact",
+            &conds,
+            None,
+            MAX_ENCODED_STATEMENT,
+        )
+        .unwrap();
         assert!(stmts.len() > 5, "{}", stmts.len());
         let mut total = 0;
         for s in &stmts {
             assert!(encoded_len(s) <= MAX_ENCODED_STATEMENT);
-            assert!(s.starts_with("SELECT Id, Email FROM Contact WHERE IsDeleted = false AND Email IN ("));
+            assert!(s.starts_with(
+                "SELECT Id, Email FROM Contact WHERE IsDeleted = false AND Email IN ("
+            ));
             total += s.matches("@example.com").count();
         }
         assert_eq!(total, 5000);
         // a short list stays one statement
-        let one = build_statements(&["Id".into()], "Contact", &conds[..1], Some(5), MAX_ENCODED_STATEMENT).unwrap();
-        assert_eq!(one, vec!["SELECT Id FROM Contact WHERE IsDeleted = false LIMIT 5".to_string()]);
+        let one = build_statements(
+            &["Id".into()],
+            "Contact",
+            &conds[..1],
+            Some(5),
+            MAX_ENCODED_STATEMENT,
+        )
+        .unwrap();
+        assert_eq!(
+            one,
+            vec!["SELECT Id FROM Contact WHERE IsDeleted = false LIMIT 5".to_string()]
+        );
     }
 }

@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type,
-    Time32MillisecondType, TimeUnit, TimestampMillisecondType,
+    DataType, Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, Time32MillisecondType,
+    TimeUnit, TimestampMillisecondType,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
@@ -56,7 +56,11 @@ impl ChangeSet {
 }
 
 /// Collect keys, run the change-set query, and diff.
-pub async fn build_change_set(ctx: &SessionContext, plan: &UpdatePlan, opts: &DmlOptions) -> Result<ChangeSet, DmlError> {
+pub async fn build_change_set(
+    ctx: &SessionContext,
+    plan: &UpdatePlan,
+    opts: &DmlOptions,
+) -> Result<ChangeSet, DmlError> {
     let mut keys = None;
     let mut key_filter = None;
     if let (Some(keys_sql), Some(k)) = (plan.keys_sql(), &plan.key) {
@@ -103,8 +107,14 @@ pub fn key_literals(batches: &[RecordBatch]) -> Result<Option<Vec<String>>, DmlE
                     out.push(format!("'{}'", v.replace('\'', "''")));
                 }
             }
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8
-            | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => {
                 let ints = cast_with_options(col, &DataType::Int64, &CastOptions::default())
                     .map_err(datafusion::error::DataFusionError::from)?;
                 for v in ints.as_primitive::<Int64Type>().iter().flatten() {
@@ -125,7 +135,13 @@ struct Row {
 }
 
 fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, DmlError> {
-    let schema = plan.table.schema_of_columns(&plan.assignments.iter().map(|a| a.column.clone()).collect::<Vec<_>>());
+    let schema = plan.table.schema_of_columns(
+        &plan
+            .assignments
+            .iter()
+            .map(|a| a.column.clone())
+            .collect::<Vec<_>>(),
+    );
     let mut rows = Vec::new();
     for batch in batches {
         let ids = cast_with_options(batch.column(0), &DataType::Utf8, &CastOptions::default())
@@ -156,8 +172,14 @@ fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, D
             if ids.is_null(r) {
                 continue;
             }
-            let new = news.iter().map(|a| to_json(a, r)).collect::<Result<Vec<_>, _>>()?;
-            let old = olds.iter().map(|a| to_json(a, r)).collect::<Result<Vec<_>, _>>()?;
+            let new = news
+                .iter()
+                .map(|a| to_json(a, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let old = olds
+                .iter()
+                .map(|a| to_json(a, r))
+                .collect::<Result<Vec<_>, _>>()?;
             rows.push(Row {
                 id: ids.value(r).to_string(),
                 key: (!keys.is_null(r)).then(|| keys.value(r).to_string()),
@@ -171,7 +193,11 @@ fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, D
 
 use std::sync::Arc;
 
-fn merge_and_diff(plan: &UpdatePlan, rows: Vec<Row>, policy: MatchPolicy) -> Result<Vec<RecordChange>, DmlError> {
+fn merge_and_diff(
+    plan: &UpdatePlan,
+    rows: Vec<Row>,
+    policy: MatchPolicy,
+) -> Result<Vec<RecordChange>, DmlError> {
     let sobject = plan.sobject();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut merged: Vec<(Row, Vec<String>)> = Vec::new();
@@ -267,7 +293,9 @@ pub fn to_json(array: &ArrayRef, row: usize) -> Result<Value, DmlError> {
         DataType::Decimal128(_, scale) => {
             let v = array.as_primitive::<Decimal128Type>().value(row);
             let f = v as f64 / 10f64.powi(i32::from(*scale));
-            serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+            serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
         }
         DataType::Date32 => {
             let days = array.as_primitive::<Date32Type>().value(row);
@@ -283,8 +311,11 @@ pub fn to_json(array: &ArrayRef, row: usize) -> Result<Value, DmlError> {
         }
         DataType::Time32(TimeUnit::Millisecond) => {
             let ms = array.as_primitive::<Time32MillisecondType>().value(row);
-            let t = NaiveTime::from_num_seconds_from_midnight_opt((ms / 1000) as u32, ((ms % 1000) * 1_000_000) as u32)
-                .ok_or_else(|| DmlError::Value(format!("time out of range: {ms} ms")))?;
+            let t = NaiveTime::from_num_seconds_from_midnight_opt(
+                (ms / 1000) as u32,
+                ((ms % 1000) * 1_000_000) as u32,
+            )
+            .ok_or_else(|| DmlError::Value(format!("time out of range: {ms} ms")))?;
             Value::String(t.format("%H:%M:%S%.3fZ").to_string())
         }
         other => {

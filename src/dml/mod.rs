@@ -12,7 +12,10 @@ mod changeset;
 mod update;
 mod write;
 
-pub use changeset::{ChangeSet, FieldChange, RecordChange, build_change_set, display_value, key_literals as key_literal_list};
+pub use changeset::{
+    ChangeSet, FieldChange, RecordChange, build_change_set, display_value,
+    key_literals as key_literal_list,
+};
 pub use update::{UpdatePlan, plan_update, target_name as update_target};
 pub use write::{OutcomeStatus, RecordOutcome, UpdateSummary, apply_changes};
 
@@ -62,7 +65,9 @@ pub enum DmlError {
     Unsupported(String),
     #[error("column \"{column}\" of relation \"{table}\" does not exist")]
     UnknownColumn { table: String, column: String },
-    #[error("column \"{column}\" of {sobject} cannot be updated: Salesforce marks the field as not updateable")]
+    #[error(
+        "column \"{column}\" of {sobject} cannot be updated: Salesforce marks the field as not updateable"
+    )]
     NotUpdateable { sobject: String, column: String },
     #[error("connection {0} is read-only in the catalog; writes are refused")]
     ReadOnly(String),

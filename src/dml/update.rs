@@ -127,11 +127,14 @@ fn ident_parts(name: &ObjectName) -> Vec<String> {
 pub fn target_name(update: &Update) -> Result<(Option<String>, String, Option<String>), DmlError> {
     if !update.table.joins.is_empty() {
         return Err(DmlError::Unsupported(
-            "UPDATE with JOIN in the target list is not supported; put the other tables in FROM".into(),
+            "UPDATE with JOIN in the target list is not supported; put the other tables in FROM"
+                .into(),
         ));
     }
     let TableFactor::Table { name, alias, .. } = &update.table.relation else {
-        return Err(DmlError::Unsupported("UPDATE target must be a table".into()));
+        return Err(DmlError::Unsupported(
+            "UPDATE target must be a table".into(),
+        ));
     };
     let parts = ident_parts(name);
     let (schema, table) = match parts.as_slice() {
@@ -145,35 +148,58 @@ pub fn target_name(update: &Update) -> Result<(Option<String>, String, Option<St
 
 /// Build the plan for an UPDATE whose target resolved to `table` in
 /// connection `connection`.
-pub fn plan_update(update: &Update, connection: &str, table: Arc<SObjectTable>) -> Result<UpdatePlan, DmlError> {
+pub fn plan_update(
+    update: &Update,
+    connection: &str,
+    table: Arc<SObjectTable>,
+) -> Result<UpdatePlan, DmlError> {
     if update.returning.is_some() {
-        return Err(DmlError::Unsupported("UPDATE ... RETURNING is not supported on Salesforce tables yet".into()));
+        return Err(DmlError::Unsupported(
+            "UPDATE ... RETURNING is not supported on Salesforce tables yet".into(),
+        ));
     }
     if update.limit.is_some() || !update.order_by.is_empty() {
-        return Err(DmlError::Unsupported("UPDATE ... ORDER BY/LIMIT is not supported; filter with WHERE".into()));
+        return Err(DmlError::Unsupported(
+            "UPDATE ... ORDER BY/LIMIT is not supported; filter with WHERE".into(),
+        ));
     }
     let (_, table_name, alias) = target_name(update)?;
-    let target_ref = alias.unwrap_or_else(|| table_name.clone()).to_ascii_lowercase();
+    let target_ref = alias
+        .unwrap_or_else(|| table_name.clone())
+        .to_ascii_lowercase();
     let sobject = table.describe().name.clone();
 
     let mut assignments = Vec::new();
     let mut seen = BTreeSet::new();
     for a in &update.assignments {
         let AssignmentTarget::ColumnName(name) = &a.target else {
-            return Err(DmlError::Unsupported("UPDATE ... SET (a, b) = ... is not supported; assign each column".into()));
+            return Err(DmlError::Unsupported(
+                "UPDATE ... SET (a, b) = ... is not supported; assign each column".into(),
+            ));
         };
         let parts = ident_parts(name);
-        let column = parts.last().cloned().unwrap_or_default().to_ascii_lowercase();
-        let field = table.field_info(&column).ok_or_else(|| DmlError::UnknownColumn {
-            table: sobject.to_ascii_lowercase(),
-            column: column.clone(),
-        })?;
+        let column = parts
+            .last()
+            .cloned()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let field = table
+            .field_info(&column)
+            .ok_or_else(|| DmlError::UnknownColumn {
+                table: sobject.to_ascii_lowercase(),
+                column: column.clone(),
+            })?;
         let describe = table.describe().field(&field.api_name);
         if !describe.is_some_and(|d| d.updateable) {
-            return Err(DmlError::NotUpdateable { sobject: sobject.clone(), column });
+            return Err(DmlError::NotUpdateable {
+                sobject: sobject.clone(),
+                column,
+            });
         }
         if !seen.insert(column.clone()) {
-            return Err(DmlError::Unsupported(format!("column \"{column}\" is assigned more than once")));
+            return Err(DmlError::Unsupported(format!(
+                "column \"{column}\" is assigned more than once"
+            )));
         }
         assignments.push(Assignment {
             column,
@@ -184,7 +210,8 @@ pub fn plan_update(update: &Update, connection: &str, table: Arc<SObjectTable>) 
 
     let from_sql: Vec<String> = match &update.from {
         None => vec![],
-        Some(UpdateTableFromKind::AfterSet(items)) | Some(UpdateTableFromKind::BeforeSet(items)) => {
+        Some(UpdateTableFromKind::AfterSet(items))
+        | Some(UpdateTableFromKind::BeforeSet(items)) => {
             items.iter().map(|t| t.to_string()).collect()
         }
     };
@@ -196,7 +223,10 @@ pub fn plan_update(update: &Update, connection: &str, table: Arc<SObjectTable>) 
     let key = if from_sql.is_empty() {
         None
     } else {
-        update.selection.as_ref().and_then(|sel| find_key(sel, &is_target_col))
+        update
+            .selection
+            .as_ref()
+            .and_then(|sel| find_key(sel, &is_target_col))
     };
     Ok(UpdatePlan {
         connection: connection.to_string(),
@@ -258,12 +288,31 @@ fn conjuncts(expr: &Expr, out: &mut Vec<Expr>) {
     }
 }
 
-fn find_key(selection: &Expr, is_target_col: &dyn Fn(Option<&str>, &str) -> bool) -> Option<KeyMatch> {
+fn find_key(
+    selection: &Expr,
+    is_target_col: &dyn Fn(Option<&str>, &str) -> bool,
+) -> Option<KeyMatch> {
     let mut parts = Vec::new();
     conjuncts(selection, &mut parts);
-    let only_source = |e: &Expr| sides(e, is_target_col) == Sides { target: false, source: true };
-    let only_target = |e: &Expr| sides(e, is_target_col) == Sides { target: true, source: false };
-    let source_filters: Vec<String> = parts.iter().filter(|e| only_source(e)).map(|e| e.to_string()).collect();
+    let only_source = |e: &Expr| {
+        sides(e, is_target_col)
+            == Sides {
+                target: false,
+                source: true,
+            }
+    };
+    let only_target = |e: &Expr| {
+        sides(e, is_target_col)
+            == Sides {
+                target: true,
+                source: false,
+            }
+    };
+    let source_filters: Vec<String> = parts
+        .iter()
+        .filter(|e| only_source(e))
+        .map(|e| e.to_string())
+        .collect();
     parts.iter().find_map(|e| match e {
         Expr::BinaryOp {
             left,
@@ -294,8 +343,12 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn key_of(sql: &str) -> Option<KeyMatch> {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
-        let datafusion::sql::sqlparser::ast::Statement::Update(u) = stmt else { panic!() };
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let datafusion::sql::sqlparser::ast::Statement::Update(u) = stmt else {
+            panic!()
+        };
         let is_target = |q: Option<&str>, c: &str| match q {
             Some(q) => q == "contact",
             None => c == "email" || c == "wm_nps_score__c",
@@ -312,10 +365,19 @@ mod tests {
         .unwrap();
         assert_eq!(k.target_sql, "lower(contact.email)");
         assert_eq!(k.source_sql, "lower(r.account_email)");
-        assert_eq!(k.source_filters, vec!["r.nps_score IS NOT NULL".to_string()]);
+        assert_eq!(
+            k.source_filters,
+            vec!["r.nps_score IS NOT NULL".to_string()]
+        );
         // key on the left, unqualified target column
-        let k = key_of("UPDATE contact SET wm_nps_score__c = 1 FROM r WHERE r.mail = email").unwrap();
+        let k =
+            key_of("UPDATE contact SET wm_nps_score__c = 1 FROM r WHERE r.mail = email").unwrap();
         assert_eq!(k.target_sql, "email");
-        assert!(key_of("UPDATE contact SET wm_nps_score__c = 1 FROM r WHERE contact.email LIKE r.x || '%'").is_none());
+        assert!(
+            key_of(
+                "UPDATE contact SET wm_nps_score__c = 1 FROM r WHERE contact.email LIKE r.x || '%'"
+            )
+            .is_none()
+        );
     }
 }

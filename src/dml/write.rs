@@ -63,12 +63,18 @@ impl UpdateSummary {
     }
 
     pub fn failures(&self) -> impl Iterator<Item = &RecordOutcome> {
-        self.outcomes.iter().filter(|o| o.status == OutcomeStatus::Failed)
+        self.outcomes
+            .iter()
+            .filter(|o| o.status == OutcomeStatus::Failed)
     }
 }
 
 /// Write the changed records of `set`; unchanged records cost no call.
-pub async fn apply_changes(client: &Arc<SalesforceClient>, set: &ChangeSet, all_or_none: bool) -> UpdateSummary {
+pub async fn apply_changes(
+    client: &Arc<SalesforceClient>,
+    set: &ChangeSet,
+    all_or_none: bool,
+) -> UpdateSummary {
     let mut summary = UpdateSummary {
         matched: set.records.len(),
         ..Default::default()
@@ -103,7 +109,10 @@ pub async fn apply_changes(client: &Arc<SalesforceClient>, set: &ChangeSet, all_
             .iter()
             .map(|r| {
                 let mut m = Map::new();
-                m.insert("attributes".into(), serde_json::json!({ "type": set.sobject }));
+                m.insert(
+                    "attributes".into(),
+                    serde_json::json!({ "type": set.sobject }),
+                );
                 m.insert("id".into(), Value::String(r.id.clone()));
                 for c in &r.changes {
                     m.insert(c.field.clone(), c.new.clone());
@@ -119,7 +128,11 @@ pub async fn apply_changes(client: &Arc<SalesforceClient>, set: &ChangeSet, all_
                     summary.push(RecordOutcome {
                         id: r.id.clone(),
                         match_key: r.match_key.clone(),
-                        status: if res.success { OutcomeStatus::Updated } else { OutcomeStatus::Failed },
+                        status: if res.success {
+                            OutcomeStatus::Updated
+                        } else {
+                            OutcomeStatus::Failed
+                        },
                         error_code: first.map(|e| e.status_code.clone()),
                         message: first.map(|e| e.message.clone()),
                         fields: first.map(|e| e.fields.clone()).unwrap_or_default(),
@@ -132,8 +145,10 @@ pub async fn apply_changes(client: &Arc<SalesforceClient>, set: &ChangeSet, all_
                 // the same values is safe to run again).
                 let code = e.code().unwrap_or("REQUEST_FAILED").to_string();
                 let message = e.to_string();
-                if matches!(e, SalesforceError::LoginFailed { .. } | SalesforceError::MissingSecret { .. })
-                    || e.code() == Some("REQUEST_LIMIT_EXCEEDED")
+                if matches!(
+                    e,
+                    SalesforceError::LoginFailed { .. } | SalesforceError::MissingSecret { .. }
+                ) || e.code() == Some("REQUEST_LIMIT_EXCEEDED")
                 {
                     stop = Some(format!("not sent: an earlier call failed: {message}"));
                 }

@@ -58,7 +58,9 @@ pub fn arrow_field(field: &FieldDescribe) -> Option<Field> {
         ("sfsql.api_name".to_string(), field.name.clone()),
         ("sfsql.type".to_string(), field.field_type.clone()),
     ];
-    Some(Field::new(field.name.to_ascii_lowercase(), data_type, true).with_metadata(metadata.into()))
+    Some(
+        Field::new(field.name.to_ascii_lowercase(), data_type, true).with_metadata(metadata.into()),
+    )
 }
 
 /// Build a batch from query records. `api_names[i]` is the JSON key of
@@ -70,7 +72,9 @@ pub fn records_to_batch(
 ) -> Result<RecordBatch, ArrowError> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(api_names.len());
     for (field, api_name) in schema.fields().iter().zip(api_names) {
-        let values = records.iter().map(|r| r.get(api_name).unwrap_or(&Value::Null));
+        let values = records
+            .iter()
+            .map(|r| r.get(api_name).unwrap_or(&Value::Null));
         columns.push(build_column(field.data_type(), field.name(), values)?);
     }
     RecordBatch::try_new_with_options(
@@ -132,7 +136,9 @@ fn build_column<'a>(
             for v in values {
                 match v {
                     Value::Null => b.append_null(),
-                    Value::Number(n) if n.as_i64().is_some() => b.append_value(n.as_i64().unwrap_or_default()),
+                    Value::Number(n) if n.as_i64().is_some() => {
+                        b.append_value(n.as_i64().unwrap_or_default())
+                    }
                     other => {
                         let n = as_f64(other).ok_or_else(|| bad(column, other, "an integer"))?;
                         b.append_value(n as i64)
@@ -146,7 +152,9 @@ fn build_column<'a>(
             for v in values {
                 match v {
                     Value::Null => b.append_null(),
-                    other => b.append_value(as_f64(other).ok_or_else(|| bad(column, other, "a number"))?),
+                    other => {
+                        b.append_value(as_f64(other).ok_or_else(|| bad(column, other, "a number"))?)
+                    }
                 }
             }
             Arc::new(b.finish())
@@ -162,7 +170,10 @@ fn build_column<'a>(
                             Value::Number(n) => n.to_string(),
                             _ => return Err(bad(column, other, "a number")),
                         };
-                        let parsed = datafusion::arrow::compute::kernels::cast_utils::parse_decimal::<Decimal128Type>(&text, *p, *s)?;
+                        let parsed =
+                            datafusion::arrow::compute::kernels::cast_utils::parse_decimal::<
+                                Decimal128Type,
+                            >(&text, *p, *s)?;
                         b.append_value(parsed);
                     }
                 }
@@ -174,7 +185,9 @@ fn build_column<'a>(
             for v in values {
                 match v {
                     Value::Null => b.append_null(),
-                    Value::String(s) => b.append_value(parse_date(s).ok_or_else(|| bad(column, v, "a date"))?),
+                    Value::String(s) => {
+                        b.append_value(parse_date(s).ok_or_else(|| bad(column, v, "a date"))?)
+                    }
                     other => return Err(bad(column, other, "a date")),
                 }
             }
@@ -185,7 +198,9 @@ fn build_column<'a>(
             for v in values {
                 match v {
                     Value::Null => b.append_null(),
-                    Value::String(s) => b.append_value(parse_datetime(s).ok_or_else(|| bad(column, v, "a datetime"))?),
+                    Value::String(s) => b.append_value(
+                        parse_datetime(s).ok_or_else(|| bad(column, v, "a datetime"))?,
+                    ),
                     other => return Err(bad(column, other, "a datetime")),
                 }
             }
@@ -196,7 +211,9 @@ fn build_column<'a>(
             for v in values {
                 match v {
                     Value::Null => b.append_null(),
-                    Value::String(s) => b.append_value(parse_time(s).ok_or_else(|| bad(column, v, "a time"))?),
+                    Value::String(s) => {
+                        b.append_value(parse_time(s).ok_or_else(|| bad(column, v, "a time"))?)
+                    }
                     other => return Err(bad(column, other, "a time")),
                 }
             }
@@ -249,9 +266,18 @@ mod tests {
 
     #[test]
     fn parses_salesforce_formats_exactly() {
-        assert_eq!(parse_datetime("2015-10-19T13:51:35.000+0000"), Some(1_445_262_695_000));
-        assert_eq!(parse_datetime("2015-10-19T13:51:35.123Z"), Some(1_445_262_695_123));
-        assert_eq!(parse_datetime("2015-10-19T15:51:35.000+0200"), Some(1_445_262_695_000));
+        assert_eq!(
+            parse_datetime("2015-10-19T13:51:35.000+0000"),
+            Some(1_445_262_695_000)
+        );
+        assert_eq!(
+            parse_datetime("2015-10-19T13:51:35.123Z"),
+            Some(1_445_262_695_123)
+        );
+        assert_eq!(
+            parse_datetime("2015-10-19T15:51:35.000+0200"),
+            Some(1_445_262_695_000)
+        );
         assert_eq!(parse_date("2021-04-14"), Some(18_731));
         assert_eq!(parse_time("09:00:00.000Z"), Some(9 * 3_600_000));
         assert_eq!(parse_datetime("yesterday"), None);
@@ -262,19 +288,45 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Utf8, true),
             Field::new("score", DataType::Float64, true),
-            Field::new("seen", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+            Field::new(
+                "seen",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("amount", DataType::Decimal128(18, 2), true),
         ]));
         let records: Vec<Map<String, Value>> = vec![
-            serde_json::from_str(r#"{"Id":"003A","Score":9,"Seen":"2015-10-19T13:51:35.000+0000","Amount":12.5}"#).unwrap(),
-            serde_json::from_str(r#"{"Id":"003B","Score":null,"Seen":null,"Amount":null}"#).unwrap(),
+            serde_json::from_str(
+                r#"{"Id":"003A","Score":9,"Seen":"2015-10-19T13:51:35.000+0000","Amount":12.5}"#,
+            )
+            .unwrap(),
+            serde_json::from_str(r#"{"Id":"003B","Score":null,"Seen":null,"Amount":null}"#)
+                .unwrap(),
         ];
-        let names: Vec<String> = ["Id", "Score", "Seen", "Amount"].iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = ["Id", "Score", "Seen", "Amount"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let batch = records_to_batch(&schema, &names, &records).unwrap();
         assert_eq!(batch.num_rows(), 2);
-        assert_eq!(batch.column(1).as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(0), 9.0);
+        assert_eq!(
+            batch
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .value(0),
+            9.0
+        );
         assert!(batch.column(1).is_null(1));
-        assert_eq!(batch.column(2).as_primitive::<TimestampMillisecondType>().value(0), 1_445_262_695_000);
-        assert_eq!(batch.column(3).as_primitive::<Decimal128Type>().value(0), 1250);
+        assert_eq!(
+            batch
+                .column(2)
+                .as_primitive::<TimestampMillisecondType>()
+                .value(0),
+            1_445_262_695_000
+        );
+        assert_eq!(
+            batch.column(3).as_primitive::<Decimal128Type>().value(0),
+            1250
+        );
     }
 }

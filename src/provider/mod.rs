@@ -85,11 +85,17 @@ impl SalesforceSchema {
 #[async_trait]
 impl SchemaProvider for SalesforceSchema {
     fn table_names(&self) -> Vec<String> {
-        self.sobjects.read().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        self.sobjects
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Ok(self.sobject_table(name).await?.map(|t| t as Arc<dyn TableProvider>))
+        Ok(self
+            .sobject_table(name)
+            .await?
+            .map(|t| t as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {

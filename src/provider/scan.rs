@@ -11,7 +11,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::arrow::records_to_batch;
@@ -63,9 +65,17 @@ impl DisplayAs for SObjectScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let first = self.statements.first().map(String::as_str).unwrap_or("");
         match (t, self.statements.len()) {
-            (_, 1) => write!(f, "SObjectScanExec: connection={}, soql=[{first}]", self.client.name()),
+            (_, 1) => write!(
+                f,
+                "SObjectScanExec: connection={}, soql=[{first}]",
+                self.client.name()
+            ),
             (DisplayFormatType::Verbose, n) => {
-                write!(f, "SObjectScanExec: connection={}, {n} statements: ", self.client.name())?;
+                write!(
+                    f,
+                    "SObjectScanExec: connection={}, {n} statements: ",
+                    self.client.name()
+                )?;
                 for (i, s) in self.statements.iter().enumerate() {
                     write!(f, "[{}] {s} ", i + 1)?;
                 }
@@ -104,17 +114,28 @@ impl ExecutionPlan for SObjectScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal("SObjectScanExec has no children".into()))
+            Err(DataFusionError::Internal(
+                "SObjectScanExec has no children".into(),
+            ))
         }
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         if partition != 0 {
-            return Err(DataFusionError::Internal(format!("SObjectScanExec has one partition, not {partition}")));
+            return Err(DataFusionError::Internal(format!(
+                "SObjectScanExec has one partition, not {partition}"
+            )));
         }
         let client = Arc::clone(&self.client);
         let schema = Arc::clone(&self.schema);
@@ -127,23 +148,28 @@ impl ExecutionPlan for SObjectScanExec {
         let batches = pages.and_then(move |page| {
             let schema = Arc::clone(&batch_schema);
             let api_names = Arc::clone(&api_names);
-            async move { records_to_batch(&schema, &api_names, &page.records).map_err(DataFusionError::from) }
+            async move {
+                records_to_batch(&schema, &api_names, &page.records).map_err(DataFusionError::from)
+            }
         });
         let limited: futures::stream::BoxStream<'static, Result<_>> = match self.limit {
             None => batches.boxed(),
             // Stop polling (and so stop sending requests) once the limit is met.
-            Some(limit) => stream::unfold((batches.boxed(), limit), |(mut inner, remaining)| async move {
-                if remaining == 0 {
-                    return None;
-                }
-                match inner.next().await? {
-                    Err(e) => Some((Err(e), (inner, 0))),
-                    Ok(batch) => {
-                        let take = batch.num_rows().min(remaining);
-                        Some((Ok(batch.slice(0, take)), (inner, remaining - take)))
+            Some(limit) => stream::unfold(
+                (batches.boxed(), limit),
+                |(mut inner, remaining)| async move {
+                    if remaining == 0 {
+                        return None;
                     }
-                }
-            })
+                    match inner.next().await? {
+                        Err(e) => Some((Err(e), (inner, 0))),
+                        Ok(batch) => {
+                            let take = batch.num_rows().min(remaining);
+                            Some((Ok(batch.slice(0, take)), (inner, remaining - take)))
+                        }
+                    }
+                },
+            )
             .boxed(),
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, limited)))

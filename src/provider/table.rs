@@ -72,7 +72,10 @@ impl SObjectTable {
     }
 
     /// The Arrow types of the named columns (which must exist).
-    pub fn schema_of_columns(&self, columns: &[String]) -> Vec<datafusion::arrow::datatypes::DataType> {
+    pub fn schema_of_columns(
+        &self,
+        columns: &[String],
+    ) -> Vec<datafusion::arrow::datatypes::DataType> {
         columns
             .iter()
             .map(|c| {
@@ -99,7 +102,10 @@ impl TableProvider for SObjectTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| match self.translate(f) {
@@ -122,12 +128,29 @@ impl TableProvider for SObjectTable {
             None => (0..self.fields.len()).collect(),
         };
         let schema = Arc::new(self.schema.project(&indices)?);
-        let api_names: Vec<String> = indices.iter().map(|&i| self.fields[i].api_name.clone()).collect();
+        let api_names: Vec<String> = indices
+            .iter()
+            .map(|&i| self.fields[i].api_name.clone())
+            .collect();
         // SOQL needs at least one field; `count(*)` projects none.
-        let select = if api_names.is_empty() { vec!["Id".to_string()] } else { api_names.clone() };
-        let conditions: Vec<Condition> = filters.iter().filter_map(|f| self.translate(f)).map(|t| t.condition).collect();
-        let statements = soql::build_statements(&select, &self.describe.name, &conditions, limit, MAX_ENCODED_STATEMENT)
-            .map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.describe.name)))?;
+        let select = if api_names.is_empty() {
+            vec!["Id".to_string()]
+        } else {
+            api_names.clone()
+        };
+        let conditions: Vec<Condition> = filters
+            .iter()
+            .filter_map(|f| self.translate(f))
+            .map(|t| t.condition)
+            .collect();
+        let statements = soql::build_statements(
+            &select,
+            &self.describe.name,
+            &conditions,
+            limit,
+            MAX_ENCODED_STATEMENT,
+        )
+        .map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.describe.name)))?;
         Ok(Arc::new(SObjectScanExec::new(
             Arc::clone(&self.client),
             schema,

@@ -88,15 +88,15 @@ pub(crate) async fn request_token(
             ("refresh_token", refresh_token.expose_secret()),
         ],
     };
-    let response = http
-        .post(&url)
-        .form(&form)
-        .send()
-        .await
-        .map_err(|source| SalesforceError::Transport {
-            connection: connection.to_string(),
-            source: source.without_url(),
-        })?;
+    let response =
+        http.post(&url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|source| SalesforceError::Transport {
+                connection: connection.to_string(),
+                source: source.without_url(),
+            })?;
     let status = response.status();
     let body = response
         .bytes()

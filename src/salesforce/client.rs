@@ -82,7 +82,11 @@ impl std::fmt::Debug for SalesforceClient {
 }
 
 impl SalesforceClient {
-    pub fn new(name: impl Into<String>, login_url: impl Into<String>, credentials: Credentials) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        login_url: impl Into<String>,
+        credentials: Credentials,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
@@ -125,7 +129,8 @@ impl SalesforceClient {
         if !renew && let Some(token) = session.as_ref() {
             return Ok(token.clone());
         }
-        let token = request_token(&self.http, &self.name, &self.login_url, &self.credentials).await?;
+        let token =
+            request_token(&self.http, &self.name, &self.login_url, &self.credentials).await?;
         *session = Some(token.clone());
         Ok(token)
     }
@@ -155,7 +160,10 @@ impl SalesforceClient {
             let url = if path.starts_with("/services/") {
                 format!("{}{}", token.instance_url, path)
             } else {
-                format!("{}/services/data/v{}/{}", token.instance_url, API_VERSION, path)
+                format!(
+                    "{}/services/data/v{}/{}",
+                    token.instance_url, API_VERSION, path
+                )
             };
             let mut request = self
                 .http
@@ -204,7 +212,10 @@ impl SalesforceClient {
                 (errors[0].error_code.clone(), errors[0].message.clone())
             }
             _ => (
-                status.canonical_reason().unwrap_or("HTTP_ERROR").to_string(),
+                status
+                    .canonical_reason()
+                    .unwrap_or("HTTP_ERROR")
+                    .to_string(),
                 String::from_utf8_lossy(body).chars().take(300).collect(),
             ),
         };
@@ -217,7 +228,10 @@ impl SalesforceClient {
     }
 
     fn record_usage(&self, headers: &reqwest::header::HeaderMap) {
-        let Some(value) = headers.get("Sforce-Limit-Info").and_then(|v| v.to_str().ok()) else {
+        let Some(value) = headers
+            .get("Sforce-Limit-Info")
+            .and_then(|v| v.to_str().ok())
+        else {
             return;
         };
         if let Some(usage) = parse_limit_info(value)
@@ -227,7 +241,11 @@ impl SalesforceClient {
         }
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, SalesforceError> {
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        bytes: &[u8],
+    ) -> Result<T, SalesforceError> {
         serde_json::from_slice(bytes).map_err(|e| SalesforceError::Decode {
             connection: self.name.clone(),
             what: what.to_string(),
@@ -245,7 +263,12 @@ impl SalesforceClient {
     /// Describe one sObject, cached for the life of the client.
     pub async fn describe(&self, sobject: &str) -> Result<Arc<SObjectDescribe>, SalesforceError> {
         let key = sobject.to_ascii_lowercase();
-        if let Some(found) = self.describes.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(found) = self
+            .describes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
             return Ok(found);
         }
         let path = format!("sobjects/{}/describe", urlencode(sobject));
@@ -267,7 +290,10 @@ impl SalesforceClient {
 
     /// Run a SOQL query and yield its pages as they arrive, following
     /// `nextRecordsUrl` until `done`.
-    pub fn query(self: &Arc<Self>, soql: String) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
+    pub fn query(
+        self: &Arc<Self>,
+        soql: String,
+    ) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
         enum Next {
             Start(String),
             More(String),
@@ -353,11 +379,17 @@ mod tests {
     fn parses_limit_info() {
         assert_eq!(
             parse_limit_info("api-usage=18/5000"),
-            Some(ApiUsage { used: 18, max: 5000 })
+            Some(ApiUsage {
+                used: 18,
+                max: 5000
+            })
         );
         assert_eq!(
             parse_limit_info("api-usage=3/15000, per-app-api-usage=1/100(appName=x)"),
-            Some(ApiUsage { used: 3, max: 15000 })
+            Some(ApiUsage {
+                used: 3,
+                max: 15000
+            })
         );
         assert_eq!(parse_limit_info("nonsense"), None);
     }

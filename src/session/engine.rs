@@ -44,7 +44,10 @@ pub struct Engine {
 #[derive(Debug)]
 pub enum UpdateResult {
     DryRun(ChangeSet),
-    Applied { set: ChangeSet, summary: UpdateSummary },
+    Applied {
+        set: ChangeSet,
+        summary: UpdateSummary,
+    },
 }
 
 impl Engine {
@@ -62,7 +65,11 @@ impl Engine {
         let mut connections = BTreeMap::new();
         for (name, conn) in &catalog.connections {
             let credentials = conn.credentials(name, env)?;
-            let client = Arc::new(SalesforceClient::new(name.clone(), conn.login_url.clone(), credentials));
+            let client = Arc::new(SalesforceClient::new(
+                name.clone(),
+                conn.login_url.clone(),
+                credentials,
+            ));
             let schema = Arc::new(SalesforceSchema::new(client));
             let count = schema.refresh().await?;
             tracing::info!(connection = %name, sobjects = count, "connected");
@@ -86,12 +93,16 @@ impl Engine {
                 ReportConfig::Csv { path, .. } => {
                     let full = catalog.dir.join(path);
                     let path_str = full.to_string_lossy().to_string();
-                    ctx.register_csv(format!("{REPORTS_SCHEMA}.{name}"), &path_str, CsvReadOptions::new())
-                        .await
-                        .map_err(|e| EngineError::Report {
-                            name: name.clone(),
-                            message: e.to_string(),
-                        })?;
+                    ctx.register_csv(
+                        format!("{REPORTS_SCHEMA}.{name}"),
+                        &path_str,
+                        CsvReadOptions::new(),
+                    )
+                    .await
+                    .map_err(|e| EngineError::Report {
+                        name: name.clone(),
+                        message: e.to_string(),
+                    })?;
                 }
             }
         }
@@ -114,7 +125,10 @@ impl Engine {
     pub fn target_connection(&self, update: &Update) -> Option<&str> {
         let (schema, _, _) = dml::update_target(update).ok()?;
         match schema {
-            Some(s) => self.connections.get_key_value(&s.to_ascii_lowercase()).map(|(k, _)| k.as_str()),
+            Some(s) => self
+                .connections
+                .get_key_value(&s.to_ascii_lowercase())
+                .map(|(k, _)| k.as_str()),
             None => None,
         }
     }
@@ -124,7 +138,11 @@ impl Engine {
         let Some(schema) = schema else {
             return Err(DmlError::UnknownTable(format!(
                 "{table}\" (qualify it with its connection, e.g. {}.{table}",
-                self.connections.keys().next().map(String::as_str).unwrap_or("production")
+                self.connections
+                    .keys()
+                    .next()
+                    .map(String::as_str)
+                    .unwrap_or("production")
             )));
         };
         let conn_name = schema.to_ascii_lowercase();
@@ -142,7 +160,11 @@ impl Engine {
 
     /// Run an UPDATE on a Salesforce table: plan, build the change set,
     /// then show it (dry run) or write it.
-    pub async fn update(&self, update: &Update, opts: DmlOptions) -> Result<UpdateResult, DmlError> {
+    pub async fn update(
+        &self,
+        update: &Update,
+        opts: DmlOptions,
+    ) -> Result<UpdateResult, DmlError> {
         let plan = self.plan_update(update).await?;
         let conn = &self.connections[&plan.connection];
         if conn.read_only && !opts.dry_run {

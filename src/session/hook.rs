@@ -44,7 +44,11 @@ enum Routed<'a> {
 }
 
 pub fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message.into())))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message.into(),
+    )))
 }
 
 fn setting_error(e: SettingsError) -> PgWireError {
@@ -60,7 +64,11 @@ fn dml_error(e: DmlError) -> PgWireError {
 }
 
 fn object_schema(name: &ObjectName) -> Option<String> {
-    let parts: Vec<String> = name.0.iter().map(|p| p.to_string().trim_matches('"').to_ascii_lowercase()).collect();
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
+        .collect();
     (parts.len() >= 2).then(|| parts[parts.len() - 2].clone())
 }
 
@@ -75,11 +83,17 @@ impl SfsqlHook {
 
     fn route<'a>(&self, statement: &'a Statement) -> Option<Routed<'a>> {
         match statement {
-            Statement::Set(Set::SingleAssignment { variable, values, .. }) if Settings::is_ours(&variable.to_string()) => {
+            Statement::Set(Set::SingleAssignment {
+                variable, values, ..
+            }) if Settings::is_ours(&variable.to_string()) => {
                 let value = values
                     .iter()
                     .map(|v| match v {
-                        Expr::Value(v) => v.value.clone().into_string().unwrap_or_else(|| v.to_string()),
+                        Expr::Value(v) => v
+                            .value
+                            .clone()
+                            .into_string()
+                            .unwrap_or_else(|| v.to_string()),
                         other => other.to_string(),
                     })
                     .collect::<Vec<_>>()
@@ -90,7 +104,11 @@ impl SfsqlHook {
                 })
             }
             Statement::ShowVariable { variable } => {
-                let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(".");
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(".");
                 Settings::is_ours(&name).then_some(Routed::Show(name))
             }
             // Every UPDATE is sfsql's: DataFusion cannot run UPDATE ... FROM,
@@ -101,7 +119,9 @@ impl SfsqlHook {
                 _ => None,
             },
             Statement::Insert(insert) => {
-                let TableObject::TableName(name) = &insert.table else { return None };
+                let TableObject::TableName(name) = &insert.table else {
+                    return None;
+                };
                 self.is_connection(object_schema(name)).then(|| {
                     Routed::Unsupported(
                         "INSERT into Salesforce tables is not supported yet; UPDATE ... FROM is (records are never created by UPDATE)".into(),
@@ -116,14 +136,23 @@ impl SfsqlHook {
                     TableFactor::Table { name, .. } => self.is_connection(object_schema(name)),
                     _ => false,
                 });
-                targets_sf.then(|| Routed::Unsupported("DELETE on Salesforce tables is not supported yet".into()))
+                targets_sf.then(|| {
+                    Routed::Unsupported("DELETE on Salesforce tables is not supported yet".into())
+                })
             }
-            Statement::Merge(_) => Some(Routed::Unsupported("MERGE on Salesforce tables is not supported yet".into())),
+            Statement::Merge(_) => Some(Routed::Unsupported(
+                "MERGE on Salesforce tables is not supported yet".into(),
+            )),
             _ => None,
         }
     }
 
-    async fn run(&self, routed: Routed<'_>, ctx: &SessionContext, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    async fn run(
+        &self,
+        routed: Routed<'_>,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> PgWireResult<Response> {
         match routed {
             Routed::Set { name, value } => {
                 let (name, value) = Settings::normalise(&name, &value).map_err(setting_error)?;
@@ -176,14 +205,23 @@ impl SfsqlHook {
                                 f.match_key.as_deref().unwrap_or("-"),
                                 f.error_code.as_deref().unwrap_or("ERROR"),
                                 f.message.as_deref().unwrap_or(""),
-                                if f.fields.is_empty() { String::new() } else { format!(" [{}]", f.fields.join(", ")) }
+                                if f.fields.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" [{}]", f.fields.join(", "))
+                                }
                             ));
                         }
                         if summary.failed > NOTICE_FAILURES {
-                            text.push_str(&format!("\n  ... and {} more failures", summary.failed - NOTICE_FAILURES));
+                            text.push_str(&format!(
+                                "\n  ... and {} more failures",
+                                summary.failed - NOTICE_FAILURES
+                            ));
                         }
                         notice(client, text).await?;
-                        Ok(Response::Execution(Tag::new("UPDATE").with_rows(summary.updated)))
+                        Ok(Response::Execution(
+                            Tag::new("UPDATE").with_rows(summary.updated),
+                        ))
                     }
                 }
             }
@@ -202,7 +240,10 @@ impl SfsqlHook {
         let mut rows: Vec<Vec<Option<String>>> = Vec::new();
         let mut key_filter = None;
         if let (Some(keys_sql), Some(k)) = (plan.keys_sql(), &plan.key) {
-            rows.push(vec![Some("sfsql: source keys".into()), Some(keys_sql.clone())]);
+            rows.push(vec![
+                Some("sfsql: source keys".into()),
+                Some(keys_sql.clone()),
+            ]);
             let batches = self.engine.ctx.sql(&keys_sql).await?.collect().await?;
             if let Some(literals) = dml::key_literal_list(&batches)? {
                 rows.push(vec![
@@ -219,7 +260,10 @@ impl SfsqlHook {
                 }
             }
         }
-        rows.push(vec![Some("sfsql: change set".into()), Some(plan.change_set_sql(None))]);
+        rows.push(vec![
+            Some("sfsql: change set".into()),
+            Some(plan.change_set_sql(None)),
+        ]);
         rows.push(vec![
             Some("sfsql: write".into()),
             Some(format!(
@@ -230,23 +274,38 @@ impl SfsqlHook {
         // DataFusion's own plan of the change set, with the real key list,
         // so each scan shows the SOQL that will be sent.
         let explained_sql = plan.change_set_sql(key_filter.as_deref());
-        let explained = self.engine.ctx.sql(&format!("EXPLAIN {explained_sql}")).await?.collect().await?;
+        let explained = self
+            .engine
+            .ctx
+            .sql(&format!("EXPLAIN {explained_sql}"))
+            .await?
+            .collect()
+            .await?;
         for b in &explained {
             let types = b.column(0).as_any().downcast_ref::<StringArray>();
             let plans = b.column(1).as_any().downcast_ref::<StringArray>();
             if let (Some(t), Some(p)) = (types, plans) {
                 for i in 0..b.num_rows() {
-                    rows.push(vec![Some(t.value(i).to_string()), Some(p.value(i).to_string())]);
+                    rows.push(vec![
+                        Some(t.value(i).to_string()),
+                        Some(p.value(i).to_string()),
+                    ]);
                 }
             }
         }
         text_batch(&["plan_type", "plan"], rows).map_err(|e| DmlError::Value(e.to_string()))
     }
 
-    fn output_schema(&self, routed: &Routed<'_>, client: &(dyn ClientInfo + Send + Sync)) -> SchemaRef {
+    fn output_schema(
+        &self,
+        routed: &Routed<'_>,
+        client: &(dyn ClientInfo + Send + Sync),
+    ) -> SchemaRef {
         let cols: Vec<&str> = match routed {
             Routed::Show(name) => return text_schema(&[name.as_str()]),
-            Routed::Update(_) if Settings::dml_options(client.metadata()).dry_run => DRY_RUN_COLUMNS.to_vec(),
+            Routed::Update(_) if Settings::dml_options(client.metadata()).dry_run => {
+                DRY_RUN_COLUMNS.to_vec()
+            }
             Routed::ExplainUpdate(_) => vec!["plan_type", "plan"],
             _ => vec![],
         };
@@ -254,10 +313,21 @@ impl SfsqlHook {
     }
 }
 
-const DRY_RUN_COLUMNS: [&str; 6] = ["sobject", "id", "match_key", "field", "old_value", "new_value"];
+const DRY_RUN_COLUMNS: [&str; 6] = [
+    "sobject",
+    "id",
+    "match_key",
+    "field",
+    "old_value",
+    "new_value",
+];
 
 fn text_schema(cols: &[&str]) -> SchemaRef {
-    Arc::new(Schema::new(cols.iter().map(|c| Field::new(*c, DataType::Utf8, true)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        cols.iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn text_batch(cols: &[&str], rows: Vec<Vec<Option<String>>>) -> PgWireResult<RecordBatch> {
@@ -286,14 +356,20 @@ fn dry_run_batch(set: &dml::ChangeSet) -> PgWireResult<RecordBatch> {
 }
 
 async fn batch_response(ctx: &SessionContext, batch: RecordBatch) -> PgWireResult<Response> {
-    let df = ctx.read_batch(batch).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-    Ok(Response::Query(encode_dataframe(df, &Format::UnifiedText, None).await?))
+    let df = ctx
+        .read_batch(batch)
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    Ok(Response::Query(
+        encode_dataframe(df, &Format::UnifiedText, None).await?,
+    ))
 }
 
 async fn notice(client: &mut dyn HookClient, message: String) -> PgWireResult<()> {
     let info = ErrorInfo::new("NOTICE".into(), "00000".into(), message);
     client
-        .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info)))
+        .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+            info,
+        )))
         .await
 }
 

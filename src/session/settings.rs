@@ -12,7 +12,11 @@ pub const ON_MULTIPLE_MATCHES: &str = "sfsql.on_multiple_matches";
 
 /// Every `sfsql.*` setting with its default and what it does.
 pub const ALL: &[(&str, &str, &str)] = &[
-    (DRY_RUN, "off", "on: DML returns its change set as rows and writes nothing"),
+    (
+        DRY_RUN,
+        "off",
+        "on: DML returns its change set as rows and writes nothing",
+    ),
     (
         ON_MULTIPLE_MATCHES,
         "error",
@@ -78,7 +82,10 @@ impl Settings {
             .find(|s| s.0 == name)
             .map(|s| s.1)
             .ok_or_else(|| SettingsError::Unknown(name.clone()))?;
-        Ok(metadata.get(&name).cloned().unwrap_or_else(|| default.to_string()))
+        Ok(metadata
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| default.to_string()))
     }
 
     pub fn dml_options(metadata: &HashMap<String, String>) -> DmlOptions {
@@ -100,9 +107,17 @@ mod tests {
 
     #[test]
     fn validates_values() {
-        assert_eq!(Settings::normalise("SFSQL.DRY_RUN", "ON").unwrap(), ("sfsql.dry_run".into(), "on".into()));
+        assert_eq!(
+            Settings::normalise("SFSQL.DRY_RUN", "ON").unwrap(),
+            ("sfsql.dry_run".into(), "on".into())
+        );
         assert!(Settings::normalise("sfsql.dry_run", "maybe").is_err());
-        assert!(Settings::normalise("sfsql.dryrun", "on").unwrap_err().to_string().contains("sfsql.dry_run"));
+        assert!(
+            Settings::normalise("sfsql.dryrun", "on")
+                .unwrap_err()
+                .to_string()
+                .contains("sfsql.dry_run")
+        );
         let mut m = HashMap::new();
         assert!(!Settings::dml_options(&m).dry_run);
         m.insert(DRY_RUN.to_string(), "on".to_string());

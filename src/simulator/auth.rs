@@ -118,7 +118,10 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Client id and secret from the form or from HTTP Basic.
-fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> (Option<String>, Option<String>) {
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> (Option<String>, Option<String>) {
     if let (Some(id), Some(secret)) = (form.get("client_id"), form.get("client_secret")) {
         return (Some(id.clone()), Some(secret.clone()));
     }
@@ -136,7 +139,10 @@ fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> (O
         };
         return (Some(decode(id)), Some(decode(secret)));
     }
-    (form.get("client_id").cloned(), form.get("client_secret").cloned())
+    (
+        form.get("client_id").cloned(),
+        form.get("client_secret").cloned(),
+    )
 }
 
 fn issue(sim: &Sim, org: usize) -> Response {
@@ -177,13 +183,17 @@ fn issue(sim: &Sim, org: usize) -> Response {
 pub fn token(sim: &Sim, org: usize, headers: &HeaderMap, body: &[u8]) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let (id, secret) = client_credentials(headers, &form);
-    let client_ok = id.as_deref() == Some(DEMO_CLIENT_ID) && secret.as_deref() == Some(DEMO_CLIENT_SECRET);
+    let client_ok =
+        id.as_deref() == Some(DEMO_CLIENT_ID) && secret.as_deref() == Some(DEMO_CLIENT_SECRET);
     let outcome = match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") if client_ok => Ok(()),
         Some("client_credentials") => Err(OAuthError::InvalidClient),
         Some("refresh_token") if !client_ok => Err(OAuthError::InvalidClient),
         Some("refresh_token") => {
-            let refresh = form.get("refresh_token").map(String::as_str).unwrap_or_default();
+            let refresh = form
+                .get("refresh_token")
+                .map(String::as_str)
+                .unwrap_or_default();
             match sim.tokens().refresh.get(refresh) {
                 Some(o) if *o == org => Ok(()),
                 _ => Err(OAuthError::BadRefreshToken),
@@ -232,7 +242,10 @@ pub fn check_bearer(sim: &Sim, org: usize, headers: &HeaderMap) -> Result<(), Ap
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("OAuth ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("OAuth "))
+        })
         .map(str::trim)
         .ok_or_else(ApiError::invalid_session)?;
     let mut tokens = sim.tokens();

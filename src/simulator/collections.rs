@@ -60,7 +60,11 @@ fn too_many() -> ApiError {
 fn parse_body(body: &[u8]) -> Result<(bool, Vec<Json>), ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| ApiError::json_parser(e.to_string()))?;
     let json: Json = serde_json::from_str(text).map_err(|e| {
-        ApiError::json_parser(format!("{e}; at [line:{}, column:{}]", e.line(), e.column()))
+        ApiError::json_parser(format!(
+            "{e}; at [line:{}, column:{}]",
+            e.line(),
+            e.column()
+        ))
     })?;
     let Json::Object(mut top) = json else {
         return Err(ApiError::json_parser(
@@ -68,7 +72,10 @@ fn parse_body(body: &[u8]) -> Result<(bool, Vec<Json>), ApiError> {
              missing a required field at [line:1, column:1]",
         ));
     };
-    let all_or_none = top.get("allOrNone").and_then(Json::as_bool).unwrap_or(false);
+    let all_or_none = top
+        .get("allOrNone")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
     let records = match top.remove("records") {
         Some(Json::Array(records)) => records,
         _ => return Err(ApiError::json_parser("Missing required field: records")),
@@ -80,7 +87,11 @@ fn parse_body(body: &[u8]) -> Result<(bool, Vec<Json>), ApiError> {
 }
 
 /// Reads one record's values; a value of the wrong JSON type fails the request.
-fn read_record(rec: &Json, body: &str, url_object: Option<ObjId>) -> Result<ParsedRecord, ApiError> {
+fn read_record(
+    rec: &Json,
+    body: &str,
+    url_object: Option<ObjId>,
+) -> Result<ParsedRecord, ApiError> {
     let Json::Object(map) = rec else {
         return Err(ApiError::json_parser(
             "Cannot deserialize instance of sobject from a non-object value",
@@ -92,11 +103,17 @@ fn read_record(rec: &Json, body: &str, url_object: Option<ObjId>) -> Result<Pars
         .and_then(Json::as_str);
     let obj = match (type_name, url_object) {
         (Some(t), _) => schema().object_id(t).ok_or_else(|| {
-            ApiError::bad_request("INVALID_TYPE", format!("sObject type '{t}' is not supported."))
+            ApiError::bad_request(
+                "INVALID_TYPE",
+                format!("sObject type '{t}' is not supported."),
+            )
         })?,
         (None, Some(o)) => o,
         (None, None) => {
-            return Err(ApiError::bad_request("INVALID_TYPE", "Must send a concrete entity type."));
+            return Err(ApiError::bad_request(
+                "INVALID_TYPE",
+                "Must send a concrete entity type.",
+            ));
         }
     };
     read_fields(obj, map, body)
@@ -118,7 +135,14 @@ fn read_fields(obj: ObjId, map: &Map<String, Json>, body: &str) -> Result<Parsed
             match value {
                 Json::String(s) => rec.id = Some(s.clone()),
                 Json::Null => {}
-                other => return Err(ApiError::json_parser(type_error(&def.fields[0], other, body, key))),
+                other => {
+                    return Err(ApiError::json_parser(type_error(
+                        &def.fields[0],
+                        other,
+                        body,
+                        key,
+                    )));
+                }
             }
             continue;
         }
@@ -144,7 +168,12 @@ fn rolled_back() -> RecordError {
 }
 
 /// Applies the outcomes (or none of them, under allOrNone with a failure).
-fn finish(org: &Org, store: &mut Store, outcomes: Vec<Outcome>, all_or_none: bool) -> Vec<SaveResult> {
+fn finish(
+    org: &Org,
+    store: &mut Store,
+    outcomes: Vec<Outcome>,
+    all_or_none: bool,
+) -> Vec<SaveResult> {
     let ctx = WriteCtx {
         pod: org.pod,
         user: &org.integration_user,
@@ -220,7 +249,10 @@ pub fn save(org: &Org, op: Operation, body: &[u8]) -> Result<(Vec<SaveResult>, u
             }
         })
         .collect();
-    Ok((finish(org, &mut store, outcomes, all_or_none), records.len()))
+    Ok((
+        finish(org, &mut store, outcomes, all_or_none),
+        records.len(),
+    ))
 }
 
 /// `PATCH /composite/sobjects/{Object}/{ExternalIdField}`.
@@ -239,7 +271,9 @@ pub fn upsert(
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
                 "NOT_FOUND",
-                format!("Provided external ID field does not exist or is not accessible: {ext_field}"),
+                format!(
+                    "Provided external ID field does not exist or is not accessible: {ext_field}"
+                ),
             )
         })?;
     let (all_or_none, records) = parse_body(body)?;
@@ -316,7 +350,10 @@ pub fn upsert(
             }
         })
         .collect();
-    Ok((finish(org, &mut store, outcomes, all_or_none), records.len()))
+    Ok((
+        finish(org, &mut store, outcomes, all_or_none),
+        records.len(),
+    ))
 }
 
 /// `DELETE /composite/sobjects?ids=…&allOrNone=…`.
@@ -328,14 +365,22 @@ pub fn delete(org: &Org, query: &str) -> Result<(Vec<SaveResult>, usize), ApiErr
         match k.as_ref() {
             "ids" => {
                 saw_ids = true;
-                ids.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+                ids.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                );
             }
             "allOrNone" => all_or_none = v.eq_ignore_ascii_case("true"),
             _ => {}
         }
     }
     if !saw_ids {
-        return Err(ApiError::bad_request("MISSING_ARGUMENT", "ids parameter is required"));
+        return Err(ApiError::bad_request(
+            "MISSING_ARGUMENT",
+            "ids parameter is required",
+        ));
     }
     if ids.len() > MAX_RECORDS {
         return Err(too_many());
@@ -348,7 +393,11 @@ pub fn delete(org: &Org, query: &str) -> Result<(Vec<SaveResult>, usize), ApiErr
                 return Outcome {
                     id: None,
                     created: None,
-                    action: Err(vec![RecordError::new("MALFORMED_ID", format!("malformed id {raw}"), &[])]),
+                    action: Err(vec![RecordError::new(
+                        "MALFORMED_ID",
+                        format!("malformed id {raw}"),
+                        &[],
+                    )]),
                 };
             };
             let action = match store.find(&id) {
@@ -358,7 +407,11 @@ pub fn delete(org: &Org, query: &str) -> Result<(Vec<SaveResult>, usize), ApiErr
                     &[],
                 )]),
                 Some((obj, row)) if writes::live(&store, obj, row) => Ok(Action::Delete(obj, row)),
-                _ => Err(vec![RecordError::new("ENTITY_IS_DELETED", "entity is deleted", &[])]),
+                _ => Err(vec![RecordError::new(
+                    "ENTITY_IS_DELETED",
+                    "entity is deleted",
+                    &[],
+                )]),
             };
             Outcome {
                 id: Some(id),

@@ -93,8 +93,12 @@ pub fn to_value(field: &FieldDef, v: &Json) -> Option<Value> {
         ValueKind::Text | ValueKind::Id => match v {
             Json::String(s) if s.is_empty() => Some(Value::Null),
             Json::String(s) => Some(Value::text(s.as_str())),
-            Json::Number(n) if field.ftype.kind() == ValueKind::Text => Some(Value::text(n.to_string())),
-            Json::Bool(b) if field.ftype.kind() == ValueKind::Text => Some(Value::text(b.to_string())),
+            Json::Number(n) if field.ftype.kind() == ValueKind::Text => {
+                Some(Value::text(n.to_string()))
+            }
+            Json::Bool(b) if field.ftype.kind() == ValueKind::Text => {
+                Some(Value::text(b.to_string()))
+            }
             _ => None,
         },
         ValueKind::Bool => match v {
@@ -113,7 +117,12 @@ pub fn to_value(field: &FieldDef, v: &Json) -> Option<Value> {
         }
         ValueKind::Number => match v {
             Json::Number(n) => n.as_f64().map(Value::Double),
-            Json::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Double),
+            Json::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Value::Double),
             _ => None,
         },
         ValueKind::Date => v.as_str().and_then(parse_date).map(Value::Date),
@@ -148,7 +157,9 @@ mod tests {
         let double = FieldDef::new("N__c", "N", FieldType::Double);
         let body = r#"{"records":[{"N__c":"abc"}]}"#;
         let msg = type_error(&double, &json!("abc"), body, "N__c");
-        assert!(msg.starts_with("Cannot deserialize instance of double from VALUE_STRING value abc"));
+        assert!(
+            msg.starts_with("Cannot deserialize instance of double from VALUE_STRING value abc")
+        );
         assert!(msg.ends_with("at [line:1, column:14]"), "{msg}");
     }
 }

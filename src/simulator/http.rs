@@ -79,8 +79,12 @@ async fn handle(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     let sim2 = Arc::clone(&sim);
     match tokio::task::spawn_blocking(move || dispatch(&sim2, incoming)).await {
         Ok(resp) => resp,
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", e.to_string())
-            .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        )
+        .into_response(),
     }
 }
 
@@ -136,7 +140,8 @@ fn org_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Response {
         ["services", "oauth2", "token"] => {
             count(sim, org, RequestKind::Token);
             if req.method != Method::POST {
-                return ApiError::method_not_allowed(req.method.as_str(), &["POST"]).into_response();
+                return ApiError::method_not_allowed(req.method.as_str(), &["POST"])
+                    .into_response();
             }
             auth::token(sim, org, &req.headers, &req.body)
         }
@@ -281,7 +286,9 @@ fn resource(
             let q = url::form_urlencoded::parse(req.query.as_bytes())
                 .find(|(k, _)| k == "q")
                 .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified"))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
+                })?;
             let batch = query::batch_size(&req.headers);
             let reply = query::run(o, version, &q, kind == RequestKind::QueryAll, batch)?;
             o.stats().records_returned += reply.records as u64;
@@ -308,8 +315,12 @@ fn resource(
         | RequestKind::CollectionsDelete => {
             require(&req.method, &[Method::POST, Method::PATCH, Method::DELETE])?;
             let (results, n) = match kind {
-                RequestKind::CollectionsCreate => collections::save(o, Operation::Create, &req.body)?,
-                RequestKind::CollectionsUpdate => collections::save(o, Operation::Update, &req.body)?,
+                RequestKind::CollectionsCreate => {
+                    collections::save(o, Operation::Create, &req.body)?
+                }
+                RequestKind::CollectionsUpdate => {
+                    collections::save(o, Operation::Update, &req.body)?
+                }
                 _ => collections::delete(o, &req.query)?,
             };
             o.stats().records_written += n as u64;

@@ -91,8 +91,14 @@ mod tests {
 
     #[test]
     fn checksum_matches_salesforce_examples() {
-        assert_eq!(to_18("00300000003T2PG").as_deref(), Some("00300000003T2PGAA0"));
-        assert_eq!(to_18("0015800001ZD7pD").as_deref(), Some("0015800001ZD7pDAAT"));
+        assert_eq!(
+            to_18("00300000003T2PG").as_deref(),
+            Some("00300000003T2PGAA0")
+        );
+        assert_eq!(
+            to_18("0015800001ZD7pD").as_deref(),
+            Some("0015800001ZD7pDAAT")
+        );
         assert_eq!(checksum("short"), None);
     }
 

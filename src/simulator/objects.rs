@@ -241,7 +241,9 @@ fn user() -> ObjectDef {
             .required()
             .unique()
             .id_lookup(),
-        FieldDef::new("Email", "Email", Email).max_len(128).required(),
+        FieldDef::new("Email", "Email", Email)
+            .max_len(128)
+            .required(),
         FieldDef::new("FirstName", "First Name", String).max_len(40),
         FieldDef::new("LastName", "Last Name", String)
             .max_len(80)

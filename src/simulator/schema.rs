@@ -131,10 +131,7 @@ impl FieldDef {
             FieldType::Email => 80,
             FieldType::Phone => 40,
             FieldType::Textarea => 32000,
-            FieldType::String
-            | FieldType::Picklist
-            | FieldType::Combobox
-            | FieldType::Url => 255,
+            FieldType::String | FieldType::Picklist | FieldType::Combobox | FieldType::Url => 255,
             _ => 0,
         };
         let (precision, scale) = match ftype {
@@ -264,12 +261,17 @@ impl FieldDef {
         !self.nillable && self.createable && !self.defaulted_on_create
     }
 
-    /// Kept in a lookup index so `=`/`IN` on it need not scan the table.
+    /// Kept in a lookup index so `=`/`IN` on it need not scan the table:
+    /// key fields and lookups, but not owner and audit lookups, which have
+    /// few distinct values.
     pub fn indexed(&self) -> bool {
         self.id_lookup
             || self.external_id
             || self.name_field
-            || matches!(self.ftype, FieldType::Reference | FieldType::Email)
+            || self.ftype == FieldType::Email
+            || (self.ftype == FieldType::Reference
+                && self.createable
+                && self.relationship_name != Some("Owner"))
     }
 }
 
@@ -321,7 +323,6 @@ impl ObjectDef {
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.by_lower.get(&name.to_ascii_lowercase()).copied()
     }
-
 
     /// The reference field whose relationshipName is `relationship`.
     pub fn relationship(&self, relationship: &str) -> Option<usize> {

@@ -155,7 +155,11 @@ pub fn lead_email(_org: &str, i: usize) -> Option<String> {
     }
     let (first, last, company) = lead_person(i);
     let initial: String = slug(first).chars().take(1).collect();
-    Some(format!("{initial}{}{i}@{}.example", slug(last), slug(company)))
+    Some(format!(
+        "{initial}{}{i}@{}.example",
+        slug(last),
+        slug(company)
+    ))
 }
 
 /// Column positions of one object, by exact API name.
@@ -181,14 +185,69 @@ impl Columns {
         }
     }
 
-    fn row(&self) -> Vec<Value> {
-        vec![Value::Null; self.width]
+    /// Positions of `names`, looked up once per object rather than per record.
+    fn indices<const N: usize>(&self, names: [&'static str; N]) -> [usize; N] {
+        names.map(|n| {
+            debug_assert!(self.by_name.contains_key(n), "no field {n}");
+            self.by_name.get(n).copied().unwrap_or(self.width)
+        })
     }
 
-    fn set(&self, row: &mut [Value], name: &'static str, value: Value) {
-        debug_assert!(self.by_name.contains_key(name), "no field {name}");
-        if let Some(i) = self.by_name.get(name) {
-            row[*i] = value;
+    fn row(&self) -> Vec<Value> {
+        // One spare slot absorbs writes to a misspelt column in release builds.
+        vec![Value::Null; self.width + 1]
+    }
+
+    fn insert(&self, store: &mut Store, mut row: Vec<Value>) {
+        row.truncate(self.width);
+        store.table_mut(self.obj).insert(row.into());
+    }
+}
+
+/// Positions of the id, owner and audit fields.
+struct Audit {
+    fields: [usize; 7],
+    owner: Option<usize>,
+}
+
+impl Audit {
+    fn of(cols: &Columns) -> Audit {
+        Audit {
+            fields: cols.indices([
+                "Id",
+                "IsDeleted",
+                "CreatedDate",
+                "LastModifiedDate",
+                "SystemModstamp",
+                "CreatedById",
+                "LastModifiedById",
+            ]),
+            owner: cols.by_name.get("OwnerId").copied(),
+        }
+    }
+
+    /// Sets the id, owner and audit fields of record `i`.
+    fn fill(&self, row: &mut [Value], ctx: &Ctx, prefix: &str, salt: u64, i: usize) {
+        let [
+            id,
+            deleted,
+            created_date,
+            modified_date,
+            stamp,
+            created_by,
+            modified_by,
+        ] = self.fields;
+        let created = h(salt + 100, i) % (5 * 365 * 86_400);
+        let modified = created + h(salt + 101, i) % (400 * 86_400);
+        row[id] = ctx.id(prefix, i);
+        row[deleted] = Value::Bool(false);
+        row[created_date] = Value::DateTime(datetime(created));
+        row[modified_date] = Value::DateTime(datetime(modified));
+        row[stamp] = Value::DateTime(datetime(modified));
+        row[created_by] = ctx.user((h(salt + 102, i) % 20) as usize);
+        row[modified_by] = ctx.user((h(salt + 103, i) % 20) as usize);
+        if let Some(owner) = self.owner {
+            row[owner] = ctx.user(1 + (h(salt + 104, i) % 19) as usize);
         }
     }
 }
@@ -200,6 +259,7 @@ struct Ctx<'a> {
     /// Mixed into fields that differ between production and sandbox.
     org_salt: u64,
     sizes: Sizes,
+    users: Vec<Value>,
 }
 
 impl Ctx<'_> {
@@ -207,7 +267,7 @@ impl Ctx<'_> {
         Value::text(make_id(prefix, self.pod, seq_for_index(i)))
     }
     fn user(&self, i: usize) -> Value {
-        self.id("005", i)
+        self.users[i % self.users.len()].clone()
     }
 }
 
@@ -217,22 +277,6 @@ fn date(days_from_2019: u64) -> NaiveDate {
 
 fn datetime(secs_from_2019: u64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_546_300_800 + secs_from_2019 as i64, 0).unwrap_or_default()
-}
-
-/// Ids, owner and audit fields of record `i`.
-fn audit(cols: &Columns, row: &mut [Value], ctx: &Ctx, prefix: &str, salt: u64, i: usize) {
-    cols.set(row, "Id", ctx.id(prefix, i));
-    let created = h(salt + 100, i) % (5 * 365 * 86_400);
-    let modified = created + h(salt + 101, i) % (400 * 86_400);
-    cols.set(row, "IsDeleted", Value::Bool(false));
-    cols.set(row, "CreatedDate", Value::DateTime(datetime(created)));
-    cols.set(row, "LastModifiedDate", Value::DateTime(datetime(modified)));
-    cols.set(row, "SystemModstamp", Value::DateTime(datetime(modified)));
-    cols.set(row, "CreatedById", ctx.user((h(salt + 102, i) % 20) as usize));
-    cols.set(row, "LastModifiedById", ctx.user((h(salt + 103, i) % 20) as usize));
-    if cols.by_name.contains_key("OwnerId") {
-        cols.set(row, "OwnerId", ctx.user(1 + (h(salt + 104, i) % 19) as usize));
-    }
 }
 
 fn phone(x: u64) -> Value {
@@ -253,115 +297,211 @@ fn full_name(first: Option<&str>, last: &str) -> Value {
     })
 }
 
+fn maybe(present: bool, value: impl FnOnce() -> Value) -> Value {
+    if present { value() } else { Value::Null }
+}
+
 fn users(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("User");
+    let audit = Audit::of(&cols);
+    let [username, email, first_name, last_name, name, active, title] = cols.indices([
+        "Username",
+        "Email",
+        "FirstName",
+        "LastName",
+        "Name",
+        "IsActive",
+        "Title",
+    ]);
     let sandbox_suffix = if ctx.org == "sandbox" { ".sandbox" } else { "" };
-    for (i, (first, last, title)) in USERS.iter().enumerate() {
+    for (i, (first, last, job)) in USERS.iter().enumerate() {
         let mut row = cols.row();
-        audit(&cols, &mut row, ctx, "005", 500, i);
+        audit.fill(&mut row, ctx, "005", 500, i);
         let local = if i == 0 {
             "integration".to_string()
         } else {
             format!("{}.{}", slug(first), slug(last))
         };
-        cols.set(&mut row, "Username", Value::text(format!("{local}@sfsql-demo.example{sandbox_suffix}")));
-        cols.set(&mut row, "Email", Value::text(format!("{local}@{}-corp.example.com", ctx.org)));
-        cols.set(&mut row, "FirstName", Value::text(*first));
-        cols.set(&mut row, "LastName", Value::text(*last));
-        cols.set(&mut row, "Name", full_name(Some(first), last));
-        cols.set(&mut row, "IsActive", Value::Bool(i != 17 && i != 19));
-        cols.set(&mut row, "Title", Value::text(*title));
-        store.table_mut(cols.obj).insert(row.into());
+        row[username] = Value::text(format!("{local}@sfsql-demo.example{sandbox_suffix}"));
+        row[email] = Value::text(format!("{local}@{}-corp.example.com", ctx.org));
+        row[first_name] = Value::text(*first);
+        row[last_name] = Value::text(*last);
+        row[name] = full_name(Some(first), last);
+        row[active] = Value::Bool(i != 17 && i != 19);
+        row[title] = Value::text(*job);
+        cols.insert(store, row);
     }
 }
 
 fn accounts(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("Account");
+    let audit = Audit::of(&cols);
+    let [
+        name,
+        industry,
+        kind,
+        revenue,
+        employees,
+        website,
+        phone_col,
+        city,
+    ] = cols.indices([
+        "Name",
+        "Industry",
+        "Type",
+        "AnnualRevenue",
+        "NumberOfEmployees",
+        "Website",
+        "Phone",
+        "BillingCity",
+    ]);
     for i in 0..ctx.sizes.accounts {
         let mut row = cols.row();
-        audit(&cols, &mut row, ctx, "001", 600, i);
+        audit.fill(&mut row, ctx, "001", 600, i);
         let head = pick(COMPANY_HEADS, h(601, i));
         let tail = pick(COMPANY_TAILS, h(602, i));
-        cols.set(&mut row, "Name", Value::text(format!("{head} {tail}")));
         let x = h(603, i);
-        cols.set(&mut row, "Industry", if x % 7 == 0 { Value::Null } else { Value::text(pick(INDUSTRIES, x >> 8)) });
-        cols.set(&mut row, "Type", Value::text(pick(ACCOUNT_TYPES, x >> 20)));
-        let revenue = (x >> 32) % 500;
-        cols.set(&mut row, "AnnualRevenue", if revenue < 50 { Value::Null } else { Value::Double((revenue * 100_000) as f64) });
-        cols.set(&mut row, "NumberOfEmployees", Value::Int(((x >> 40) % 5_000 + 5) as i64));
-        cols.set(&mut row, "Website", Value::text(format!("https://www.{}{}.example", slug(head), slug(tail))));
-        cols.set(&mut row, "Phone", phone(h(604, i)));
-        cols.set(&mut row, "BillingCity", Value::text(pick(CITIES, h(605, i))));
-        store.table_mut(cols.obj).insert(row.into());
+        let millions = (x >> 32) % 500;
+        row[name] = Value::text(format!("{head} {tail}"));
+        row[industry] = maybe(x % 7 != 0, || Value::text(pick(INDUSTRIES, x >> 8)));
+        row[kind] = Value::text(pick(ACCOUNT_TYPES, x >> 20));
+        row[revenue] = maybe(millions >= 50, || {
+            Value::Double((millions * 100_000) as f64)
+        });
+        row[employees] = Value::Int(((x >> 40) % 5_000 + 5) as i64);
+        row[website] = Value::text(format!("https://www.{}{}.example", slug(head), slug(tail)));
+        row[phone_col] = phone(h(604, i));
+        row[city] = Value::text(pick(CITIES, h(605, i)));
+        cols.insert(store, row);
     }
 }
 
 fn contacts(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("Contact");
+    let audit = Audit::of(&cols);
+    let [
+        first_name,
+        last_name,
+        name,
+        email,
+        phone_col,
+        title,
+        account,
+        source,
+        opted_out,
+    ] = cols.indices([
+        "FirstName",
+        "LastName",
+        "Name",
+        "Email",
+        "Phone",
+        "Title",
+        "AccountId",
+        "LeadSource",
+        "HasOptedOutOfEmail",
+    ]);
+    let [birthdate, nps, quiz_date, quiz_name] = cols.indices([
+        "Birthdate",
+        "WM_NPS_Score__c",
+        "WM_Quiz_Date__c",
+        "WM_Quiz_Name__c",
+    ]);
     for i in 0..ctx.sizes.contacts {
         let mut row = cols.row();
-        audit(&cols, &mut row, ctx, "003", 700, i);
+        audit.fill(&mut row, ctx, "003", 700, i);
         let (first, last) = contact_person(i);
-        cols.set(&mut row, "FirstName", Value::opt_text(first));
-        cols.set(&mut row, "LastName", Value::text(last));
-        cols.set(&mut row, "Name", full_name(first, last));
-        cols.set(&mut row, "Email", Value::opt_text(contact_email(ctx.org, i)));
-        cols.set(&mut row, "Phone", phone(h(701, i)));
         let x = h(702, i);
-        cols.set(&mut row, "Title", if x % 5 == 0 { Value::Null } else { Value::text(pick(TITLES, x >> 8)) });
-        cols.set(&mut row, "AccountId", if i % 15 == 14 { Value::Null } else { ctx.id("001", i / 10) });
-        cols.set(&mut row, "LeadSource", if (x >> 16) % 4 == 0 { Value::Null } else { Value::text(pick(lead_sources(), x >> 20)) });
-        cols.set(&mut row, "HasOptedOutOfEmail", Value::Bool((x >> 28) % 12 == 0));
         let born = h(703, i);
-        cols.set(&mut row, "Birthdate", if born % 3 == 0 { Value::Null } else { Value::Date(date(0) - Duration::days(7_000 + (born >> 8) as i64 % 18_000)) });
-        let nps = h(704 ^ ctx.org_salt, i);
-        cols.set(&mut row, "WM_NPS_Score__c", if nps % 8 == 0 { Value::Double(((nps >> 8) % 11) as f64) } else { Value::Null });
+        let score = h(704 ^ ctx.org_salt, i);
         let quiz = h(705 ^ ctx.org_salt, i);
+        row[first_name] = Value::opt_text(first);
+        row[last_name] = Value::text(last);
+        row[name] = full_name(first, last);
+        row[email] = Value::opt_text(contact_email(ctx.org, i));
+        row[phone_col] = phone(h(701, i));
+        row[title] = maybe(x % 5 != 0, || Value::text(pick(TITLES, x >> 8)));
+        row[account] = maybe(i % 15 != 14, || ctx.id("001", i / 10));
+        row[source] = maybe((x >> 16) % 4 != 0, || {
+            Value::text(pick(lead_sources(), x >> 20))
+        });
+        row[opted_out] = Value::Bool((x >> 28) % 12 == 0);
+        row[birthdate] = maybe(born % 3 != 0, || {
+            Value::Date(date(0) - Duration::days(7_000 + (born >> 8) as i64 % 18_000))
+        });
+        row[nps] = maybe(score % 8 == 0, || Value::Double(((score >> 8) % 11) as f64));
         if quiz % 10 == 0 {
-            cols.set(&mut row, "WM_Quiz_Date__c", Value::Date(date(5 * 365 + (quiz >> 8) % 300)));
-            cols.set(&mut row, "WM_Quiz_Name__c", Value::text(pick(QUIZZES, quiz >> 20)));
+            row[quiz_date] = Value::Date(date(5 * 365 + (quiz >> 8) % 300));
+            row[quiz_name] = Value::text(pick(QUIZZES, quiz >> 20));
         }
-        store.table_mut(cols.obj).insert(row.into());
+        cols.insert(store, row);
     }
 }
 
 fn leads(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("Lead");
+    let audit = Audit::of(&cols);
+    let [
+        first_name,
+        last_name,
+        name,
+        company_col,
+        email,
+        status,
+        source,
+    ] = cols.indices([
+        "FirstName",
+        "LastName",
+        "Name",
+        "Company",
+        "Email",
+        "Status",
+        "LeadSource",
+    ]);
+    let [first_login, last_login, logins] = cols.indices([
+        "WalkMe_First_Login__c",
+        "WalkMe_Last_Login__c",
+        "WalkMe_Logins_Last_30_Days__c",
+    ]);
     for i in 0..ctx.sizes.leads {
         let mut row = cols.row();
-        audit(&cols, &mut row, ctx, "00Q", 800, i);
+        audit.fill(&mut row, ctx, "00Q", 800, i);
         let (first, last, company) = lead_person(i);
-        cols.set(&mut row, "FirstName", Value::text(first));
-        cols.set(&mut row, "LastName", Value::text(last));
-        cols.set(&mut row, "Name", full_name(Some(first), last));
-        cols.set(&mut row, "Company", Value::text(format!("{company} {}", pick(COMPANY_TAILS, h(801, i)))));
-        cols.set(&mut row, "Email", Value::opt_text(lead_email(ctx.org, i)));
         let x = h(802, i);
-        cols.set(&mut row, "Status", Value::text(pick(LEAD_STATUSES, x)));
-        cols.set(&mut row, "LeadSource", if (x >> 16) % 3 == 0 { Value::Null } else { Value::text(pick(lead_sources(), x >> 20)) });
+        row[first_name] = Value::text(first);
+        row[last_name] = Value::text(last);
+        row[name] = full_name(Some(first), last);
+        row[company_col] = Value::text(format!("{company} {}", pick(COMPANY_TAILS, h(801, i))));
+        row[email] = Value::opt_text(lead_email(ctx.org, i));
+        row[status] = Value::text(pick(LEAD_STATUSES, x));
+        row[source] = maybe((x >> 16) % 3 != 0, || {
+            Value::text(pick(lead_sources(), x >> 20))
+        });
         let walkme = h(803 ^ ctx.org_salt, i);
         if walkme % 4 == 0 {
-            let first_login = 5 * 365 * 86_400 + (walkme >> 8) % (200 * 86_400);
-            let last_login = first_login + (walkme >> 20) % (150 * 86_400);
-            cols.set(&mut row, "WalkMe_First_Login__c", Value::DateTime(datetime(first_login)));
-            cols.set(&mut row, "WalkMe_Last_Login__c", Value::DateTime(datetime(last_login)));
-            cols.set(&mut row, "WalkMe_Logins_Last_30_Days__c", Value::Double(((walkme >> 40) % 41) as f64));
+            let first_at = 5 * 365 * 86_400 + (walkme >> 8) % (200 * 86_400);
+            let last_at = first_at + (walkme >> 20) % (150 * 86_400);
+            row[first_login] = Value::DateTime(datetime(first_at));
+            row[last_login] = Value::DateTime(datetime(last_at));
+            row[logins] = Value::Double(((walkme >> 40) % 41) as f64);
         }
-        store.table_mut(cols.obj).insert(row.into());
+        cols.insert(store, row);
     }
 }
 
 fn campaigns(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("Campaign");
-    for (i, name) in CAMPAIGN_NAMES.iter().enumerate() {
+    let audit = Audit::of(&cols);
+    let [name, status, active, start, kind] =
+        cols.indices(["Name", "Status", "IsActive", "StartDate", "Type"]);
+    for (i, campaign) in CAMPAIGN_NAMES.iter().enumerate() {
         let mut row = cols.row();
-        audit(&cols, &mut row, ctx, "701", 900, i);
-        cols.set(&mut row, "Name", Value::text(*name));
-        cols.set(&mut row, "Status", Value::text(pick(CAMPAIGN_STATUSES, h(901, i))));
-        cols.set(&mut row, "IsActive", Value::Bool(i % 2 == 0));
-        cols.set(&mut row, "StartDate", Value::Date(date(5 * 365 + 30 * i as u64)));
-        cols.set(&mut row, "Type", Value::text(pick(CAMPAIGN_TYPES, h(902, i))));
-        store.table_mut(cols.obj).insert(row.into());
+        audit.fill(&mut row, ctx, "701", 900, i);
+        row[name] = Value::text(*campaign);
+        row[status] = Value::text(pick(CAMPAIGN_STATUSES, h(901, i)));
+        row[active] = Value::Bool(i % 2 == 0);
+        row[start] = Value::Date(date(5 * 365 + 30 * i as u64));
+        row[kind] = Value::text(pick(CAMPAIGN_TYPES, h(902, i)));
+        cols.insert(store, row);
     }
 }
 
@@ -383,62 +523,100 @@ fn who_what(ctx: &Ctx, salt: u64, i: usize) -> (Value, Value) {
 
 fn tasks(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("Task");
+    let audit = Audit::of(&cols);
+    let [
+        who,
+        what,
+        subject,
+        due,
+        status,
+        priority,
+        description,
+        external,
+    ] = cols.indices([
+        "WhoId",
+        "WhatId",
+        "Subject",
+        "ActivityDate",
+        "Status",
+        "Priority",
+        "Description",
+        "External_Activity_Id__c",
+    ]);
     for i in 0..ctx.sizes.tasks {
         let mut row = cols.row();
-        audit(&cols, &mut row, ctx, "00T", 1000, i);
-        let (who, what) = who_what(ctx, 1001, i);
-        cols.set(&mut row, "WhoId", who);
-        cols.set(&mut row, "WhatId", what);
+        audit.fill(&mut row, ctx, "00T", 1000, i);
         let x = h(1002, i);
-        cols.set(&mut row, "Subject", Value::text(pick(SUBJECTS, x)));
-        cols.set(&mut row, "ActivityDate", Value::Date(date(5 * 365 + (x >> 8) % 400)));
-        cols.set(&mut row, "Status", Value::text(pick(TASK_STATUSES, x >> 20)));
-        cols.set(&mut row, "Priority", Value::text(pick(&["High", "Normal", "Normal", "Low"], x >> 24)));
-        if (x >> 28) % 3 == 0 {
-            cols.set(&mut row, "Description", Value::text(format!("Notes from {}.\nNext step: follow up.", pick(SUBJECTS, x >> 32).to_lowercase())));
-        }
-        if i % 2 == 0 {
-            cols.set(&mut row, "External_Activity_Id__c", Value::text(format!("EXT-{i:07}")));
-        }
-        store.table_mut(cols.obj).insert(row.into());
+        (row[who], row[what]) = who_what(ctx, 1001, i);
+        row[subject] = Value::text(pick(SUBJECTS, x));
+        row[due] = Value::Date(date(5 * 365 + (x >> 8) % 400));
+        row[status] = Value::text(pick(TASK_STATUSES, x >> 20));
+        row[priority] = Value::text(pick(&["High", "Normal", "Normal", "Low"], x >> 24));
+        row[description] = maybe((x >> 28) % 3 == 0, || {
+            let topic = pick(SUBJECTS, x >> 32).to_lowercase();
+            Value::text(format!("Notes from {topic}.\nNext step: follow up."))
+        });
+        row[external] = maybe(i % 2 == 0, || Value::text(format!("EXT-{i:07}")));
+        cols.insert(store, row);
     }
 }
 
 fn events(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("Event");
+    let audit = Audit::of(&cols);
+    let [
+        who,
+        what,
+        subject,
+        start_col,
+        end_col,
+        activity,
+        duration,
+        location,
+    ] = cols.indices([
+        "WhoId",
+        "WhatId",
+        "Subject",
+        "StartDateTime",
+        "EndDateTime",
+        "ActivityDateTime",
+        "DurationInMinutes",
+        "Location",
+    ]);
     for i in 0..ctx.sizes.events {
         let mut row = cols.row();
-        audit(&cols, &mut row, ctx, "00U", 1100, i);
-        let (who, what) = who_what(ctx, 1101, i);
-        cols.set(&mut row, "WhoId", who);
-        cols.set(&mut row, "WhatId", what);
+        audit.fill(&mut row, ctx, "00U", 1100, i);
         let x = h(1102, i);
         let start = datetime(5 * 365 * 86_400 + ((x >> 8) % 9_000) * 3_600);
         let minutes = pick(&[15i64, 30, 30, 45, 60, 90], x >> 24);
-        cols.set(&mut row, "Subject", Value::text(pick(SUBJECTS, x)));
-        cols.set(&mut row, "StartDateTime", Value::DateTime(start));
-        cols.set(&mut row, "EndDateTime", Value::DateTime(start + Duration::minutes(minutes)));
-        cols.set(&mut row, "ActivityDateTime", Value::DateTime(start));
-        cols.set(&mut row, "DurationInMinutes", Value::Int(minutes));
-        cols.set(&mut row, "Location", Value::text(pick(LOCATIONS, x >> 32)));
-        store.table_mut(cols.obj).insert(row.into());
+        (row[who], row[what]) = who_what(ctx, 1101, i);
+        row[subject] = Value::text(pick(SUBJECTS, x));
+        row[start_col] = Value::DateTime(start);
+        row[end_col] = Value::DateTime(start + Duration::minutes(minutes));
+        row[activity] = Value::DateTime(start);
+        row[duration] = Value::Int(minutes);
+        row[location] = Value::text(pick(LOCATIONS, x >> 32));
+        cols.insert(store, row);
     }
 }
 
 fn campaign_members(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("CampaignMember");
+    let audit = Audit::of(&cols);
+    let [campaign, contact, lead, status] =
+        cols.indices(["CampaignId", "ContactId", "LeadId", "Status"]);
     for i in 0..ctx.sizes.campaign_members {
         let mut row = cols.row();
-        audit(&cols, &mut row, ctx, "00v", 1200, i);
+        audit.fill(&mut row, ctx, "00v", 1200, i);
         let x = h(1201, i);
-        cols.set(&mut row, "CampaignId", ctx.id("701", i % CAMPAIGN_NAMES.len()));
+        row[campaign] = ctx.id("701", i % CAMPAIGN_NAMES.len());
         if x % 4 == 0 {
-            cols.set(&mut row, "LeadId", ctx.id("00Q", i * 25 + (x >> 8) as usize % 25));
+            row[lead] = ctx.id("00Q", i * 25 + (x >> 8) as usize % 25);
         } else {
-            cols.set(&mut row, "ContactId", ctx.id("003", i * 50 + (x >> 8) as usize % 50));
+            row[contact] = ctx.id("003", i * 50 + (x >> 8) as usize % 50);
         }
-        cols.set(&mut row, "Status", Value::text(pick(MEMBER_STATUSES, x >> 20)));
-        store.table_mut(cols.obj).insert(row.into());
+        row[status] = Value::text(pick(MEMBER_STATUSES, x >> 20));
+        cols.insert(store, row);
     }
 }
 
@@ -449,6 +627,9 @@ pub fn seed(org: &str, pod: &str, contacts: usize) -> Store {
         pod,
         org_salt: if org == "production" { 0 } else { 0x5A4D_B0C5 },
         sizes: Sizes::for_contacts(contacts),
+        users: (0..USERS.len())
+            .map(|i| Value::text(make_id("005", pod, seq_for_index(i))))
+            .collect(),
     };
     let mut store = Store::new();
     users(&mut store, &ctx);
@@ -494,5 +675,44 @@ mod tests {
     #[test]
     fn mixed_case_capitalises_parts() {
         assert_eq!(mixed_case("ann.lee11@example.com"), "Ann.Lee11@Example.com");
+    }
+}
+#[cfg(test)]
+mod timing_tmp {
+    use super::*;
+    #[test]
+    fn timing_tmp() {
+        let ctx = Ctx {
+            org: "production",
+            pod: "5g",
+            org_salt: 0,
+            sizes: Sizes::for_contacts(100_000),
+            users: vec![Value::Null],
+        };
+        let mut store = Store::new();
+        let t = std::time::Instant::now();
+        contacts(&mut store, &ctx);
+        eprintln!("contacts {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let n: usize = (0..100_000)
+            .map(|i| make_id("003", "5g", seq_for_index(i)).len())
+            .sum();
+        eprintln!("ids {:?} {n}", t.elapsed());
+        let cols = Columns::of("Contact");
+        let t = std::time::Instant::now();
+        let mut s2 = Store::new();
+        let obj = cols.obj;
+        for r in store.table(obj).rows.iter() {
+            s2.table_mut(obj).insert(r.clone());
+        }
+        eprintln!("inserts {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let n: usize = (0..100_000)
+            .filter_map(|i| contact_email("x", i))
+            .map(|e| e.len())
+            .sum();
+        eprintln!("emails {:?} {n}", t.elapsed());
+        leads(&mut store, &ctx);
+        eprintln!("leads {:?}", t.elapsed());
     }
 }

@@ -76,8 +76,18 @@ pub struct Table {
     pub rows: Vec<Box<[Value]>>,
     /// Canonical id → row.
     pub by_id: HashMap<Box<str>, u32>,
-    /// Field → index key → rows, for fields whose describe marks them as keys.
-    indexes: HashMap<usize, HashMap<Box<str>, Vec<u32>>>,
+    /// Lookup indexes of the fields [`FieldDef::indexed`] selects.
+    ///
+    /// [`FieldDef::indexed`]: super::schema::FieldDef::indexed
+    indexes: Vec<Index>,
+}
+
+/// Index key (see [`index_key`]) → rows, for one field.
+#[derive(Debug)]
+struct Index {
+    field: usize,
+    kind: ValueKind,
+    rows: HashMap<Box<str>, Vec<u32>>,
 }
 
 impl Table {
@@ -88,7 +98,11 @@ impl Table {
             .iter()
             .enumerate()
             .filter(|(i, f)| *i != 0 && f.indexed())
-            .map(|(i, _)| (i, HashMap::new()))
+            .map(|(field, f)| Index {
+                field,
+                kind: f.ftype.kind(),
+                rows: HashMap::new(),
+            })
             .collect();
         Table {
             obj,
@@ -116,10 +130,13 @@ impl Table {
         if let Some(id) = values[0].as_str() {
             self.by_id.insert(id.into(), row);
         }
-        for (field, index) in &mut self.indexes {
-            if let Some(s) = values[*field].as_str() {
-                let kind = schema().object(self.obj).fields[*field].ftype.kind();
-                index.entry(index_key(kind, s)).or_default().push(row);
+        for index in &mut self.indexes {
+            if let Some(s) = values[index.field].as_str() {
+                index
+                    .rows
+                    .entry(index_key(index.kind, s))
+                    .or_default()
+                    .push(row);
             }
         }
         self.rows.push(values);
@@ -128,26 +145,29 @@ impl Table {
 
     /// Sets one field, keeping its index current.
     pub fn set(&mut self, row: u32, field: usize, value: Value) {
-        if let Some(index) = self.indexes.get_mut(&field) {
-            let kind = schema().object(self.obj).fields[field].ftype.kind();
+        if let Some(index) = self.indexes.iter_mut().find(|i| i.field == field) {
             if let Some(old) = self.rows[row as usize][field].as_str() {
-                let key = index_key(kind, old);
-                if let Some(rows) = index.get_mut(&key) {
+                let key = index_key(index.kind, old);
+                if let Some(rows) = index.rows.get_mut(&key) {
                     rows.retain(|r| *r != row);
                     if rows.is_empty() {
-                        index.remove(&key);
+                        index.rows.remove(&key);
                     }
                 }
             }
             if let Some(new) = value.as_str() {
-                index.entry(index_key(kind, new)).or_default().push(row);
+                index
+                    .rows
+                    .entry(index_key(index.kind, new))
+                    .or_default()
+                    .push(row);
             }
         }
         self.rows[row as usize][field] = value;
     }
 
     pub fn is_indexed(&self, field: usize) -> bool {
-        field == 0 || self.indexes.contains_key(&field)
+        field == 0 || self.indexes.iter().any(|i| i.field == field)
     }
 
     /// Rows whose `field` has index key `key` (see [`index_key`]).
@@ -159,8 +179,9 @@ impl Table {
                 .map_or(&[], |(_, row)| std::slice::from_ref(row));
         }
         self.indexes
-            .get(&field)
-            .and_then(|index| index.get(key))
+            .iter()
+            .find(|i| i.field == field)
+            .and_then(|index| index.rows.get(key))
             .map_or(&[], Vec::as_slice)
     }
 }

@@ -77,7 +77,13 @@ fn is_live(store: &Store, obj: ObjId, row: u32) -> bool {
 /// The row an update's `id` names, or why it names none.
 pub fn locate(store: &Store, obj: ObjId, id: Option<&str>) -> Result<u32, RecordError> {
     let def = schema().object(obj);
-    let id = id.ok_or_else(|| RecordError::new("MISSING_ARGUMENT", "Id not specified in an update call", &[]))?;
+    let id = id.ok_or_else(|| {
+        RecordError::new(
+            "MISSING_ARGUMENT",
+            "Id not specified in an update call",
+            &[],
+        )
+    })?;
     let malformed = || {
         RecordError::new(
             "MALFORMED_ID",
@@ -89,12 +95,19 @@ pub fn locate(store: &Store, obj: ObjId, id: Option<&str>) -> Result<u32, Record
     if schema().object_of_id(&id) != Some(obj) {
         return Err(malformed());
     }
-    let row = store
-        .table(obj)
-        .row_of(&id)
-        .ok_or_else(|| RecordError::new("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", &[]))?;
+    let row = store.table(obj).row_of(&id).ok_or_else(|| {
+        RecordError::new(
+            "INVALID_CROSS_REFERENCE_KEY",
+            "invalid cross reference id",
+            &[],
+        )
+    })?;
     if !is_live(store, obj, row) {
-        return Err(RecordError::new("ENTITY_IS_DELETED", "entity is deleted", &[]));
+        return Err(RecordError::new(
+            "ENTITY_IS_DELETED",
+            "entity is deleted",
+            &[],
+        ));
     }
     Ok(row)
 }
@@ -116,7 +129,10 @@ fn check_value(store: &Store, f: &FieldDef, v: Value) -> Result<Value, RecordErr
     let out_of_range = |n: f64| {
         RecordError::new(
             "NUMBER_OUTSIDE_VALID_RANGE",
-            format!("{}: value outside of valid range on numeric field: {n}", f.label),
+            format!(
+                "{}: value outside of valid range on numeric field: {n}",
+                f.label
+            ),
             &[f.name],
         )
     };
@@ -143,7 +159,11 @@ fn check_value(store: &Store, f: &FieldDef, v: Value) -> Result<Value, RecordErr
             }
             match store.table(target).row_of(&id) {
                 Some(row) if is_live(store, target, row) => Ok(Value::text(id)),
-                Some(_) => Err(RecordError::new("ENTITY_IS_DELETED", "entity is deleted", &[f.name])),
+                Some(_) => Err(RecordError::new(
+                    "ENTITY_IS_DELETED",
+                    "entity is deleted",
+                    &[f.name],
+                )),
                 None => Err(RecordError::new(
                     "INVALID_CROSS_REFERENCE_KEY",
                     "invalid cross reference id",
@@ -155,7 +175,10 @@ fn check_value(store: &Store, f: &FieldDef, v: Value) -> Result<Value, RecordErr
             if s.chars().count() > f.length as usize {
                 return Err(RecordError::new(
                     "STRING_TOO_LONG",
-                    format!("{}: data value too large: {s} (max length={})", f.label, f.length),
+                    format!(
+                        "{}: data value too large: {s} (max length={})",
+                        f.label, f.length
+                    ),
                     &[f.name],
                 ));
             }
@@ -218,13 +241,23 @@ pub fn prepare(
         )]);
     }
     if creating && rec.id.is_some() {
-        return Err(vec![RecordError::new("INVALID_FIELD", "cannot specify Id in an insert call", &["Id"])]);
+        return Err(vec![RecordError::new(
+            "INVALID_FIELD",
+            "cannot specify Id in an insert call",
+            &["Id"],
+        )]);
     }
     let locked: Vec<&str> = rec
         .fields
         .iter()
         .map(|(f, _)| &def.fields[*f])
-        .filter(|f| if creating { !f.createable } else { !f.updateable })
+        .filter(|f| {
+            if creating {
+                !f.createable
+            } else {
+                !f.updateable
+            }
+        })
         .map(|f| f.name)
         .collect();
     if !locked.is_empty() {
@@ -260,7 +293,11 @@ pub fn prepare(
     if let Some(row) = row
         && !pending.rows.insert((obj, row))
     {
-        return Err(vec![RecordError::new("DUPLICATE_ID", "Duplicate id in list", &[])]);
+        return Err(vec![RecordError::new(
+            "DUPLICATE_ID",
+            "Duplicate id in list",
+            &[],
+        )]);
     }
     let mut values = Vec::with_capacity(rec.fields.len());
     let mut errors = Vec::new();
@@ -292,7 +329,10 @@ pub fn prepare(
                 .unwrap_or_default();
             return Err(vec![RecordError::new(
                 "DUPLICATE_VALUE",
-                format!("duplicate value found: {} duplicates value on record with id: {other}", field.name),
+                format!(
+                    "duplicate value found: {} duplicates value on record with id: {other}",
+                    field.name
+                ),
                 &[field.name],
             )]);
         }
@@ -329,9 +369,17 @@ fn get<'a>(store: &'a Store, obj: ObjId, row: u32, name: &str) -> &'a Value {
 /// event's start, end and duration from each other.
 fn derive(store: &mut Store, obj: ObjId, row: u32) {
     let def = schema().object(obj);
-    if def.field_index("Name").is_some_and(|f| def.fields[f].calculated) {
-        let first = get(store, obj, row, "FirstName").as_str().map(str::to_string);
-        let last = get(store, obj, row, "LastName").as_str().unwrap_or_default().to_string();
+    if def
+        .field_index("Name")
+        .is_some_and(|f| def.fields[f].calculated)
+    {
+        let first = get(store, obj, row, "FirstName")
+            .as_str()
+            .map(str::to_string);
+        let last = get(store, obj, row, "LastName")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let name = match first {
             Some(first) => format!("{first} {last}"),
             None => last,
@@ -342,20 +390,32 @@ fn derive(store: &mut Store, obj: ObjId, row: u32) {
         let start = get(store, obj, row, "StartDateTime").clone();
         let activity = get(store, obj, row, "ActivityDateTime").clone();
         match (&start, &activity) {
-            (Value::Null, Value::DateTime(_)) => set(store, obj, row, "StartDateTime", activity.clone()),
-            (Value::DateTime(_), Value::Null) => set(store, obj, row, "ActivityDateTime", start.clone()),
+            (Value::Null, Value::DateTime(_)) => {
+                set(store, obj, row, "StartDateTime", activity.clone())
+            }
+            (Value::DateTime(_), Value::Null) => {
+                set(store, obj, row, "ActivityDateTime", start.clone())
+            }
             _ => {}
         }
         let start = get(store, obj, row, "StartDateTime").clone();
         let end = get(store, obj, row, "EndDateTime").clone();
         let minutes = get(store, obj, row, "DurationInMinutes").clone();
         match (start, end, minutes) {
-            (Value::DateTime(s), Value::Null, Value::Int(m)) => {
-                set(store, obj, row, "EndDateTime", Value::DateTime(s + Duration::minutes(m)))
-            }
-            (Value::DateTime(s), Value::DateTime(e), Value::Null) => {
-                set(store, obj, row, "DurationInMinutes", Value::Int((e - s).num_minutes()))
-            }
+            (Value::DateTime(s), Value::Null, Value::Int(m)) => set(
+                store,
+                obj,
+                row,
+                "EndDateTime",
+                Value::DateTime(s + Duration::minutes(m)),
+            ),
+            (Value::DateTime(s), Value::DateTime(e), Value::Null) => set(
+                store,
+                obj,
+                row,
+                "DurationInMinutes",
+                Value::Int((e - s).num_minutes()),
+            ),
             _ => {}
         }
     }
@@ -368,7 +428,11 @@ pub fn apply(store: &mut Store, p: Prepared, ctx: &WriteCtx) -> String {
     let row = match p.target {
         Target::Update(row) => row,
         Target::Insert => {
-            let id = make_id(def.key_prefix, ctx.pod, seq_for_index(store.table(obj).len()));
+            let id = make_id(
+                def.key_prefix,
+                ctx.pod,
+                seq_for_index(store.table(obj).len()),
+            );
             let mut values = vec![Value::Null; def.fields.len()];
             values[0] = Value::text(id);
             for (i, f) in def.fields.iter().enumerate() {
@@ -388,17 +452,34 @@ pub fn apply(store: &mut Store, p: Prepared, ctx: &WriteCtx) -> String {
     for (f, v) in p.values {
         store.table_mut(obj).set(row, f, v);
     }
-    set(store, obj, row, "LastModifiedDate", Value::DateTime(ctx.now));
+    set(
+        store,
+        obj,
+        row,
+        "LastModifiedDate",
+        Value::DateTime(ctx.now),
+    );
     set(store, obj, row, "SystemModstamp", Value::DateTime(ctx.now));
     set(store, obj, row, "LastModifiedById", Value::text(ctx.user));
     derive(store, obj, row);
-    store.table(obj).get(row, 0).as_str().unwrap_or_default().to_string()
+    store
+        .table(obj)
+        .get(row, 0)
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Marks a record deleted (it stays visible to queryAll).
 pub fn delete(store: &mut Store, obj: ObjId, row: u32, ctx: &WriteCtx) {
     set(store, obj, row, "IsDeleted", Value::Bool(true));
-    set(store, obj, row, "LastModifiedDate", Value::DateTime(ctx.now));
+    set(
+        store,
+        obj,
+        row,
+        "LastModifiedDate",
+        Value::DateTime(ctx.now),
+    );
     set(store, obj, row, "SystemModstamp", Value::DateTime(ctx.now));
     set(store, obj, row, "LastModifiedById", Value::text(ctx.user));
 }

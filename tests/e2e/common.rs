@@ -20,8 +20,13 @@ impl TestDemo {
     }
 
     pub async fn connect(&self) -> Client {
-        let conn_str = format!("host=127.0.0.1 port={} user=demo password=demo dbname=demo", self.port());
-        let (client, connection) = tokio_postgres::connect(&conn_str, NoTls).await.expect("connect to sfsql");
+        let conn_str = format!(
+            "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
+            self.port()
+        );
+        let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
+            .await
+            .expect("connect to sfsql");
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -44,11 +49,14 @@ pub async fn start_demo(contacts: usize, extra_reports: &[(&str, String)]) -> Te
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&repo_catalog(), dir.path());
     if !extra_reports.is_empty() {
-        let mut toml = std::fs::read_to_string(dir.path().join("reports.toml")).expect("reports.toml");
+        let mut toml =
+            std::fs::read_to_string(dir.path().join("reports.toml")).expect("reports.toml");
         for (name, csv) in extra_reports {
             let file = format!("{name}.csv");
             std::fs::write(dir.path().join(&file), csv).expect("write csv");
-            toml.push_str(&format!("\n[{name}]\nformat = \"csv\"\npath = \"{file}\"\n"));
+            toml.push_str(&format!(
+                "\n[{name}]\nformat = \"csv\"\npath = \"{file}\"\n"
+            ));
         }
         std::fs::write(dir.path().join("reports.toml"), toml).expect("write reports.toml");
     }
@@ -81,11 +89,16 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Run one statement with the simple protocol; rows as text.
 pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    let messages = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     messages
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -93,7 +106,10 @@ pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
 
 /// The count of a command tag (`UPDATE n`).
 pub async fn command_count(client: &Client, sql: &str) -> u64 {
-    let messages = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     messages
         .into_iter()
         .find_map(|m| match m {

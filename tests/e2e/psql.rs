@@ -7,13 +7,30 @@ use crate::common::start_demo;
 
 fn psql(port: u16, command: &str) -> String {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "demo", "-d", "demo", "-X", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "demo",
+            "-d",
+            "demo",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            command,
+        ])
         .env("PGPASSWORD", "demo")
         .output()
         .expect("psql must be installed (Debian: postgresql-client; .ci/run installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "psql -c {command:?} failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "psql -c {command:?} failed:\n{stdout}\n{stderr}"
+    );
     stdout + &stderr
 }
 
@@ -24,23 +41,47 @@ async fn psql_lists_and_describes_tables_and_runs_the_walkthrough() {
     let run = move |c: &'static str| tokio::task::spawn_blocking(move || psql(port, c));
 
     let dt = run("\\dt sandbox.*").await.expect("join");
-    assert!(dt.contains("contact") && dt.contains("campaignmember"), "{dt}");
+    assert!(
+        dt.contains("contact") && dt.contains("campaignmember"),
+        "{dt}"
+    );
 
     let d = run("\\d sandbox.contact").await.expect("join");
     assert!(d.contains("wm_nps_score__c") && d.contains("email"), "{d}");
 
-    let select = run("select id, email from sandbox.contact where email like 'a%' limit 5").await.expect("join");
-    assert!(select.contains("rows)") || select.contains("row)"), "{select}");
+    let select = run("select id, email from sandbox.contact where email like 'a%' limit 5")
+        .await
+        .expect("join");
+    assert!(
+        select.contains("rows)") || select.contains("row)"),
+        "{select}"
+    );
 
-    let explain = run("explain select id from sandbox.contact where email = 'x@example.com'").await.expect("join");
-    assert!(explain.contains("SELECT Id, Email FROM Contact WHERE Email = 'x@example.com'") || explain.contains("FROM Contact WHERE Email = 'x@example.com'"), "{explain}");
+    let explain = run("explain select id from sandbox.contact where email = 'x@example.com'")
+        .await
+        .expect("join");
+    assert!(
+        explain.contains("SELECT Id, Email FROM Contact WHERE Email = 'x@example.com'")
+            || explain.contains("FROM Contact WHERE Email = 'x@example.com'"),
+        "{explain}"
+    );
 
     let update = "update sandbox.contact set wm_nps_score__c = r.nps_score from reports.nps_score r where lower(contact.email) = lower(r.account_email)";
-    let dry = run(Box::leak(format!("set sfsql.dry_run = on; {update}").into_boxed_str())).await.expect("join");
-    assert!(dry.contains("new_value") && dry.contains("dry run"), "{dry}");
+    let dry = run(Box::leak(
+        format!("set sfsql.dry_run = on; {update}").into_boxed_str(),
+    ))
+    .await
+    .expect("join");
+    assert!(
+        dry.contains("new_value") && dry.contains("dry run"),
+        "{dry}"
+    );
 
     let wet = run(update).await.expect("join");
-    assert!(wet.contains("UPDATE ") && !wet.contains("UPDATE 0"), "{wet}");
+    assert!(
+        wet.contains("UPDATE ") && !wet.contains("UPDATE 0"),
+        "{wet}"
+    );
     let again = run(update).await.expect("join");
     assert!(again.contains("UPDATE 0"), "{again}");
 }

@@ -89,14 +89,15 @@ async fn slt_files() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
-    let duplicates_csv = "account_email,nps_score\n".to_string()
-        + &duplicate_keys_csv();
+    let duplicates_csv = "account_email,nps_score\n".to_string() + &duplicate_keys_csv();
     for file in files {
         let demo = start_demo(300, &[("nps_duplicates", duplicates_csv.clone())]).await;
         let port = demo.port();
         let mut runner = sqllogictest::Runner::new(move || async move {
-            let conn_str = format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo");
-            let (client, connection) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await?;
+            let conn_str =
+                format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo");
+            let (client, connection) =
+                tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
@@ -115,7 +116,10 @@ fn duplicate_keys_csv() -> String {
     let mut out = String::new();
     let mut n = 0;
     for i in 1..300 {
-        let (Some(a), Some(b)) = (sfsql::simulator::contact_email("sandbox", i - 1), sfsql::simulator::contact_email("sandbox", i)) else {
+        let (Some(a), Some(b)) = (
+            sfsql::simulator::contact_email("sandbox", i - 1),
+            sfsql::simulator::contact_email("sandbox", i),
+        ) else {
             continue;
         };
         if a.eq_ignore_ascii_case(&b) {

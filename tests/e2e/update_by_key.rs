@@ -32,7 +32,11 @@ fn report_csv(contacts: usize, wanted: usize) -> (String, usize) {
     }
     for (n, e) in emails.iter().enumerate() {
         // Upper-case some keys: lower() on both sides still matches.
-        let key = if n % 3 == 0 { e.to_uppercase() } else { e.clone() };
+        let key = if n % 3 == 0 {
+            e.to_uppercase()
+        } else {
+            e.clone()
+        };
         csv.push_str(&format!("{key},{}\n", n % 11));
     }
     (csv, emails.len())
@@ -51,23 +55,50 @@ async fn update_fetches_by_key_and_writes_only_changes() {
     let updated = command_count(&client, sql).await;
     let after = demo.stats();
     let queries = count(&after, "production", "query") - count(&before, "production", "query");
-    let more = count(&after, "production", "query_more") - count(&before, "production", "query_more");
-    let writes = count(&after, "production", "collections_update") - count(&before, "production", "collections_update");
-    let returned = after["production"]["records_returned"].as_u64().unwrap_or(0)
-        - before["production"]["records_returned"].as_u64().unwrap_or(0);
+    let more =
+        count(&after, "production", "query_more") - count(&before, "production", "query_more");
+    let writes = count(&after, "production", "collections_update")
+        - count(&before, "production", "collections_update");
+    let returned = after["production"]["records_returned"]
+        .as_u64()
+        .unwrap_or(0)
+        - before["production"]["records_returned"]
+            .as_u64()
+            .unwrap_or(0);
 
     // Fetched by key: a few IN-list statements, no paging through 20,000 rows.
     let statements_bound = (r as u64).div_ceil(150) + 1;
-    assert!(queries <= statements_bound, "{queries} query calls for {r} keys");
+    assert!(
+        queries <= statements_bound,
+        "{queries} query calls for {r} keys"
+    );
     assert_eq!(more, 0, "no queryMore: nothing was scanned");
-    assert!(returned <= r as u64 + 5, "{returned} records returned for {r} keys");
+    assert!(
+        returned <= r as u64 + 5,
+        "{returned} records returned for {r} keys"
+    );
     assert!(updated > 0 && updated <= r as u64, "updated {updated}");
     // Some records already hold the value (seeded scores), so changed <= matched.
-    assert_eq!(writes, updated.div_ceil(200), "writes for {updated} changed records");
+    assert_eq!(
+        writes,
+        updated.div_ceil(200),
+        "writes for {updated} changed records"
+    );
 
     // Values landed: read back one of them.
-    let check = rows(&client, "SELECT count(*) FROM production.contact WHERE wm_nps_score__c IS NOT NULL").await;
-    assert!(check[0][0].as_deref().unwrap_or("0").parse::<u64>().unwrap_or(0) >= updated);
+    let check = rows(
+        &client,
+        "SELECT count(*) FROM production.contact WHERE wm_nps_score__c IS NOT NULL",
+    )
+    .await;
+    assert!(
+        check[0][0]
+            .as_deref()
+            .unwrap_or("0")
+            .parse::<u64>()
+            .unwrap_or(0)
+            >= updated
+    );
 
     // Running it again changes nothing and writes nothing.
     let before = demo.stats();

@@ -195,7 +195,9 @@ pub fn compile(src: &str, query: &Query) -> Result<CompiledQuery, SoqlError> {
         projection,
         filter,
         order,
-        limit: query.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+        limit: query
+            .limit
+            .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
         offset: query.offset.map_or(0, |o| o.0 as usize),
     })
 }
@@ -263,7 +265,11 @@ impl Compiler<'_> {
                     _ => Ok(Path::Parent { via, targets }),
                 }
             }
-            [] => Err(SoqlError::malformed(self.src, at.pos, "unexpected token: <EOF>")),
+            [] => Err(SoqlError::malformed(
+                self.src,
+                at.pos,
+                "unexpected token: <EOF>",
+            )),
         }
     }
 
@@ -343,7 +349,11 @@ impl Compiler<'_> {
         })
     }
 
-    fn filter_path(&self, obj: ObjId, at: &PathRef) -> Result<(Path, &'static FieldDef), SoqlError> {
+    fn filter_path(
+        &self,
+        obj: ObjId,
+        at: &PathRef,
+    ) -> Result<(Path, &'static FieldDef), SoqlError> {
         let path = self.path(obj, &at.parts, at)?;
         let leaf = path.leaf(obj);
         if !leaf.filterable {
@@ -384,7 +394,10 @@ impl Compiler<'_> {
                         CmpOp::Ne => Pred::IsNull { path, null: false },
                         _ => Pred::Const(false),
                     },
-                    Literal::Relative(rel) if leaf.ftype.kind() == ValueKind::Date || leaf.ftype.kind() == ValueKind::DateTime => {
+                    Literal::Relative(rel)
+                        if leaf.ftype.kind() == ValueKind::Date
+                            || leaf.ftype.kind() == ValueKind::DateTime =>
+                    {
                         let (start, end) = relative_range(*rel, self.today);
                         Pred::Range {
                             path,
@@ -395,7 +408,9 @@ impl Compiler<'_> {
                     }
                     _ => {
                         let value = self.scalar(leaf, value, *value_pos)?;
-                        if leaf.ftype.kind() == ValueKind::Bool && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                        if leaf.ftype.kind() == ValueKind::Bool
+                            && !matches!(op, CmpOp::Eq | CmpOp::Ne)
+                        {
                             return Err(SoqlError::InvalidFilterOperator(located(
                                 self.src,
                                 *value_pos,

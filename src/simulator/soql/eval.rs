@@ -34,7 +34,9 @@ pub fn value<'a>(store: &'a Store, obj: ObjId, row: u32, path: &Path) -> &'a Val
 pub fn parent_row(store: &Store, obj: ObjId, row: u32, via: usize) -> Option<(ObjId, u32)> {
     let id = store.table(obj).get(row, via).as_str()?;
     let (target, parent) = store.find(id)?;
-    let deleted = store.table(target).get(parent, schema().object(target).is_deleted);
+    let deleted = store
+        .table(target)
+        .get(parent, schema().object(target).is_deleted);
     (*deleted != Value::Bool(true)).then_some((target, parent))
 }
 
@@ -111,12 +113,14 @@ pub fn matches(store: &Store, obj: ObjId, row: u32, pred: &Pred) -> bool {
         Pred::Not(inner) => !matches(store, obj, row, inner),
         Pred::Const(b) => *b,
         Pred::IsNull { path, null } => value(store, obj, row, path).is_null() == *null,
-        Pred::Cmp { path, op, value: lit } => {
-            match cmp_scalar(value(store, obj, row, path), lit) {
-                Some(ord) => holds(*op, ord),
-                None => *op == CmpOp::Ne,
-            }
-        }
+        Pred::Cmp {
+            path,
+            op,
+            value: lit,
+        } => match cmp_scalar(value(store, obj, row, path), lit) {
+            Some(ord) => holds(*op, ord),
+            None => *op == CmpOp::Ne,
+        },
         Pred::Range {
             path,
             op,
@@ -218,7 +222,10 @@ fn order_rows(store: &Store, obj: ObjId, rows: &mut Vec<u32>, order: &[SortKey])
     let mut keyed: Vec<(Vec<Value>, u32)> = rows
         .iter()
         .map(|r| {
-            let keys = order.iter().map(|k| sort_value(store, obj, *r, k)).collect();
+            let keys = order
+                .iter()
+                .map(|k| sort_value(store, obj, *r, k))
+                .collect();
             (keys, *r)
         })
         .collect();
@@ -259,7 +266,10 @@ pub fn execute(store: &Store, q: &CompiledQuery, all_rows: bool) -> Vec<u32> {
             candidates.dedup();
             candidates.into_iter().filter(live).filter(passes).collect()
         }
-        None => (0..table.len() as u32).filter(live).filter(passes).collect(),
+        None => (0..table.len() as u32)
+            .filter(live)
+            .filter(passes)
+            .collect(),
     };
     if !q.order.is_empty() {
         order_rows(store, q.object, &mut rows, &q.order);

@@ -194,7 +194,9 @@ fn string(src: &str, start: usize) -> Result<(StrLit, usize), SoqlError> {
                         continue;
                     }
                     'u' => {
-                        let hex: String = (0..4).filter_map(|_| chars.next().map(|(_, h)| h)).collect();
+                        let hex: String = (0..4)
+                            .filter_map(|_| chars.next().map(|(_, h)| h))
+                            .collect();
                         u32::from_str_radix(&hex, 16)
                             .ok()
                             .filter(|_| hex.len() == 4)
@@ -212,7 +214,8 @@ fn string(src: &str, start: usize) -> Result<(StrLit, usize), SoqlError> {
                     }
                 };
                 lit.value.push(resolved);
-                lit.pattern.extend(resolved.to_lowercase().map(LikeTok::Char));
+                lit.pattern
+                    .extend(resolved.to_lowercase().map(LikeTok::Char));
             }
             '%' => {
                 lit.value.push(c);
@@ -228,7 +231,11 @@ fn string(src: &str, start: usize) -> Result<(StrLit, usize), SoqlError> {
             }
         }
     }
-    Err(SoqlError::malformed(src, start, "line 1: unterminated string literal"))
+    Err(SoqlError::malformed(
+        src,
+        start,
+        "line 1: unterminated string literal",
+    ))
 }
 
 /// A number, date (`2021-04-14`) or datetime (`2021-04-14T09:00:00Z`,
@@ -248,14 +255,21 @@ fn number_or_date(src: &str, start: usize) -> Result<(Tok, usize), SoqlError> {
         if bytes.get(end) == Some(&b'T') {
             end += 1;
             while end < bytes.len()
-                && (bytes[end].is_ascii_alphanumeric() || matches!(bytes[end], b':' | b'.' | b'+' | b'-'))
+                && (bytes[end].is_ascii_alphanumeric()
+                    || matches!(bytes[end], b':' | b'.' | b'+' | b'-'))
             {
                 end += 1;
             }
             let text = &src[start..end];
             return parse_datetime(text)
                 .map(|t| (Tok::DateTime(t), end))
-                .ok_or_else(|| SoqlError::malformed(src, start, &format!("line 1:{start} no viable alternative at character '{text}'")));
+                .ok_or_else(|| {
+                    SoqlError::malformed(
+                        src,
+                        start,
+                        &format!("line 1:{start} no viable alternative at character '{text}'"),
+                    )
+                });
         }
         let text = &src[start..end];
         return NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -347,7 +361,11 @@ mod tests {
             "2021-04-14T09:00:00+01:00",
             "2021-04-14T08:00:00.000+0000",
         ] {
-            assert_eq!(toks(text)[0], Tok::DateTime(expected.unwrap_or_default()), "{text}");
+            assert_eq!(
+                toks(text)[0],
+                Tok::DateTime(expected.unwrap_or_default()),
+                "{text}"
+            );
         }
     }
 

@@ -69,3 +69,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod eval_tests;

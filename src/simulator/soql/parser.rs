@@ -463,7 +463,10 @@ mod tests {
 
     #[test]
     fn not_only_opens_a_condition() {
-        assert_eq!(err_code("SELECT Id FROM Contact WHERE NOT Email = 'a'"), "ok");
+        assert_eq!(
+            err_code("SELECT Id FROM Contact WHERE NOT Email = 'a'"),
+            "ok"
+        );
         assert_eq!(
             err_code("SELECT Id FROM Contact WHERE Phone = 'b' AND (NOT Email = 'a')"),
             "ok"
@@ -486,7 +489,9 @@ mod tests {
         ] {
             assert_eq!(err_code(src), "MALFORMED_QUERY", "{src}");
         }
-        let msg = parse("SELECT Id FROM Contact WHERE").err().map(|e| e.to_string());
+        let msg = parse("SELECT Id FROM Contact WHERE")
+            .err()
+            .map(|e| e.to_string());
         assert!(msg.unwrap_or_default().ends_with("unexpected token: <EOF>"));
     }
 
