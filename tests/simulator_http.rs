@@ -698,13 +698,8 @@ async fn stats_count_what_the_server_received() {
 
 #[tokio::test]
 async fn large_org_seeds_and_answers_an_in_query() {
-    // Debug builds seed 200,000 contacts per org slowly; this size still
-    // exercises the index path with hundreds of keys.
-    let contacts = if cfg!(debug_assertions) {
-        20_000
-    } else {
-        200_000
-    };
+    // Seeding takes a few seconds in a debug build.
+    let contacts = 200_000;
     let sim = sim(contacts).await;
     let conn = login(&sim, "production").await;
     let sample: Vec<String> = (0..contacts)
@@ -735,4 +730,78 @@ async fn large_org_seeds_and_answers_an_in_query() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["totalSize"].as_u64(), Some(expected as u64));
     assert!(expected >= sample.len());
+}
+
+#[tokio::test]
+async fn upsert_by_external_id_creates_then_updates() {
+    let sim = sim(300).await;
+    let conn = login(&sim, "production").await;
+    let who = conn.ids("Contact", 1).await;
+    let path = format!("{V}/composite/sobjects/Task/External_Activity_Id__c");
+    let body = json!({"allOrNone": false, "records": [
+        {"attributes": {"type": "Task"}, "External_Activity_Id__c": "NEW-1", "Subject": "Call", "WhoId": who[0]},
+        {"attributes": {"type": "Task"}, "External_Activity_Id__c": "EXT-0000000", "Subject": "Renamed"},
+    ]});
+    let (status, results) = conn.send(Method::PATCH, &path, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{results}");
+    assert_eq!(results[0]["created"], true);
+    assert_eq!(results[0]["success"], true);
+    assert_eq!(results[1]["created"], false);
+    assert_eq!(results[1]["success"], true);
+    let (_, body) = conn
+        .query("SELECT Subject, Status, Priority, Who.Name FROM Task WHERE External_Activity_Id__c IN ('new-1', 'EXT-0000000') ORDER BY Subject")
+        .await;
+    assert_eq!(body["totalSize"], 2);
+    assert_eq!(body["records"][0]["Subject"], "Call");
+    assert_eq!(body["records"][0]["Status"], "Not Started");
+    assert_eq!(body["records"][0]["Priority"], "Normal");
+    assert_eq!(body["records"][0]["Who"]["attributes"]["type"], "Contact");
+    assert_eq!(body["records"][1]["Subject"], "Renamed");
+
+    // Creating another record with a taken external id is a duplicate.
+    let body = json!({"records": [{"attributes": {"type": "Task"}, "External_Activity_Id__c": "new-1", "Subject": "x"}]});
+    let (_, results) = conn
+        .send(Method::POST, &format!("{V}/composite/sobjects"), Some(body))
+        .await;
+    assert_eq!(status_code(&results[0]), "DUPLICATE_VALUE");
+}
+
+#[tokio::test]
+async fn composite_runs_a_long_query_as_a_subrequest() {
+    let sim = sim(300).await;
+    let conn = login(&sim, "production").await;
+    let emails: Vec<String> = (0..1_000)
+        .filter_map(|i| simulator::contact_email("production", i % 300))
+        .map(|e| format!("'{e}'"))
+        .collect();
+    let soql = format!(
+        "SELECT Id FROM Contact WHERE Email IN ({})",
+        emails.join(",")
+    );
+    let url = format!(
+        "{V}/query?q={}",
+        url::form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
+    );
+    assert!(url.len() > 16_384);
+    let body = json!({"allOrNone": false, "compositeRequest": [
+        {"method": "GET", "url": url, "referenceId": "emails"},
+        {"method": "GET", "url": format!("{V}/query?q=SELECT+Nope+FROM+Contact"), "referenceId": "bad"},
+    ]});
+    let (status, body) = conn
+        .send(Method::POST, &format!("{V}/composite"), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first = &body["compositeResponse"][0];
+    assert_eq!(first["referenceId"], "emails");
+    assert_eq!(first["httpStatusCode"], 200);
+    assert!(
+        first["body"]["totalSize"]
+            .as_u64()
+            .is_some_and(|n| n >= 280)
+    );
+    assert_eq!(body["compositeResponse"][1]["httpStatusCode"], 400);
+    assert_eq!(
+        body["compositeResponse"][1]["body"][0]["errorCode"],
+        "INVALID_FIELD"
+    );
 }

@@ -12,13 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::API_VERSION;
+use super::api;
 use super::auth;
-use super::collections::{self, Operation};
-use super::describe;
 use super::error::ApiError;
 use super::org::Sim;
-use super::query;
 use super::stats::RequestKind;
 
 /// Longest request URI Salesforce accepts.
@@ -31,7 +28,7 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     json_bytes(status, bytes)
 }
 
-fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
+pub fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -45,12 +42,12 @@ pub fn router(sim: Arc<Sim>) -> Router {
 }
 
 /// What the blocking part of a request needs.
-struct Incoming {
-    method: Method,
-    path: String,
-    query: String,
-    headers: HeaderMap,
-    body: Bytes,
+pub struct Incoming {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 async fn handle(State(sim): State<Arc<Sim>>, req: Request) -> Response {
@@ -131,7 +128,7 @@ fn sim_route(sim: &Sim, req: &Incoming, segs: &[&str]) -> Response {
     }
 }
 
-fn count(sim: &Sim, org: usize, kind: RequestKind) {
+pub fn count(sim: &Sim, org: usize, kind: RequestKind) {
     sim.orgs[org].stats().count(kind);
 }
 
@@ -158,7 +155,8 @@ fn org_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Response {
             }
         }
         ["services", "data", rest @ ..] => {
-            let mut resp = data_route(sim, org, req, rest);
+            let reply = api::data_route(sim, org, req, rest);
+            let mut resp = json_bytes(reply.status, reply.body);
             let o = &sim.orgs[org];
             let info = format!("api-usage={}/{}", o.api_used(), sim.config.daily_api_limit);
             if let Ok(v) = HeaderValue::from_str(&info) {
@@ -170,168 +168,5 @@ fn org_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Response {
             count(sim, org, RequestKind::NotFound);
             ApiError::not_found().into_response()
         }
-    }
-}
-
-/// The resource a `/services/data/vXX.X/...` path names, for counting.
-fn kind_of(method: &Method, rest: &[&str]) -> RequestKind {
-    match rest {
-        [] => RequestKind::Resources,
-        ["sobjects"] => RequestKind::DescribeGlobal,
-        ["sobjects", _, "describe"] => RequestKind::Describe,
-        ["sobjects", _] => RequestKind::SObjectInfo,
-        ["query"] => RequestKind::Query,
-        ["queryAll"] => RequestKind::QueryAll,
-        ["query" | "queryAll", _] => RequestKind::QueryMore,
-        ["limits"] => RequestKind::Limits,
-        ["composite", "sobjects"] if method == Method::POST => RequestKind::CollectionsCreate,
-        ["composite", "sobjects"] if method == Method::DELETE => RequestKind::CollectionsDelete,
-        ["composite", "sobjects"] => RequestKind::CollectionsUpdate,
-        ["composite", "sobjects", _, _] => RequestKind::CollectionsUpsert,
-        _ => RequestKind::NotFound,
-    }
-}
-
-/// `v62.0` and older versions Salesforce still serves.
-fn supported_version(v: &str) -> bool {
-    let Some(num) = v.strip_prefix('v') else {
-        return false;
-    };
-    let max: f64 = API_VERSION.parse().unwrap_or(62.0);
-    num.split_once('.').is_some_and(|(a, b)| {
-        a.len() == 2 && b.len() == 1 && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
-    }) && num.parse::<f64>().is_ok_and(|n| (20.0..=max).contains(&n))
-}
-
-fn versions() -> serde_json::Value {
-    serde_json::json!([{
-        "label": "Winter '25",
-        "url": format!("/services/data/v{API_VERSION}"),
-        "version": API_VERSION,
-    }])
-}
-
-fn data_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Response {
-    let Some((version, rest)) = segs.split_first() else {
-        count(sim, org, RequestKind::Versions);
-        return json_response(StatusCode::OK, &versions());
-    };
-    let kind = if supported_version(version) {
-        kind_of(&req.method, rest)
-    } else {
-        RequestKind::NotFound
-    };
-    count(sim, org, kind);
-    if let Err(e) = auth::check_bearer(sim, org, &req.headers) {
-        return e.into_response();
-    }
-    let o = &sim.orgs[org];
-    if o.use_api() > sim.config.daily_api_limit {
-        return ApiError::limit_exceeded().into_response();
-    }
-    if kind == RequestKind::NotFound {
-        return ApiError::not_found().into_response();
-    }
-    match resource(sim, org, req, version, rest, kind) {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
-}
-
-fn require(method: &Method, allowed: &[Method]) -> Result<(), ApiError> {
-    if allowed.contains(method) {
-        Ok(())
-    } else {
-        let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-        Err(ApiError::method_not_allowed(method.as_str(), &names))
-    }
-}
-
-fn resource(
-    sim: &Sim,
-    org: usize,
-    req: &Incoming,
-    version: &str,
-    rest: &[&str],
-    kind: RequestKind,
-) -> Result<Response, ApiError> {
-    let o = &sim.orgs[org];
-    let ok = |v: serde_json::Value| json_response(StatusCode::OK, &v);
-    match kind {
-        RequestKind::Resources => {
-            require(&req.method, &[Method::GET])?;
-            let base = format!("/services/data/{version}");
-            Ok(ok(serde_json::json!({
-                "sobjects": format!("{base}/sobjects"),
-                "query": format!("{base}/query"),
-                "queryAll": format!("{base}/queryAll"),
-                "limits": format!("{base}/limits"),
-                "composite": format!("{base}/composite"),
-            })))
-        }
-        RequestKind::DescribeGlobal => {
-            require(&req.method, &[Method::GET])?;
-            Ok(ok(describe::describe_global(version)))
-        }
-        RequestKind::Describe => {
-            require(&req.method, &[Method::GET])?;
-            Ok(ok(describe::describe(version, rest[1])?))
-        }
-        RequestKind::SObjectInfo => {
-            require(&req.method, &[Method::GET])?;
-            Ok(ok(describe::sobject_info(version, rest[1])?))
-        }
-        RequestKind::Query | RequestKind::QueryAll => {
-            require(&req.method, &[Method::GET])?;
-            let q = url::form_urlencoded::parse(req.query.as_bytes())
-                .find(|(k, _)| k == "q")
-                .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| {
-                    ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
-                })?;
-            let batch = query::batch_size(&req.headers);
-            let reply = query::run(o, version, &q, kind == RequestKind::QueryAll, batch)?;
-            o.stats().records_returned += reply.records as u64;
-            Ok(json_bytes(StatusCode::OK, reply.body))
-        }
-        RequestKind::QueryMore => {
-            require(&req.method, &[Method::GET])?;
-            let reply = query::more(o, version, rest[1])?;
-            o.stats().records_returned += reply.records as u64;
-            Ok(json_bytes(StatusCode::OK, reply.body))
-        }
-        RequestKind::Limits => {
-            require(&req.method, &[Method::GET])?;
-            let max = sim.config.daily_api_limit;
-            Ok(ok(serde_json::json!({
-                "DailyApiRequests": { "Max": max, "Remaining": max.saturating_sub(o.api_used()) },
-                "DailyBulkApiBatches": { "Max": 15000, "Remaining": 15000 },
-                "DailyBulkV2QueryJobs": { "Max": 10000, "Remaining": 10000 },
-                "DataStorageMB": { "Max": 1024, "Remaining": 1000 },
-            })))
-        }
-        RequestKind::CollectionsCreate
-        | RequestKind::CollectionsUpdate
-        | RequestKind::CollectionsDelete => {
-            require(&req.method, &[Method::POST, Method::PATCH, Method::DELETE])?;
-            let (results, n) = match kind {
-                RequestKind::CollectionsCreate => {
-                    collections::save(o, Operation::Create, &req.body)?
-                }
-                RequestKind::CollectionsUpdate => {
-                    collections::save(o, Operation::Update, &req.body)?
-                }
-                _ => collections::delete(o, &req.query)?,
-            };
-            o.stats().records_written += n as u64;
-            Ok(json_response(StatusCode::OK, &results))
-        }
-        RequestKind::CollectionsUpsert => {
-            require(&req.method, &[Method::PATCH])?;
-            let (results, n) = collections::upsert(o, rest[2], rest[3], &req.body)?;
-            o.stats().records_written += n as u64;
-            Ok(json_response(StatusCode::OK, &results))
-        }
-        _ => Err(ApiError::not_found()),
     }
 }

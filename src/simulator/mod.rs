@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - `http`: the axum front — latency, URI limit, routing by org prefix,
-//!   request counting, `Sforce-Limit-Info`.
+//!   request counting, `Sforce-Limit-Info`; `api`: the versioned
+//!   `/services/data` resources and `POST /composite`.
 //! - `auth`: OAuth token endpoint, bearer checks, identity URL.
 //! - `describe`: describeGlobal and describe from `schema` (metadata types)
 //!   and `objects` (the simulated sObjects and their fields).
@@ -13,8 +14,8 @@
 //!   `soql` (lexer, parser, compile against the schema, evaluator).
 //! - `collections`: sObject Collections requests, over `convert` (reading
 //!   JSON values) and `writes` (per-record validation and applying).
-//! - `store`: records, id and lookup indexes; `seed` and `names`: the
-//!   deterministic data; `ids`: 15/18-character ids.
+//! - `store`: records, id and lookup indexes; `seed`: the deterministic
+//!   data and its email rules; `ids`: 15/18-character ids.
 //! - `org`: server state (both orgs, tokens); `stats`: counters;
 //!   `error`: the whole-request error envelope.
 //!
@@ -28,6 +29,7 @@
 //! `POST /__sim/stats/reset`, `POST /__sim/refresh_token?org=` (mints a
 //! refresh token), `POST /__sim/expire_tokens` (expires access tokens).
 
+mod api;
 mod auth;
 mod collections;
 mod convert;
@@ -35,7 +37,6 @@ mod describe;
 mod error;
 mod http;
 mod ids;
-mod names;
 mod objects;
 mod org;
 mod query;

@@ -19,6 +19,8 @@ use super::store::{Store, Value, format_date, format_datetime};
 
 pub const DEFAULT_BATCH: usize = 2000;
 const MIN_BATCH: usize = 200;
+/// Longest SOQL statement Salesforce accepts.
+const MAX_SOQL_CHARS: usize = 100_000;
 /// Open cursors kept per org; the oldest is dropped beyond this.
 const MAX_CURSORS: usize = 1000;
 
@@ -198,6 +200,12 @@ pub fn run(
     all_rows: bool,
     batch: usize,
 ) -> Result<QueryReply, ApiError> {
+    if soql_text.chars().count() > MAX_SOQL_CHARS {
+        return Err(ApiError::bad_request(
+            "MALFORMED_QUERY",
+            "SOQL statements cannot be longer than 100000 characters",
+        ));
+    }
     let parsed = soql::parser::parse(soql_text)?;
     let query = soql::compile(soql_text, &parsed)?;
     let store = org.read();

@@ -24,6 +24,7 @@ pub enum RequestKind {
     CollectionsUpdate,
     CollectionsUpsert,
     CollectionsDelete,
+    Composite,
     NotFound,
 }
 
@@ -46,6 +47,7 @@ impl RequestKind {
             RequestKind::CollectionsUpdate => "collections_update",
             RequestKind::CollectionsUpsert => "collections_upsert",
             RequestKind::CollectionsDelete => "collections_delete",
+            RequestKind::Composite => "composite",
             RequestKind::NotFound => "not_found",
         }
     }

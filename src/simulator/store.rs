@@ -72,7 +72,6 @@ pub fn index_key(kind: ValueKind, s: &str) -> Box<str> {
 /// All records of one object.
 #[derive(Debug)]
 pub struct Table {
-    pub obj: ObjId,
     pub rows: Vec<Box<[Value]>>,
     /// Canonical id → row.
     pub by_id: HashMap<Box<str>, u32>,
@@ -105,7 +104,6 @@ impl Table {
             })
             .collect();
         Table {
-            obj,
             rows: Vec::new(),
             by_id: HashMap::new(),
             indexes,

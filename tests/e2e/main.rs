@@ -3,6 +3,7 @@
 //! to the server over TCP.
 
 mod common;
+mod extended;
 mod psql;
 mod slt;
 mod update_by_key;

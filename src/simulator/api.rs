@@ -1,0 +1,275 @@
+//! The versioned REST resources under `/services/data/vXX.X`: auth and API
+//! usage checks, routing to describe, query, limits and Collections, and
+//! `POST /composite`, whose subrequests go through the same routing.
+
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use super::API_VERSION;
+use super::auth;
+use super::collections::{self, Operation};
+use super::describe;
+use super::error::ApiError;
+use super::http::{Incoming, count};
+use super::org::Sim;
+use super::query;
+use super::stats::RequestKind;
+
+/// Subrequests one composite request may carry.
+const MAX_SUBREQUESTS: usize = 25;
+
+/// A JSON response body with its status.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, body: &impl serde::Serialize) -> Reply {
+        Reply {
+            status,
+            body: serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec()),
+        }
+    }
+
+    fn ok(body: &impl serde::Serialize) -> Reply {
+        Reply::json(StatusCode::OK, body)
+    }
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Reply {
+        Reply::json(e.status, &e.body())
+    }
+}
+
+/// The resource a `/services/data/vXX.X/...` path names, for counting.
+fn kind_of(method: &Method, rest: &[&str]) -> RequestKind {
+    match rest {
+        [] => RequestKind::Resources,
+        ["sobjects"] => RequestKind::DescribeGlobal,
+        ["sobjects", _, "describe"] => RequestKind::Describe,
+        ["sobjects", _] => RequestKind::SObjectInfo,
+        ["query"] => RequestKind::Query,
+        ["queryAll"] => RequestKind::QueryAll,
+        ["query" | "queryAll", _] => RequestKind::QueryMore,
+        ["limits"] => RequestKind::Limits,
+        ["composite"] => RequestKind::Composite,
+        ["composite", "sobjects"] if method == Method::POST => RequestKind::CollectionsCreate,
+        ["composite", "sobjects"] if method == Method::DELETE => RequestKind::CollectionsDelete,
+        ["composite", "sobjects"] => RequestKind::CollectionsUpdate,
+        ["composite", "sobjects", _, _] => RequestKind::CollectionsUpsert,
+        _ => RequestKind::NotFound,
+    }
+}
+
+/// `v62.0` and older versions Salesforce still serves.
+fn supported_version(v: &str) -> bool {
+    let Some(num) = v.strip_prefix('v') else {
+        return false;
+    };
+    let max: f64 = API_VERSION.parse().unwrap_or(62.0);
+    num.split_once('.').is_some_and(|(a, b)| {
+        a.len() == 2 && b.len() == 1 && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+    }) && num.parse::<f64>().is_ok_and(|n| (20.0..=max).contains(&n))
+}
+
+fn versions() -> Json {
+    json!([{
+        "label": "Winter '25",
+        "url": format!("/services/data/v{API_VERSION}"),
+        "version": API_VERSION,
+    }])
+}
+
+/// `/services/data/...` of org `org`; `segs` are the path segments after `data`.
+pub fn data_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Reply {
+    let Some((version, rest)) = segs.split_first() else {
+        count(sim, org, RequestKind::Versions);
+        return Reply::ok(&versions());
+    };
+    let kind = if supported_version(version) {
+        kind_of(&req.method, rest)
+    } else {
+        RequestKind::NotFound
+    };
+    count(sim, org, kind);
+    if let Err(e) = auth::check_bearer(sim, org, &req.headers) {
+        return e.into();
+    }
+    if sim.orgs[org].use_api() > sim.config.daily_api_limit {
+        return ApiError::limit_exceeded().into();
+    }
+    resource(sim, org, req, version, rest, kind).unwrap_or_else(Reply::from)
+}
+
+fn require(method: &Method, allowed: &[Method]) -> Result<(), ApiError> {
+    if allowed.contains(method) {
+        Ok(())
+    } else {
+        let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+        Err(ApiError::method_not_allowed(method.as_str(), &names))
+    }
+}
+
+fn resource(
+    sim: &Sim,
+    org: usize,
+    req: &Incoming,
+    version: &str,
+    rest: &[&str],
+    kind: RequestKind,
+) -> Result<Reply, ApiError> {
+    let o = &sim.orgs[org];
+    let get_only = || require(&req.method, &[Method::GET]);
+    match kind {
+        RequestKind::Resources => {
+            get_only()?;
+            let base = format!("/services/data/{version}");
+            Ok(Reply::ok(&json!({
+                "sobjects": format!("{base}/sobjects"),
+                "query": format!("{base}/query"),
+                "queryAll": format!("{base}/queryAll"),
+                "limits": format!("{base}/limits"),
+                "composite": format!("{base}/composite"),
+            })))
+        }
+        RequestKind::DescribeGlobal => {
+            get_only()?;
+            Ok(Reply::ok(&describe::describe_global(version)))
+        }
+        RequestKind::Describe => {
+            get_only()?;
+            Ok(Reply::ok(&describe::describe(version, rest[1])?))
+        }
+        RequestKind::SObjectInfo => {
+            get_only()?;
+            Ok(Reply::ok(&describe::sobject_info(version, rest[1])?))
+        }
+        RequestKind::Query | RequestKind::QueryAll => {
+            get_only()?;
+            let q = url::form_urlencoded::parse(req.query.as_bytes())
+                .find(|(k, _)| k == "q")
+                .map(|(_, v)| v.into_owned())
+                .ok_or_else(|| {
+                    ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
+                })?;
+            let batch = query::batch_size(&req.headers);
+            let reply = query::run(o, version, &q, kind == RequestKind::QueryAll, batch)?;
+            o.stats().records_returned += reply.records as u64;
+            Ok(Reply {
+                status: StatusCode::OK,
+                body: reply.body,
+            })
+        }
+        RequestKind::QueryMore => {
+            get_only()?;
+            let reply = query::more(o, version, rest[1])?;
+            o.stats().records_returned += reply.records as u64;
+            Ok(Reply {
+                status: StatusCode::OK,
+                body: reply.body,
+            })
+        }
+        RequestKind::Limits => {
+            get_only()?;
+            let max = sim.config.daily_api_limit;
+            Ok(Reply::ok(&json!({
+                "DailyApiRequests": { "Max": max, "Remaining": max.saturating_sub(o.api_used()) },
+                "DailyBulkApiBatches": { "Max": 15000, "Remaining": 15000 },
+                "DailyBulkV2QueryJobs": { "Max": 10000, "Remaining": 10000 },
+                "DataStorageMB": { "Max": 1024, "Remaining": 1000 },
+            })))
+        }
+        RequestKind::CollectionsCreate
+        | RequestKind::CollectionsUpdate
+        | RequestKind::CollectionsDelete => {
+            require(&req.method, &[Method::POST, Method::PATCH, Method::DELETE])?;
+            let (results, n) = match kind {
+                RequestKind::CollectionsCreate => {
+                    collections::save(o, Operation::Create, &req.body)?
+                }
+                RequestKind::CollectionsUpdate => {
+                    collections::save(o, Operation::Update, &req.body)?
+                }
+                _ => collections::delete(o, &req.query)?,
+            };
+            o.stats().records_written += n as u64;
+            Ok(Reply::ok(&results))
+        }
+        RequestKind::CollectionsUpsert => {
+            require(&req.method, &[Method::PATCH])?;
+            let (results, n) = collections::upsert(o, rest[2], rest[3], &req.body)?;
+            o.stats().records_written += n as u64;
+            Ok(Reply::ok(&results))
+        }
+        RequestKind::Composite => {
+            require(&req.method, &[Method::POST])?;
+            composite(sim, org, req)
+        }
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Subrequest {
+    method: String,
+    url: String,
+    reference_id: String,
+    #[serde(default)]
+    body: Option<Json>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompositeBody {
+    composite_request: Vec<Subrequest>,
+}
+
+/// `POST /composite`: subrequests run in order through the same resources
+/// (one API call in all; `@{ref}` references are not supported). The way to
+/// send a query too long for a URI.
+fn composite(sim: &Sim, org: usize, req: &Incoming) -> Result<Reply, ApiError> {
+    let parsed: CompositeBody =
+        serde_json::from_slice(&req.body).map_err(|e| ApiError::json_parser(e.to_string()))?;
+    if parsed.composite_request.len() > MAX_SUBREQUESTS {
+        return Err(ApiError::bad_request(
+            "INVALID_INPUT",
+            format!(
+                "Limit exceeded: a composite request can have at most {MAX_SUBREQUESTS} subrequests"
+            ),
+        ));
+    }
+    let mut responses = Vec::with_capacity(parsed.composite_request.len());
+    for sub in parsed.composite_request {
+        let (path, query) = sub.url.split_once('?').unwrap_or((&sub.url, ""));
+        let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let reply = match (Method::from_bytes(sub.method.as_bytes()), segs.as_slice()) {
+            (Ok(method), ["services", "data", version, rest @ ..])
+                if supported_version(version) =>
+            {
+                let inner = Incoming {
+                    method: method.clone(),
+                    path: path.to_string(),
+                    query: query.to_string(),
+                    headers: req.headers.clone(),
+                    body: Bytes::from(sub.body.as_ref().map(|b| b.to_string()).unwrap_or_default()),
+                };
+                resource(sim, org, &inner, version, rest, kind_of(&method, rest))
+                    .unwrap_or_else(Reply::from)
+            }
+            _ => ApiError::not_found().into(),
+        };
+        let body: Json = serde_json::from_slice(&reply.body).unwrap_or(Json::Null);
+        responses.push(json!({
+            "body": body,
+            "httpHeaders": {},
+            "httpStatusCode": reply.status.as_u16(),
+            "referenceId": sub.reference_id,
+        }));
+    }
+    Ok(Reply::ok(&json!({ "compositeResponse": responses })))
+}

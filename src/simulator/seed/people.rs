@@ -1,0 +1,200 @@
+//! Generators of the people-like objects: users, accounts, contacts, leads.
+
+use chrono::Duration;
+
+use super::columns::{Audit, Columns, Ctx, date, datetime, full_name, maybe, phone};
+use super::names::{CITIES, COMPANY_HEADS, COMPANY_TAILS, QUIZZES, TITLES, USERS, slug};
+use super::{contact_email, contact_person, h, lead_email, lead_person, pick};
+use crate::simulator::objects::{ACCOUNT_TYPES, INDUSTRIES, LEAD_STATUSES, lead_sources};
+use crate::simulator::store::{Store, Value};
+
+pub fn users(store: &mut Store, ctx: &Ctx) {
+    let cols = Columns::of("User");
+    let audit = Audit::of(&cols);
+    let [username, email, first_name, last_name, name, active, title] = cols.indices([
+        "Username",
+        "Email",
+        "FirstName",
+        "LastName",
+        "Name",
+        "IsActive",
+        "Title",
+    ]);
+    let sandbox_suffix = if ctx.org == "sandbox" { ".sandbox" } else { "" };
+    for (i, (first, last, job)) in USERS.iter().enumerate() {
+        let mut row = cols.row();
+        audit.fill(&mut row, ctx, "005", 500, i);
+        let local = if i == 0 {
+            "integration".to_string()
+        } else {
+            format!("{}.{}", slug(first), slug(last))
+        };
+        row[username] = Value::text(format!("{local}@sfsql-demo.example{sandbox_suffix}"));
+        row[email] = Value::text(format!("{local}@{}-corp.example.com", ctx.org));
+        row[first_name] = Value::text(*first);
+        row[last_name] = Value::text(*last);
+        row[name] = full_name(Some(first), last);
+        row[active] = Value::Bool(i != 17 && i != 19);
+        row[title] = Value::text(*job);
+        cols.insert(store, row);
+    }
+}
+
+pub fn accounts(store: &mut Store, ctx: &Ctx) {
+    let cols = Columns::of("Account");
+    let audit = Audit::of(&cols);
+    let [
+        name,
+        industry,
+        kind,
+        revenue,
+        employees,
+        website,
+        phone_col,
+        city,
+    ] = cols.indices([
+        "Name",
+        "Industry",
+        "Type",
+        "AnnualRevenue",
+        "NumberOfEmployees",
+        "Website",
+        "Phone",
+        "BillingCity",
+    ]);
+    for i in 0..ctx.sizes.accounts {
+        let mut row = cols.row();
+        audit.fill(&mut row, ctx, "001", 600, i);
+        let head = pick(COMPANY_HEADS, h(601, i));
+        let tail = pick(COMPANY_TAILS, h(602, i));
+        let x = h(603, i);
+        let millions = (x >> 32) % 500;
+        row[name] = Value::text(format!("{head} {tail}"));
+        row[industry] = maybe(!x.is_multiple_of(7), || {
+            Value::text(pick(INDUSTRIES, x >> 8))
+        });
+        row[kind] = Value::text(pick(ACCOUNT_TYPES, x >> 20));
+        row[revenue] = maybe(millions >= 50, || {
+            Value::Double((millions * 100_000) as f64)
+        });
+        row[employees] = Value::Int(((x >> 40) % 5_000 + 5) as i64);
+        row[website] = Value::text(format!("https://www.{}{}.example", slug(head), slug(tail)));
+        row[phone_col] = phone(h(604, i));
+        row[city] = Value::text(pick(CITIES, h(605, i)));
+        cols.insert(store, row);
+    }
+}
+
+pub fn contacts(store: &mut Store, ctx: &Ctx) {
+    let cols = Columns::of("Contact");
+    let audit = Audit::of(&cols);
+    let [
+        first_name,
+        last_name,
+        name,
+        email,
+        phone_col,
+        title,
+        account,
+        source,
+        opted_out,
+    ] = cols.indices([
+        "FirstName",
+        "LastName",
+        "Name",
+        "Email",
+        "Phone",
+        "Title",
+        "AccountId",
+        "LeadSource",
+        "HasOptedOutOfEmail",
+    ]);
+    let [birthdate, nps, quiz_date, quiz_name] = cols.indices([
+        "Birthdate",
+        "WM_NPS_Score__c",
+        "WM_Quiz_Date__c",
+        "WM_Quiz_Name__c",
+    ]);
+    for i in 0..ctx.sizes.contacts {
+        let mut row = cols.row();
+        audit.fill(&mut row, ctx, "003", 700, i);
+        let (first, last) = contact_person(i);
+        let x = h(702, i);
+        let born = h(703, i);
+        let score = h(704 ^ ctx.org_salt, i);
+        let quiz = h(705 ^ ctx.org_salt, i);
+        row[first_name] = Value::opt_text(first);
+        row[last_name] = Value::text(last);
+        row[name] = full_name(first, last);
+        row[email] = Value::opt_text(contact_email(ctx.org, i));
+        row[phone_col] = phone(h(701, i));
+        row[title] = maybe(!x.is_multiple_of(5), || Value::text(pick(TITLES, x >> 8)));
+        row[account] = maybe(i % 15 != 14, || ctx.id("001", i / 10));
+        row[source] = maybe(!(x >> 16).is_multiple_of(4), || {
+            Value::text(pick(lead_sources(), x >> 20))
+        });
+        row[opted_out] = Value::Bool((x >> 28).is_multiple_of(12));
+        row[birthdate] = maybe(!born.is_multiple_of(3), || {
+            Value::Date(date(0) - Duration::days(7_000 + (born >> 8) as i64 % 18_000))
+        });
+        row[nps] = maybe(score.is_multiple_of(8), || {
+            Value::Double(((score >> 8) % 11) as f64)
+        });
+        if quiz.is_multiple_of(10) {
+            row[quiz_date] = Value::Date(date(5 * 365 + (quiz >> 8) % 300));
+            row[quiz_name] = Value::text(pick(QUIZZES, quiz >> 20));
+        }
+        cols.insert(store, row);
+    }
+}
+
+pub fn leads(store: &mut Store, ctx: &Ctx) {
+    let cols = Columns::of("Lead");
+    let audit = Audit::of(&cols);
+    let [
+        first_name,
+        last_name,
+        name,
+        company_col,
+        email,
+        status,
+        source,
+    ] = cols.indices([
+        "FirstName",
+        "LastName",
+        "Name",
+        "Company",
+        "Email",
+        "Status",
+        "LeadSource",
+    ]);
+    let [first_login, last_login, logins] = cols.indices([
+        "WalkMe_First_Login__c",
+        "WalkMe_Last_Login__c",
+        "WalkMe_Logins_Last_30_Days__c",
+    ]);
+    for i in 0..ctx.sizes.leads {
+        let mut row = cols.row();
+        audit.fill(&mut row, ctx, "00Q", 800, i);
+        let (first, last, company) = lead_person(i);
+        let x = h(802, i);
+        row[first_name] = Value::text(first);
+        row[last_name] = Value::text(last);
+        row[name] = full_name(Some(first), last);
+        row[company_col] = Value::text(format!("{company} {}", pick(COMPANY_TAILS, h(801, i))));
+        row[email] = Value::opt_text(lead_email(ctx.org, i));
+        row[status] = Value::text(pick(LEAD_STATUSES, x));
+        row[source] = maybe(!(x >> 16).is_multiple_of(3), || {
+            Value::text(pick(lead_sources(), x >> 20))
+        });
+        let walkme = h(803 ^ ctx.org_salt, i);
+        if walkme.is_multiple_of(4) {
+            let first_at = 5 * 365 * 86_400 + (walkme >> 8) % (200 * 86_400);
+            let last_at = first_at + (walkme >> 20) % (150 * 86_400);
+            row[first_login] = Value::DateTime(datetime(first_at));
+            row[last_login] = Value::DateTime(datetime(last_at));
+            row[logins] = Value::Double(((walkme >> 40) % 41) as f64);
+        }
+        cols.insert(store, row);
+    }
+}
