@@ -805,3 +805,31 @@ async fn composite_runs_a_long_query_as_a_subrequest() {
         "INVALID_FIELD"
     );
 }
+
+#[tokio::test]
+async fn injected_faults_and_expired_tokens() {
+    let sim = sim(300).await;
+    let http = Client::new();
+    let conn = login(&sim, "sandbox").await;
+    http.post(format!(
+        "{}/__sim/fail_next?org=sandbox&status=503&count=2",
+        sim.base_url()
+    ))
+    .send()
+    .await
+    .expect("inject");
+    for _ in 0..2 {
+        let (status, body) = conn.get(&format!("{V}/limits")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error_code(&body), "SERVER_UNAVAILABLE");
+    }
+    assert_eq!(conn.get(&format!("{V}/limits")).await.0, StatusCode::OK);
+
+    http.post(format!("{}/__sim/expire_tokens", sim.base_url()))
+        .send()
+        .await
+        .expect("expire");
+    let (status, body) = conn.get(&format!("{V}/limits")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "INVALID_SESSION_ID");
+}

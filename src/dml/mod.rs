@@ -17,7 +17,7 @@ pub use changeset::{
     key_literals as key_literal_list,
 };
 pub use update::{UpdatePlan, plan_update, target_name as update_target};
-pub use write::{OutcomeStatus, RecordOutcome, UpdateSummary, apply_changes};
+pub use write::{OutcomeStatus, RecordOutcome, UpdateSummary, apply_changes, dry_run_summary};
 
 use thiserror::Error;
 

@@ -167,3 +167,27 @@ pub async fn apply_changes(
     }
     summary
 }
+
+/// The outcomes a dry run predicts: changed records as `updated`, the rest
+/// `unchanged`; no call is made.
+pub fn dry_run_summary(set: &ChangeSet) -> UpdateSummary {
+    let mut summary = UpdateSummary {
+        matched: set.records.len(),
+        ..Default::default()
+    };
+    for r in &set.records {
+        summary.push(RecordOutcome {
+            id: r.id.clone(),
+            match_key: r.match_key.clone(),
+            status: if r.changes.is_empty() {
+                OutcomeStatus::Unchanged
+            } else {
+                OutcomeStatus::Updated
+            },
+            error_code: None,
+            message: None,
+            fields: vec![],
+        });
+    }
+    summary
+}

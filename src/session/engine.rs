@@ -35,9 +35,22 @@ pub struct Connection {
     pub read_only: bool,
 }
 
+/// Stores what every write did (the run log). The scheduler's state store
+/// implements it; without one, writes are reported to the client only.
+#[async_trait::async_trait]
+pub trait RunRecorder: Send + Sync {
+    async fn record_write(
+        &self,
+        origin: &super::Origin,
+        statement_sql: &str,
+        report: &super::WriteReport,
+    ) -> Result<(), String>;
+}
+
 pub struct Engine {
     pub ctx: Arc<SessionContext>,
     pub connections: BTreeMap<String, Connection>,
+    recorder: std::sync::OnceLock<Arc<dyn RunRecorder>>,
 }
 
 /// What an UPDATE did.
@@ -117,7 +130,17 @@ impl Engine {
         Ok(Engine {
             ctx: Arc::new(ctx),
             connections,
+            recorder: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attach the run log; later calls are ignored.
+    pub fn set_recorder(&self, recorder: Arc<dyn RunRecorder>) {
+        let _ = self.recorder.set(recorder);
+    }
+
+    pub fn recorder(&self) -> Option<&Arc<dyn RunRecorder>> {
+        self.recorder.get()
     }
 
     /// The connection an UPDATE targets, or `None` when the target is not

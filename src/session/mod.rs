@@ -1,16 +1,18 @@
 //! The engine and the statement router: one path for every statement,
-//! whether it comes from pgwire, the CLI or (later) the scheduler.
+//! whether it comes from pgwire, the CLI or the scheduler.
 //!
 //! [`Engine`] owns the DataFusion `SessionContext` with one schema per
-//! Salesforce connection plus `reports`; [`SfsqlHook`] sees each parsed
-//! statement first and takes the ones sfsql must handle itself (DML on
-//! Salesforce tables, `SET/SHOW sfsql.*`, `EXPLAIN` of such DML), leaving
-//! the rest to DataFusion.
+//! Salesforce connection plus `reports`; its router ([`router`]) takes the
+//! statements sfsql must handle itself (DML on Salesforce tables,
+//! `SET/SHOW sfsql.*`, `EXPLAIN` of such DML) and leaves the rest to
+//! DataFusion. [`SfsqlHook`] puts the router in front of pgwire.
 
 mod engine;
 mod hook;
+mod router;
 mod settings;
 
-pub use engine::{Connection, Engine, EngineError, UpdateResult};
+pub use engine::{Connection, Engine, EngineError, RunRecorder, UpdateResult};
 pub use hook::SfsqlHook;
+pub use router::{Origin, Routed, StatementError, StatementResult, WriteReport};
 pub use settings::{Settings, SettingsError};

@@ -102,6 +102,13 @@ pub fn data_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Reply
     if sim.orgs[org].use_api() > sim.config.daily_api_limit {
         return ApiError::limit_exceeded().into();
     }
+    if let Some((status, code)) = sim.orgs[org].next_fault() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return Reply::json(
+            status,
+            &json!([{ "message": "failure injected by the simulator", "errorCode": code }]),
+        );
+    }
     resource(sim, org, req, version, rest, kind).unwrap_or_else(Reply::from)
 }
 

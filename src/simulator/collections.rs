@@ -5,18 +5,15 @@
 
 use chrono::Utc;
 use serde::Serialize;
-use serde_json::{Map, Value as Json};
 
-use super::convert::{to_value, type_error};
+use super::convert::{self, MAX_RECORDS, parse_body, read_record};
 use super::error::ApiError;
 use super::ids::canonical;
 use super::org::Org;
 use super::schema::{ObjId, schema};
 use super::store::{Store, index_key};
-use super::writes::{self, ParsedRecord, Pending, Prepared, RecordError, WriteCtx};
-
-/// Records (or ids) one Collections request may carry.
-pub const MAX_RECORDS: usize = 200;
+use super::validate::{self, Pending, Prepared, RecordError};
+use super::writes::{self, WriteCtx};
 
 /// One entry of the response array.
 #[derive(Debug, Serialize)]
@@ -47,116 +44,6 @@ struct Outcome {
     /// `Some` for upserts.
     created: Option<bool>,
     action: Result<Action, Vec<RecordError>>,
-}
-
-fn too_many() -> ApiError {
-    ApiError::bad_request(
-        "EXCEEDED_ID_LIMIT",
-        "record limit reached. cannot submit more than 200 records into this call",
-    )
-}
-
-/// `allOrNone` and the records of a request body.
-fn parse_body(body: &[u8]) -> Result<(bool, Vec<Json>), ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::json_parser(e.to_string()))?;
-    let json: Json = serde_json::from_str(text).map_err(|e| {
-        ApiError::json_parser(format!(
-            "{e}; at [line:{}, column:{}]",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let Json::Object(mut top) = json else {
-        return Err(ApiError::json_parser(
-            "Cannot deserialize instance of complexvalue from START_ARRAY value [ or request may be \
-             missing a required field at [line:1, column:1]",
-        ));
-    };
-    let all_or_none = top
-        .get("allOrNone")
-        .and_then(Json::as_bool)
-        .unwrap_or(false);
-    let records = match top.remove("records") {
-        Some(Json::Array(records)) => records,
-        _ => return Err(ApiError::json_parser("Missing required field: records")),
-    };
-    if records.len() > MAX_RECORDS {
-        return Err(too_many());
-    }
-    Ok((all_or_none, records))
-}
-
-/// Reads one record's values; a value of the wrong JSON type fails the request.
-fn read_record(
-    rec: &Json,
-    body: &str,
-    url_object: Option<ObjId>,
-) -> Result<ParsedRecord, ApiError> {
-    let Json::Object(map) = rec else {
-        return Err(ApiError::json_parser(
-            "Cannot deserialize instance of sobject from a non-object value",
-        ));
-    };
-    let type_name = map
-        .get("attributes")
-        .and_then(|a| a.get("type"))
-        .and_then(Json::as_str);
-    let obj = match (type_name, url_object) {
-        (Some(t), _) => schema().object_id(t).ok_or_else(|| {
-            ApiError::bad_request(
-                "INVALID_TYPE",
-                format!("sObject type '{t}' is not supported."),
-            )
-        })?,
-        (None, Some(o)) => o,
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "INVALID_TYPE",
-                "Must send a concrete entity type.",
-            ));
-        }
-    };
-    read_fields(obj, map, body)
-}
-
-fn read_fields(obj: ObjId, map: &Map<String, Json>, body: &str) -> Result<ParsedRecord, ApiError> {
-    let def = schema().object(obj);
-    let mut rec = ParsedRecord {
-        obj,
-        id: None,
-        fields: Vec::new(),
-        unknown: Vec::new(),
-    };
-    for (key, value) in map {
-        if key == "attributes" {
-            continue;
-        }
-        if key.eq_ignore_ascii_case("id") {
-            match value {
-                Json::String(s) => rec.id = Some(s.clone()),
-                Json::Null => {}
-                other => {
-                    return Err(ApiError::json_parser(type_error(
-                        &def.fields[0],
-                        other,
-                        body,
-                        key,
-                    )));
-                }
-            }
-            continue;
-        }
-        match def.field_index(key) {
-            Some(f) => {
-                let field = &def.fields[f];
-                let v = to_value(field, value)
-                    .ok_or_else(|| ApiError::json_parser(type_error(field, value, body, key)))?;
-                rec.fields.push((f, v));
-            }
-            None => rec.unknown.push(key.clone()),
-        }
-    }
-    Ok(rec)
 }
 
 fn rolled_back() -> RecordError {
@@ -230,7 +117,7 @@ pub fn save(org: &Org, op: Operation, body: &[u8]) -> Result<(Vec<SaveResult>, u
         .map(|rec| {
             let row = match op {
                 Operation::Create => None,
-                Operation::Update => match writes::locate(&store, rec.obj, rec.id.as_deref()) {
+                Operation::Update => match validate::locate(&store, rec.obj, rec.id.as_deref()) {
                     Ok(row) => Some(row),
                     Err(e) => {
                         return Outcome {
@@ -245,7 +132,7 @@ pub fn save(org: &Org, op: Operation, body: &[u8]) -> Result<(Vec<SaveResult>, u
             Outcome {
                 id,
                 created: None,
-                action: writes::prepare(&store, rec, row, &mut pending).map(Action::Write),
+                action: validate::prepare(&store, rec, row, &mut pending).map(Action::Write),
             }
         })
         .collect();
@@ -319,7 +206,7 @@ pub fn upsert(
                 .lookup(ext, &key)
                 .iter()
                 .copied()
-                .filter(|r| writes::live(&store, obj, *r))
+                .filter(|r| validate::is_live(&store, obj, *r))
                 .collect();
             let id_of = |r: u32| store.table(obj).get(r, 0).as_str().map(str::to_string);
             if matches.len() > 1 {
@@ -346,7 +233,7 @@ pub fn upsert(
             Outcome {
                 id: row.and_then(id_of),
                 created: Some(row.is_none()),
-                action: writes::prepare(&store, &rec, row, &mut pending).map(Action::Write),
+                action: validate::prepare(&store, &rec, row, &mut pending).map(Action::Write),
             }
         })
         .collect();
@@ -383,7 +270,7 @@ pub fn delete(org: &Org, query: &str) -> Result<(Vec<SaveResult>, usize), ApiErr
         ));
     }
     if ids.len() > MAX_RECORDS {
-        return Err(too_many());
+        return Err(convert::too_many_records());
     }
     let mut store = org.write();
     let outcomes = ids
@@ -406,7 +293,9 @@ pub fn delete(org: &Org, query: &str) -> Result<(Vec<SaveResult>, usize), ApiErr
                     "insufficient access rights on object id",
                     &[],
                 )]),
-                Some((obj, row)) if writes::live(&store, obj, row) => Ok(Action::Delete(obj, row)),
+                Some((obj, row)) if validate::is_live(&store, obj, row) => {
+                    Ok(Action::Delete(obj, row))
+                }
                 _ => Err(vec![RecordError::new(
                     "ENTITY_IS_DELETED",
                     "entity is deleted",

@@ -1,14 +1,19 @@
-//! Reading field values from a Collections JSON body. A value that cannot
-//! be read as its field's type fails the whole request with
-//! JSON_PARSER_ERROR, as Salesforce's deserializer does before any record
-//! is processed.
+//! Reading Collections JSON bodies: `allOrNone`, the records, their types
+//! and field values. A value that cannot be read as its field's type fails
+//! the whole request with JSON_PARSER_ERROR, as Salesforce's deserializer
+//! does before any record is processed.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
-use super::schema::{FieldDef, ValueKind};
+use super::error::ApiError;
+use super::schema::{FieldDef, ObjId, ValueKind, schema};
 use super::soql::lexer::parse_datetime;
 use super::store::Value;
+use super::validate::ParsedRecord;
+
+/// Records (or ids) one Collections request may carry.
+pub const MAX_RECORDS: usize = 200;
 
 /// Jackson's name for the JSON token a value starts with.
 fn token_name(v: &Json) -> &'static str {
@@ -128,6 +133,116 @@ pub fn to_value(field: &FieldDef, v: &Json) -> Option<Value> {
         ValueKind::Date => v.as_str().and_then(parse_date).map(Value::Date),
         ValueKind::DateTime => v.as_str().and_then(parse_any_datetime).map(Value::DateTime),
     }
+}
+
+pub fn too_many_records() -> ApiError {
+    ApiError::bad_request(
+        "EXCEEDED_ID_LIMIT",
+        "record limit reached. cannot submit more than 200 records into this call",
+    )
+}
+
+/// `allOrNone` and the records of a request body.
+pub fn parse_body(body: &[u8]) -> Result<(bool, Vec<Json>), ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::json_parser(e.to_string()))?;
+    let json: Json = serde_json::from_str(text).map_err(|e| {
+        ApiError::json_parser(format!(
+            "{e}; at [line:{}, column:{}]",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let Json::Object(mut top) = json else {
+        return Err(ApiError::json_parser(
+            "Cannot deserialize instance of complexvalue from START_ARRAY value [ or request may be \
+             missing a required field at [line:1, column:1]",
+        ));
+    };
+    let all_or_none = top
+        .get("allOrNone")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    let records = match top.remove("records") {
+        Some(Json::Array(records)) => records,
+        _ => return Err(ApiError::json_parser("Missing required field: records")),
+    };
+    if records.len() > MAX_RECORDS {
+        return Err(too_many_records());
+    }
+    Ok((all_or_none, records))
+}
+
+/// Reads one record's values; a value of the wrong JSON type fails the request.
+pub fn read_record(
+    rec: &Json,
+    body: &str,
+    url_object: Option<ObjId>,
+) -> Result<ParsedRecord, ApiError> {
+    let Json::Object(map) = rec else {
+        return Err(ApiError::json_parser(
+            "Cannot deserialize instance of sobject from a non-object value",
+        ));
+    };
+    let type_name = map
+        .get("attributes")
+        .and_then(|a| a.get("type"))
+        .and_then(Json::as_str);
+    let obj = match (type_name, url_object) {
+        (Some(t), _) => schema().object_id(t).ok_or_else(|| {
+            ApiError::bad_request(
+                "INVALID_TYPE",
+                format!("sObject type '{t}' is not supported."),
+            )
+        })?,
+        (None, Some(o)) => o,
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "INVALID_TYPE",
+                "Must send a concrete entity type.",
+            ));
+        }
+    };
+    read_fields(obj, map, body)
+}
+
+fn read_fields(obj: ObjId, map: &Map<String, Json>, body: &str) -> Result<ParsedRecord, ApiError> {
+    let def = schema().object(obj);
+    let mut rec = ParsedRecord {
+        obj,
+        id: None,
+        fields: Vec::new(),
+        unknown: Vec::new(),
+    };
+    for (key, value) in map {
+        if key == "attributes" {
+            continue;
+        }
+        if key.eq_ignore_ascii_case("id") {
+            match value {
+                Json::String(s) => rec.id = Some(s.clone()),
+                Json::Null => {}
+                other => {
+                    return Err(ApiError::json_parser(type_error(
+                        &def.fields[0],
+                        other,
+                        body,
+                        key,
+                    )));
+                }
+            }
+            continue;
+        }
+        match def.field_index(key) {
+            Some(f) => {
+                let field = &def.fields[f];
+                let v = to_value(field, value)
+                    .ok_or_else(|| ApiError::json_parser(type_error(field, value, body, key)))?;
+                rec.fields.push((f, v));
+            }
+            None => rec.unknown.push(key.clone()),
+        }
+    }
+    Ok(rec)
 }
 
 #[cfg(test)]

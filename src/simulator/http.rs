@@ -120,6 +120,35 @@ fn sim_route(sim: &Sim, req: &Incoming, segs: &[&str]) -> Response {
             ),
             None => ApiError::not_found().into_response(),
         },
+        (&Method::POST, ["fail_next"]) => {
+            let params: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(req.query.as_bytes())
+                    .into_owned()
+                    .collect();
+            let status = params
+                .get("status")
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(503);
+            let count = params
+                .get("count")
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(1);
+            let code = params.get("code").cloned().unwrap_or_else(|| {
+                match status {
+                    500 => "UNKNOWN_EXCEPTION",
+                    403 => "REQUEST_LIMIT_EXCEEDED",
+                    _ => "SERVER_UNAVAILABLE",
+                }
+                .to_string()
+            });
+            match org_param() {
+                Some(org) => {
+                    sim.orgs[org].inject_faults(count, status, code);
+                    json_response(StatusCode::OK, &serde_json::json!({}))
+                }
+                None => ApiError::not_found().into_response(),
+            }
+        }
         (&Method::POST, ["expire_tokens"]) => {
             auth::expire_access_tokens(sim);
             json_response(StatusCode::OK, &serde_json::json!({}))

@@ -13,7 +13,7 @@
 //! - `query`: query, queryAll, queryMore cursors and record rendering, over
 //!   `soql` (lexer, parser, compile against the schema, evaluator).
 //! - `collections`: sObject Collections requests, over `convert` (reading
-//!   JSON values) and `writes` (per-record validation and applying).
+//!   JSON values), `validate` (per-record checks) and `writes` (applying).
 //! - `store`: records, id and lookup indexes; `seed`: the deterministic
 //!   data and its email rules; `ids`: 15/18-character ids.
 //! - `org`: server state (both orgs, tokens); `stats`: counters;
@@ -27,7 +27,9 @@
 //! response bodies (`nextRecordsUrl`, `attributes.url`) carry no prefix, as
 //! on Salesforce. Test helpers without prefix or auth: `GET /__sim/stats`,
 //! `POST /__sim/stats/reset`, `POST /__sim/refresh_token?org=` (mints a
-//! refresh token), `POST /__sim/expire_tokens` (expires access tokens).
+//! refresh token), `POST /__sim/expire_tokens` (expires access tokens),
+//! `POST /__sim/fail_next?org=&status=503&count=1&code=` (the next data
+//! requests of the org fail with that status and errorCode).
 
 mod api;
 mod auth;
@@ -45,6 +47,7 @@ mod seed;
 mod soql;
 mod stats;
 mod store;
+mod validate;
 mod writes;
 
 use std::net::SocketAddr;

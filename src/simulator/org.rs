@@ -22,7 +22,6 @@ fn pod(org: &str) -> &'static str {
 }
 
 /// One simulated org.
-#[derive(Debug)]
 pub struct Org {
     pub name: &'static str,
     pub pod: &'static str,
@@ -35,6 +34,29 @@ pub struct Org {
     stats: Mutex<OrgStats>,
     /// API requests so far, for `Sforce-Limit-Info` and `/limits`.
     api_used: AtomicU64,
+    /// Injected failures for the next data requests: (HTTP status, errorCode).
+    faults: Mutex<std::collections::VecDeque<(u16, String)>>,
+}
+
+// Records are left out: an org can hold hundreds of thousands.
+impl std::fmt::Debug for Org {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Org")
+            .field("name", &self.name)
+            .field("org_id", &self.org_id)
+            .field("api_used", &self.api_used())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("base_url", &self.base_url)
+            .field("config", &self.config)
+            .field("orgs", &self.orgs)
+            .finish_non_exhaustive()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -53,6 +75,7 @@ impl Org {
             cursors: Mutex::new(Cursors::default()),
             stats: Mutex::new(OrgStats::default()),
             api_used: AtomicU64::new(0),
+            faults: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -77,13 +100,22 @@ impl Org {
         self.api_used.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Makes the next `count` data requests fail with `status` and `code`.
+    pub fn inject_faults(&self, count: usize, status: u16, code: String) {
+        lock(&self.faults).extend(std::iter::repeat_n((status, code), count));
+    }
+
+    /// The failure injected for this request, if any.
+    pub fn next_fault(&self) -> Option<(u16, String)> {
+        lock(&self.faults).pop_front()
+    }
+
     pub fn api_used(&self) -> u64 {
         self.api_used.load(Ordering::Relaxed)
     }
 }
 
 /// Everything the server shares between requests.
-#[derive(Debug)]
 pub struct Sim {
     pub config: SimConfig,
     pub base_url: String,

@@ -122,8 +122,14 @@ fn mixed_case(email: &str) -> String {
     out
 }
 
-/// Email of contact `i` (from 0) in `org`; see the module docs for the rule.
-/// Production and sandbox share emails.
+/// Email of contact `i` (from 0) in `org`; production and sandbox share it.
+///
+/// - `i % 40 == 7`: `None` (the contact has no email);
+/// - `i % 50 == 23`: contact `i - 1`'s email in upper case (a duplicate
+///   person: a case-insensitive match finds both);
+/// - otherwise `first.last{i}@{domain}` in lower case (`last{i}@{domain}`
+///   without a first name), names folded to ASCII; mixed case
+///   (`Ann.Lee11@Example.com`) when `i % 60 == 11`.
 pub fn contact_email(_org: &str, i: usize) -> Option<String> {
     if i % 40 == 7 {
         return None;
@@ -147,7 +153,8 @@ fn lead_person(i: usize) -> (&'static str, &'static str, &'static str) {
     )
 }
 
-/// Email of lead `i` (from 0) in `org`; see the module docs for the rule.
+/// Email of lead `i` (from 0) in `org`: `None` when `i % 30 == 4`, else
+/// `{initial}{last}{i}@{company}.example` in lower case.
 pub fn lead_email(_org: &str, i: usize) -> Option<String> {
     if i % 30 == 4 {
         return None;

@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use super::compile::{CompiledQuery, InSet, Path, Pred, Scalar, SortKey};
 use super::lexer::{CmpOp, LikeTok};
+use super::plan::{CompiledQuery, InSet, Path, Pred, Scalar, SortKey};
 use crate::simulator::schema::{ObjId, ValueKind, schema};
 use crate::simulator::store::{Store, Table, Value};
 

@@ -1,14 +1,19 @@
-//! SOQL for the simulator: lexer, parser, resolution against the schema and
-//! an in-memory evaluator. Errors carry Salesforce's error codes and its
+//! SOQL for the simulator: `lexer`, `parser` (to the `ast`), `compile` and
+//! `filter` (resolution against the schema, to a `plan`) and `eval`
+//! (in-memory execution). Errors carry Salesforce's error codes and its
 //! "ERROR at Row:r:Column:c" messages.
 
+pub mod ast;
 pub mod compile;
 pub mod eval;
+mod filter;
 pub mod lexer;
 pub mod parser;
+pub mod plan;
 
-pub use compile::{CompiledQuery, Proj, compile};
+pub use compile::compile;
 pub use eval::execute;
+pub use plan::{CompiledQuery, Proj};
 
 /// A statement Salesforce would reject, with the errorCode it would use.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

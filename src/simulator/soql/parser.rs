@@ -3,89 +3,9 @@
 //! typed. Like Salesforce, AND and OR may not be mixed without parentheses,
 //! and NOT may only open a condition (at the start or after `(`).
 
-use chrono::{DateTime, NaiveDate, Utc};
-
 use super::SoqlError;
-use super::lexer::{CmpOp, StrLit, Tok, Token, tokenize};
-
-/// A dotted field path as typed, e.g. `Account.Owner.Email`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PathRef {
-    pub parts: Vec<String>,
-    pub pos: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum SelectItem {
-    Count { pos: usize },
-    Field(PathRef),
-}
-
-/// Relative date literals (`TODAY`, `LAST_N_DAYS:30`, ...).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum DateLiteral {
-    Today,
-    Yesterday,
-    Tomorrow,
-    LastNDays(u32),
-    NextNDays(u32),
-    ThisMonth,
-    LastMonth,
-    ThisYear,
-    LastYear,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Literal {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(StrLit),
-    Date(NaiveDate),
-    DateTime(DateTime<Utc>),
-    Relative(DateLiteral),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Cond {
-    And(Vec<Cond>),
-    Or(Vec<Cond>),
-    Not(Box<Cond>),
-    Cmp {
-        path: PathRef,
-        op: CmpOp,
-        value: Literal,
-        value_pos: usize,
-    },
-    In {
-        path: PathRef,
-        negated: bool,
-        values: Vec<(Literal, usize)>,
-    },
-    Like {
-        path: PathRef,
-        pattern: StrLit,
-        value_pos: usize,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct OrderItem {
-    pub path: PathRef,
-    pub descending: bool,
-    pub nulls_last: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Query {
-    pub select: Vec<SelectItem>,
-    pub from: String,
-    pub from_pos: usize,
-    pub filter: Option<Cond>,
-    pub order_by: Vec<OrderItem>,
-    pub limit: Option<u64>,
-    pub offset: Option<(u64, usize)>,
-}
+use super::ast::{Cond, DateLiteral, Literal, OrderItem, PathRef, Query, SelectItem};
+use super::lexer::{Tok, Token, tokenize};
 
 struct Parser<'a> {
     src: &'a str,

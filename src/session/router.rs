@@ -1,0 +1,481 @@
+//! The statement router: decides which statements sfsql answers itself and
+//! runs them, for every front end (pgwire, CLI, scheduler). Results come
+//! back as [`StatementResult`]s that each front end renders its own way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::ast::{
+    Expr, FromTable, ObjectName, Set, Statement, TableFactor, TableObject, Update,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use thiserror::Error;
+
+use super::engine::{Engine, UpdateResult};
+use super::settings::{Settings, SettingsError};
+use crate::dml::{self, DmlError, UpdateSummary};
+
+/// How many per-record failures a notice lists.
+const NOTICE_FAILURES: usize = 5;
+
+/// Who ran a statement; the run log links writes to it.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A client session (psql, a BI tool, the CLI).
+    Client { user: String },
+    /// A scheduled or manual run of a saved job.
+    Job { job_id: i64, run_id: i64 },
+}
+
+/// A write sfsql made (or, in a dry run, would make) to Salesforce.
+#[derive(Debug, Clone)]
+pub struct WriteReport {
+    pub connection: String,
+    pub sobject: String,
+    /// `update` for now; `insert`, `upsert`, `delete` come with the writes work.
+    pub action: &'static str,
+    pub dry_run: bool,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    /// Every matched record's outcome. In a dry run, records that would
+    /// change are counted as `updated`.
+    pub summary: UpdateSummary,
+}
+
+/// The result of one statement.
+#[derive(Debug, Clone)]
+pub struct StatementResult {
+    /// Command tag word: `SELECT`, `UPDATE`, `SET`, `EXPLAIN`.
+    pub tag: String,
+    /// Rows affected for DML tags.
+    pub rows_affected: Option<usize>,
+    /// Result rows, when the statement returns rows.
+    pub rows: Option<(SchemaRef, Vec<RecordBatch>)>,
+    /// Messages for the client (pgwire NOTICE).
+    pub notices: Vec<String>,
+    pub write: Option<WriteReport>,
+}
+
+impl StatementResult {
+    fn command(tag: &str, rows_affected: Option<usize>) -> Self {
+        StatementResult {
+            tag: tag.to_string(),
+            rows_affected,
+            rows: None,
+            notices: vec![],
+            write: None,
+        }
+    }
+
+    fn rows(tag: &str, batch: RecordBatch) -> Self {
+        StatementResult {
+            tag: tag.to_string(),
+            rows_affected: None,
+            rows: Some((batch.schema(), vec![batch])),
+            notices: vec![],
+            write: None,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum StatementError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Dml(#[from] DmlError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Sql(String),
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+impl StatementError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            StatementError::Settings(SettingsError::Unknown(_)) => "42704",
+            StatementError::Settings(SettingsError::InvalidValue { .. }) => "22023",
+            StatementError::Dml(e) => e.sqlstate(),
+            StatementError::Unsupported(_) => "0A000",
+            StatementError::Sql(_) => "42601",
+            StatementError::DataFusion(_) => "42000",
+        }
+    }
+}
+
+/// A statement sfsql answers itself.
+pub enum Routed<'a> {
+    Set { name: String, value: String },
+    Show(String),
+    Update(&'a Update),
+    ExplainUpdate(&'a Update),
+    Unsupported(String),
+}
+
+fn object_schema(name: &ObjectName) -> Option<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
+        .collect();
+    (parts.len() >= 2).then(|| parts[parts.len() - 2].clone())
+}
+
+impl Engine {
+    fn is_connection(&self, schema: Option<String>) -> bool {
+        schema.is_some_and(|s| self.connections.contains_key(&s))
+    }
+
+    /// `Some` when sfsql (not DataFusion) must answer `statement`.
+    pub fn route<'a>(&self, statement: &'a Statement) -> Option<Routed<'a>> {
+        match statement {
+            Statement::Set(Set::SingleAssignment {
+                variable, values, ..
+            }) if Settings::is_ours(&variable.to_string()) => {
+                let value = values
+                    .iter()
+                    .map(|v| match v {
+                        Expr::Value(v) => v
+                            .value
+                            .clone()
+                            .into_string()
+                            .unwrap_or_else(|| v.to_string()),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                Some(Routed::Set {
+                    name: variable.to_string(),
+                    value,
+                })
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                Settings::is_ours(&name).then_some(Routed::Show(name))
+            }
+            // Every UPDATE is sfsql's: DataFusion cannot run UPDATE ... FROM,
+            // and nothing else in the catalog is writable.
+            Statement::Update(u) => Some(Routed::Update(u)),
+            Statement::Explain { statement, .. } => match statement.as_ref() {
+                Statement::Update(u) => Some(Routed::ExplainUpdate(u)),
+                _ => None,
+            },
+            Statement::Insert(insert) => {
+                let TableObject::TableName(name) = &insert.table else {
+                    return None;
+                };
+                self.is_connection(object_schema(name)).then(|| {
+                    Routed::Unsupported(
+                        "INSERT into Salesforce tables is not supported yet; UPDATE ... FROM is (records are never created by UPDATE)".into(),
+                    )
+                })
+            }
+            Statement::Delete(delete) => {
+                let tables = match &delete.from {
+                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+                };
+                let targets_sf = tables.iter().any(|t| match &t.relation {
+                    TableFactor::Table { name, .. } => self.is_connection(object_schema(name)),
+                    _ => false,
+                });
+                targets_sf.then(|| {
+                    Routed::Unsupported("DELETE on Salesforce tables is not supported yet".into())
+                })
+            }
+            Statement::Merge(_) => Some(Routed::Unsupported(
+                "MERGE on Salesforce tables is not supported yet".into(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The columns a routed statement returns (for Describe in the
+    /// extended protocol), given the session's settings.
+    pub fn routed_schema(
+        &self,
+        routed: &Routed<'_>,
+        settings: &HashMap<String, String>,
+    ) -> SchemaRef {
+        let cols: Vec<&str> = match routed {
+            Routed::Show(name) => return text_schema(&[name.as_str()]),
+            Routed::Update(_) if Settings::dml_options(settings).dry_run => {
+                DRY_RUN_COLUMNS.to_vec()
+            }
+            Routed::ExplainUpdate(_) => vec!["plan_type", "plan"],
+            _ => vec![],
+        };
+        text_schema(&cols)
+    }
+
+    /// Run a routed statement. `settings` are the session's `sfsql.*`
+    /// values; `SET` changes them.
+    pub async fn run_routed(
+        &self,
+        routed: Routed<'_>,
+        statement_sql: &str,
+        settings: &mut HashMap<String, String>,
+        origin: &Origin,
+    ) -> Result<StatementResult, StatementError> {
+        match routed {
+            Routed::Set { name, value } => {
+                let (name, value) = Settings::normalise(&name, &value)?;
+                settings.insert(name, value);
+                Ok(StatementResult::command("SET", None))
+            }
+            Routed::Show(name) => {
+                let value = Settings::get(settings, &name)?;
+                Ok(StatementResult::rows(
+                    "SHOW",
+                    text_batch(&[name.as_str()], vec![vec![Some(value)]])?,
+                ))
+            }
+            Routed::Unsupported(message) => Err(StatementError::Unsupported(message)),
+            Routed::Update(update) => {
+                let opts = Settings::dml_options(settings);
+                let started = Utc::now();
+                let result = self.update(update, opts).await?;
+                let finished = Utc::now();
+                let mut out = match result {
+                    UpdateResult::DryRun(set) => {
+                        let changed: Vec<_> = set.changed().collect();
+                        let fields: usize = changed.iter().map(|r| r.changes.len()).sum();
+                        let mut out = StatementResult::rows("UPDATE", dry_run_batch(&set)?);
+                        out.notices.push(format!(
+                            "dry run: {} {} records matched, {} would change ({} field values), {} unchanged; nothing was written",
+                            set.records.len(),
+                            set.sobject,
+                            changed.len(),
+                            fields,
+                            set.unchanged()
+                        ));
+                        out.write = Some(WriteReport {
+                            connection: set.connection.clone(),
+                            sobject: set.sobject.clone(),
+                            action: "update",
+                            dry_run: true,
+                            started,
+                            finished,
+                            summary: dml::dry_run_summary(&set),
+                        });
+                        out
+                    }
+                    UpdateResult::Applied { set, summary } => {
+                        let mut out = StatementResult::command("UPDATE", Some(summary.updated));
+                        out.notices
+                            .push(summary_notice(&set.connection, &set.sobject, &summary));
+                        out.write = Some(WriteReport {
+                            connection: set.connection.clone(),
+                            sobject: set.sobject.clone(),
+                            action: "update",
+                            dry_run: false,
+                            started,
+                            finished,
+                            summary,
+                        });
+                        out
+                    }
+                };
+                if let (Some(report), Some(recorder)) = (&out.write, self.recorder()) {
+                    if let Err(e) = recorder.record_write(origin, statement_sql, report).await {
+                        out.notices.push(format!(
+                            "WARNING: the run log could not store this write: {e}"
+                        ));
+                    }
+                }
+                Ok(out)
+            }
+            Routed::ExplainUpdate(update) => Ok(StatementResult::rows(
+                "EXPLAIN",
+                self.explain_update(update).await?,
+            )),
+        }
+    }
+
+    /// EXPLAIN UPDATE: the statements sfsql will run, and DataFusion's plan
+    /// of the change set with the exact SOQL of each scan. The source keys
+    /// are read (a read, never a write) so the SOQL shown is what is sent.
+    async fn explain_update(&self, update: &Update) -> Result<RecordBatch, StatementError> {
+        let plan = self.plan_update(update).await?;
+        let mut rows: Vec<Vec<Option<String>>> = Vec::new();
+        let mut key_filter = None;
+        if let (Some(keys_sql), Some(k)) = (plan.keys_sql(), &plan.key) {
+            rows.push(vec![
+                Some("sfsql: source keys".into()),
+                Some(keys_sql.clone()),
+            ]);
+            let batches = self.ctx.sql(&keys_sql).await?.collect().await?;
+            if let Some(literals) = dml::key_literal_list(&batches)? {
+                rows.push(vec![
+                    Some("sfsql: key lookup".into()),
+                    Some(format!(
+                        "{} IN (<{} distinct keys>): {} is fetched by key, not scanned",
+                        k.target_sql,
+                        literals.len(),
+                        plan.sobject()
+                    )),
+                ]);
+                if !literals.is_empty() {
+                    key_filter = Some(format!("{} IN ({})", k.target_sql, literals.join(", ")));
+                }
+            }
+        }
+        rows.push(vec![
+            Some("sfsql: change set".into()),
+            Some(plan.change_set_sql(None)),
+        ]);
+        rows.push(vec![
+            Some("sfsql: write".into()),
+            Some(format!(
+                "diff against current values; PATCH /composite/sobjects with only the changed fields of changed {} records, 200 per call",
+                plan.sobject()
+            )),
+        ]);
+        // DataFusion's own plan of the change set, with the real key list,
+        // so each scan shows the SOQL that will be sent.
+        let explained_sql = plan.change_set_sql(key_filter.as_deref());
+        let explained = self
+            .ctx
+            .sql(&format!("EXPLAIN {explained_sql}"))
+            .await?
+            .collect()
+            .await?;
+        for b in &explained {
+            let types = b.column(0).as_any().downcast_ref::<StringArray>();
+            let plans = b.column(1).as_any().downcast_ref::<StringArray>();
+            if let (Some(t), Some(p)) = (types, plans) {
+                for i in 0..b.num_rows() {
+                    rows.push(vec![
+                        Some(t.value(i).to_string()),
+                        Some(p.value(i).to_string()),
+                    ]);
+                }
+            }
+        }
+        Ok(text_batch(&["plan_type", "plan"], rows)?)
+    }
+
+    /// Run SQL text outside pgwire (the scheduler and the CLI): sfsql's
+    /// statements through the router, the rest through DataFusion.
+    pub async fn execute_sql(
+        &self,
+        sql: &str,
+        settings: &mut HashMap<String, String>,
+        origin: &Origin,
+    ) -> Result<Vec<StatementResult>, StatementError> {
+        let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .map_err(|e| StatementError::Sql(e.to_string()))?;
+        let mut results = Vec::new();
+        for statement in &statements {
+            let text = statement.to_string();
+            match self.route(statement) {
+                Some(routed) => {
+                    results.push(self.run_routed(routed, &text, settings, origin).await?)
+                }
+                None => {
+                    let df = self.ctx.sql(&text).await?;
+                    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                    let batches = df.collect().await?;
+                    results.push(StatementResult {
+                        tag: "SELECT".into(),
+                        rows_affected: Some(batches.iter().map(|b| b.num_rows()).sum()),
+                        rows: Some((schema, batches)),
+                        notices: vec![],
+                        write: None,
+                    });
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+fn summary_notice(connection: &str, sobject: &str, summary: &UpdateSummary) -> String {
+    let mut text = format!(
+        "{}.{}: {} matched, {} updated, {} unchanged, {} failed, {} skipped; {} write calls",
+        connection,
+        sobject.to_ascii_lowercase(),
+        summary.matched,
+        summary.updated,
+        summary.unchanged,
+        summary.failed,
+        summary.skipped,
+        summary.write_calls
+    );
+    for f in summary.failures().take(NOTICE_FAILURES) {
+        text.push_str(&format!(
+            "\n  {} (key {}): {}: {}{}",
+            f.id,
+            f.match_key.as_deref().unwrap_or("-"),
+            f.error_code.as_deref().unwrap_or("ERROR"),
+            f.message.as_deref().unwrap_or(""),
+            if f.fields.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", f.fields.join(", "))
+            }
+        ));
+    }
+    if summary.failed > NOTICE_FAILURES {
+        text.push_str(&format!(
+            "\n  ... and {} more failures",
+            summary.failed - NOTICE_FAILURES
+        ));
+    }
+    text
+}
+
+pub const DRY_RUN_COLUMNS: [&str; 6] = [
+    "sobject",
+    "id",
+    "match_key",
+    "field",
+    "old_value",
+    "new_value",
+];
+
+pub fn text_schema(cols: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        cols.iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+pub fn text_batch(
+    cols: &[&str],
+    rows: Vec<Vec<Option<String>>>,
+) -> Result<RecordBatch, DataFusionError> {
+    let schema = text_schema(cols);
+    let arrays: Vec<ArrayRef> = (0..cols.len())
+        .map(|c| Arc::new(rows.iter().map(|r| r[c].clone()).collect::<StringArray>()) as ArrayRef)
+        .collect();
+    Ok(RecordBatch::try_new(schema, arrays)?)
+}
+
+fn dry_run_batch(set: &dml::ChangeSet) -> Result<RecordBatch, DataFusionError> {
+    let mut rows = Vec::new();
+    for r in set.changed() {
+        for c in &r.changes {
+            rows.push(vec![
+                Some(set.sobject.clone()),
+                Some(r.id.clone()),
+                r.match_key.clone(),
+                Some(c.field.clone()),
+                dml::display_value(&c.old),
+                dml::display_value(&c.new),
+            ]);
+        }
+    }
+    text_batch(&DRY_RUN_COLUMNS, rows)
+}
