@@ -85,6 +85,7 @@ pub async fn build_change_set(
     let batches = ctx.sql(&sql).await?.collect().await?;
     let rows = decode_rows(plan, &batches)?;
     let records = merge_and_diff(plan, rows, opts.on_multiple_matches)?;
+    check_changes(plan, &records)?;
     Ok(ChangeSet {
         connection: plan.connection.clone(),
         sobject: plan.sobject().to_string(),
@@ -332,5 +333,38 @@ pub fn display_value(v: &Value) -> Option<String> {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
+    }
+}
+
+/// Describe-based checks of every value about to be sent.
+fn check_changes(plan: &UpdatePlan, records: &[RecordChange]) -> Result<(), DmlError> {
+    let describe = plan.table.describe();
+    let mut problems = Vec::new();
+    let mut count = 0;
+    for r in records {
+        for c in &r.changes {
+            let Some(field) = describe.field(&c.field) else {
+                continue;
+            };
+            if let Some(why) = super::validate::check_value(field, &c.new) {
+                count += 1;
+                if problems.len() < 5 {
+                    problems.push(format!(
+                        "{} (key {}): {}: {why}",
+                        r.id,
+                        r.match_key.as_deref().unwrap_or("-"),
+                        c.field
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DmlError::Invalid(format!(
+            "{count} value(s) would be refused by Salesforce; nothing was sent: {}",
+            problems.join("; ")
+        )))
     }
 }

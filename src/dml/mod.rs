@@ -9,14 +9,18 @@
 //! written while planning or explaining.
 
 mod changeset;
+mod insert;
 mod update;
+mod validate;
 mod write;
 
 pub use changeset::{
     ChangeSet, FieldChange, RecordChange, build_change_set, display_value,
     key_literals as key_literal_list,
 };
+pub use insert::{InsertPlan, apply_inserts, build_records, plan_insert};
 pub use update::{UpdatePlan, plan_update, target_name as update_target};
+pub use validate::{check_value, required_on_create};
 pub use write::{OutcomeStatus, RecordOutcome, UpdateSummary, apply_changes, dry_run_summary};
 
 use thiserror::Error;
@@ -69,6 +73,14 @@ pub enum DmlError {
         "column \"{column}\" of {sobject} cannot be updated: Salesforce marks the field as not updateable"
     )]
     NotUpdateable { sobject: String, column: String },
+    #[error(
+        "column \"{column}\" of {sobject} cannot be set on create: Salesforce marks the field as not createable"
+    )]
+    NotCreateable { sobject: String, column: String },
+    #[error("{0}")]
+    Required(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("connection {0} is read-only in the catalog; writes are refused")]
     ReadOnly(String),
     #[error("{0}")]
@@ -88,7 +100,9 @@ impl DmlError {
             DmlError::UnknownTable(_) => "42P01",
             DmlError::Unsupported(_) => "0A000",
             DmlError::UnknownColumn { .. } => "42703",
-            DmlError::NotUpdateable { .. } => "428C9",
+            DmlError::NotUpdateable { .. } | DmlError::NotCreateable { .. } => "428C9",
+            DmlError::Required(_) => "23502",
+            DmlError::Invalid(_) => "22000",
             DmlError::ReadOnly(_) => "25006",
             DmlError::Ambiguous(_) => "21000",
             DmlError::Value(_) => "22P02",

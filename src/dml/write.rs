@@ -11,6 +11,10 @@ use crate::salesforce::{COLLECTIONS_BATCH, SalesforceClient, SalesforceError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeStatus {
     Updated,
+    Created,
+    /// The request was sent but its response was lost: Salesforce may or
+    /// may not have applied it. Never retried blindly for creates.
+    Unknown,
     Unchanged,
     /// Not attempted because an earlier failure stopped the statement.
     Skipped,
@@ -21,6 +25,8 @@ impl OutcomeStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
             OutcomeStatus::Updated => "updated",
+            OutcomeStatus::Created => "created",
+            OutcomeStatus::Unknown => "unknown",
             OutcomeStatus::Unchanged => "unchanged",
             OutcomeStatus::Skipped => "skipped",
             OutcomeStatus::Failed => "failed",
@@ -43,6 +49,9 @@ pub struct RecordOutcome {
 pub struct UpdateSummary {
     pub matched: usize,
     pub updated: usize,
+    pub created: usize,
+    /// Sent, but the outcome is not known (lost response on create).
+    pub unknown: usize,
     pub unchanged: usize,
     pub skipped: usize,
     pub failed: usize,
@@ -52,9 +61,11 @@ pub struct UpdateSummary {
 }
 
 impl UpdateSummary {
-    fn push(&mut self, outcome: RecordOutcome) {
+    pub(crate) fn push(&mut self, outcome: RecordOutcome) {
         match outcome.status {
             OutcomeStatus::Updated => self.updated += 1,
+            OutcomeStatus::Created => self.created += 1,
+            OutcomeStatus::Unknown => self.unknown += 1,
             OutcomeStatus::Unchanged => self.unchanged += 1,
             OutcomeStatus::Skipped => self.skipped += 1,
             OutcomeStatus::Failed => self.failed += 1,

@@ -351,6 +351,32 @@ impl SalesforceClient {
     }
 }
 
+impl SalesforceClient {
+    /// Create up to 200 records with one sObject Collections call. Each
+    /// record needs `attributes.type`. Never retried once sent: a lost
+    /// response could otherwise create the records twice.
+    pub async fn create_records(
+        &self,
+        records: Vec<Value>,
+        all_or_none: bool,
+    ) -> Result<Vec<SaveResult>, SalesforceError> {
+        let count = records.len();
+        let body = serde_json::json!({ "allOrNone": all_or_none, "records": records });
+        let (_, bytes) = self
+            .send(Method::POST, "composite/sobjects", Some(&body), false)
+            .await?;
+        let results: Vec<SaveResult> = self.decode("collections create", &bytes)?;
+        if results.len() != count {
+            return Err(SalesforceError::Decode {
+                connection: self.name.clone(),
+                what: "collections create".into(),
+                detail: format!("{} results for {} records", results.len(), count),
+            });
+        }
+        Ok(results)
+    }
+}
+
 fn parse_limit_info(value: &str) -> Option<ApiUsage> {
     let usage = value
         .split(',')

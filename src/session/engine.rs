@@ -53,6 +53,20 @@ pub struct Engine {
     recorder: std::sync::OnceLock<Arc<dyn RunRecorder>>,
 }
 
+/// What an INSERT did.
+#[derive(Debug)]
+pub enum InsertResult {
+    DryRun {
+        plan: dml::InsertPlan,
+        records: Vec<serde_json::Map<String, serde_json::Value>>,
+    },
+    Applied {
+        plan: dml::InsertPlan,
+        records: Vec<serde_json::Map<String, serde_json::Value>>,
+        summary: UpdateSummary,
+    },
+}
+
 /// What an UPDATE did.
 #[derive(Debug)]
 pub enum UpdateResult {
@@ -179,6 +193,53 @@ impl Engine {
             .await?
             .ok_or_else(|| DmlError::UnknownTable(format!("{schema}.{table}")))?;
         dml::plan_update(update, &conn_name, sobject_table)
+    }
+
+    /// Run an INSERT into a Salesforce table: plan, compute and check the
+    /// records, then show them (dry run) or create them.
+    pub async fn insert(
+        &self,
+        insert: &datafusion::sql::sqlparser::ast::Insert,
+        opts: DmlOptions,
+    ) -> Result<InsertResult, DmlError> {
+        let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table else {
+            return Err(DmlError::Unsupported(
+                "INSERT target must be a table".into(),
+            ));
+        };
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        let (conn_name, table) = match parts.as_slice() {
+            [.., s, t] => (s.clone(), t.clone()),
+            _ => return Err(DmlError::UnknownTable(name.to_string())),
+        };
+        let conn = self
+            .connections
+            .get(&conn_name)
+            .ok_or_else(|| DmlError::UnknownTable(name.to_string()))?;
+        let sobject_table = conn
+            .schema
+            .sobject_table(&table)
+            .await?
+            .ok_or_else(|| DmlError::UnknownTable(name.to_string()))?;
+        let plan = dml::plan_insert(insert, &conn_name, sobject_table)?;
+        if conn.read_only && !opts.dry_run {
+            return Err(DmlError::ReadOnly(conn_name));
+        }
+        let records = dml::build_records(&self.ctx, &plan).await?;
+        if opts.dry_run {
+            return Ok(InsertResult::DryRun { plan, records });
+        }
+        let summary =
+            dml::apply_inserts(conn.schema.client(), plan.sobject(), &records, false).await;
+        Ok(InsertResult::Applied {
+            plan,
+            records,
+            summary,
+        })
     }
 
     /// Run an UPDATE on a Salesforce table: plan, build the change set,

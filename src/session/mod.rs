@@ -12,7 +12,7 @@ mod hook;
 mod router;
 mod settings;
 
-pub use engine::{Connection, Engine, EngineError, RunRecorder, UpdateResult};
+pub use engine::{Connection, Engine, EngineError, InsertResult, RunRecorder, UpdateResult};
 pub use hook::SfsqlHook;
 pub use router::{Origin, Routed, StatementError, StatementResult, WriteReport};
 pub use settings::{Settings, SettingsError};

@@ -10,13 +10,13 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FromTable, ObjectName, Set, Statement, TableFactor, TableObject, Update,
+    Expr, FromTable, Insert, ObjectName, Set, Statement, TableFactor, TableObject, Update,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use thiserror::Error;
 
-use super::engine::{Engine, UpdateResult};
+use super::engine::{Engine, InsertResult, UpdateResult};
 use super::settings::{Settings, SettingsError};
 use crate::dml::{self, DmlError, UpdateSummary};
 
@@ -115,6 +115,7 @@ pub enum Routed<'a> {
     Set { name: String, value: String },
     Show(String),
     Update(&'a Update),
+    Insert(&'a Insert),
     ExplainUpdate(&'a Update),
     Unsupported(String),
 }
@@ -175,11 +176,8 @@ impl Engine {
                 let TableObject::TableName(name) = &insert.table else {
                     return None;
                 };
-                self.is_connection(object_schema(name)).then(|| {
-                    Routed::Unsupported(
-                        "INSERT into Salesforce tables is not supported yet; UPDATE ... FROM is (records are never created by UPDATE)".into(),
-                    )
-                })
+                self.is_connection(object_schema(name))
+                    .then_some(Routed::Insert(insert))
             }
             Statement::Delete(delete) => {
                 let tables = match &delete.from {
@@ -213,6 +211,13 @@ impl Engine {
                 DRY_RUN_COLUMNS.to_vec()
             }
             Routed::ExplainUpdate(_) => vec!["plan_type", "plan"],
+            Routed::Insert(_) if Settings::dml_options(settings).dry_run => {
+                DRY_RUN_COLUMNS.to_vec()
+            }
+            Routed::Insert(insert) => {
+                let cols: Vec<String> = returning_columns(insert);
+                return text_schema(&cols.iter().map(String::as_str).collect::<Vec<_>>());
+            }
             _ => vec![],
         };
         text_schema(&cols)
@@ -295,10 +300,115 @@ impl Engine {
                 }
                 Ok(out)
             }
+            Routed::Insert(insert) => {
+                let opts = Settings::dml_options(settings);
+                let started = Utc::now();
+                let result = self.insert(insert, opts).await?;
+                let finished = Utc::now();
+                let mut out = match result {
+                    InsertResult::DryRun { plan, records } => {
+                        let mut rows = Vec::new();
+                        for r in &records {
+                            for (field, value) in r {
+                                rows.push(vec![
+                                    Some(plan.sobject().to_string()),
+                                    None,
+                                    None,
+                                    Some(field.clone()),
+                                    None,
+                                    dml::display_value(value),
+                                ]);
+                            }
+                        }
+                        let mut out =
+                            StatementResult::rows("INSERT", text_batch(&DRY_RUN_COLUMNS, rows)?);
+                        out.notices.push(format!(
+                            "dry run: {} {} records would be created; nothing was written",
+                            records.len(),
+                            plan.sobject()
+                        ));
+                        let summary = UpdateSummary {
+                            matched: records.len(),
+                            created: records.len(),
+                            ..Default::default()
+                        };
+                        out.write = Some(WriteReport {
+                            connection: plan.connection.clone(),
+                            sobject: plan.sobject().to_string(),
+                            action: "insert",
+                            dry_run: true,
+                            started,
+                            finished,
+                            summary,
+                        });
+                        out
+                    }
+                    InsertResult::Applied {
+                        plan,
+                        records,
+                        summary,
+                    } => {
+                        let mut out = if plan.returning.is_empty() {
+                            StatementResult::command("INSERT 0", Some(summary.created))
+                        } else {
+                            let mut rows = Vec::new();
+                            for (o, r) in summary.outcomes.iter().zip(&records) {
+                                if o.status != dml::OutcomeStatus::Created {
+                                    continue;
+                                }
+                                rows.push(
+                                    plan.returning
+                                        .iter()
+                                        .map(|c| {
+                                            if c == "id" {
+                                                Some(o.id.clone())
+                                            } else {
+                                                r.iter()
+                                                    .find(|(k, _)| k.eq_ignore_ascii_case(c))
+                                                    .and_then(|(_, v)| dml::display_value(v))
+                                            }
+                                        })
+                                        .collect(),
+                                );
+                            }
+                            let cols: Vec<&str> =
+                                plan.returning.iter().map(String::as_str).collect();
+                            let mut out =
+                                StatementResult::rows("INSERT 0", text_batch(&cols, rows)?);
+                            out.rows_affected = Some(summary.created);
+                            out
+                        };
+                        out.notices
+                            .push(insert_notice(&plan.connection, plan.sobject(), &summary));
+                        out.write = Some(WriteReport {
+                            connection: plan.connection.clone(),
+                            sobject: plan.sobject().to_string(),
+                            action: "insert",
+                            dry_run: false,
+                            started,
+                            finished,
+                            summary,
+                        });
+                        out
+                    }
+                };
+                self.record(&mut out, statement_sql, origin).await;
+                Ok(out)
+            }
             Routed::ExplainUpdate(update) => Ok(StatementResult::rows(
                 "EXPLAIN",
                 self.explain_update(update).await?,
             )),
+        }
+    }
+
+    async fn record(&self, out: &mut StatementResult, statement_sql: &str, origin: &Origin) {
+        if let (Some(report), Some(recorder)) = (&out.write, self.recorder())
+            && let Err(e) = recorder.record_write(origin, statement_sql, report).await
+        {
+            out.notices.push(format!(
+                "WARNING: the run log could not store this write: {e}"
+            ));
         }
     }
 
@@ -398,6 +508,53 @@ impl Engine {
         }
         Ok(results)
     }
+}
+
+fn returning_columns(insert: &Insert) -> Vec<String> {
+    insert
+        .returning
+        .iter()
+        .flatten()
+        .map(|item| item.to_string().to_ascii_lowercase())
+        .collect()
+}
+
+fn insert_notice(connection: &str, sobject: &str, summary: &UpdateSummary) -> String {
+    let mut text = format!(
+        "{}.{}: {} created, {} failed, {} unknown, {} skipped; {} write calls",
+        connection,
+        sobject.to_ascii_lowercase(),
+        summary.created,
+        summary.failed,
+        summary.unknown,
+        summary.skipped,
+        summary.write_calls
+    );
+    for (i, f) in summary
+        .outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            matches!(
+                o.status,
+                dml::OutcomeStatus::Failed | dml::OutcomeStatus::Unknown
+            )
+        })
+        .take(NOTICE_FAILURES)
+    {
+        text.push_str(&format!(
+            "\n  row {}: {}: {}{}",
+            i + 1,
+            f.error_code.as_deref().unwrap_or("ERROR"),
+            f.message.as_deref().unwrap_or(""),
+            if f.fields.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", f.fields.join(", "))
+            }
+        ));
+    }
+    text
 }
 
 fn summary_notice(connection: &str, sobject: &str, summary: &UpdateSummary) -> String {

@@ -4,6 +4,7 @@
 
 mod common;
 mod extended;
+mod insert;
 mod psql;
 mod slt;
 mod update_by_key;

@@ -1,0 +1,313 @@
+//! `INSERT INTO <connection>.<sobject> (columns) VALUES ... | SELECT ...
+//! [RETURNING ...]`: the source rows are computed by DataFusion, cast to
+//! the fields' types, validated against describe, and created through
+//! sObject Collections, 200 a call. Created Ids come back with RETURNING so
+//! they can be written back to the source.
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::util::display::FormatOptions;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Expr, Insert, ObjectNamePart, SelectItem};
+use serde_json::{Map, Value};
+
+use super::DmlError;
+use super::changeset::to_json;
+use super::validate::{check_value, required_on_create};
+use super::write::{OutcomeStatus, RecordOutcome, UpdateSummary};
+use crate::provider::SObjectTable;
+use crate::salesforce::{COLLECTIONS_BATCH, FieldDescribe, SalesforceClient, SalesforceError};
+
+#[derive(Debug, Clone)]
+pub struct InsertPlan {
+    pub connection: String,
+    pub table: Arc<SObjectTable>,
+    /// Target fields, in the order of the column list.
+    pub fields: Vec<FieldDescribe>,
+    pub source_sql: String,
+    /// RETURNING items: `id` or a column of the list, lower case.
+    pub returning: Vec<String>,
+}
+
+impl InsertPlan {
+    pub fn sobject(&self) -> &str {
+        &self.table.describe().name
+    }
+}
+
+pub fn plan_insert(
+    insert: &Insert,
+    connection: &str,
+    table: Arc<SObjectTable>,
+) -> Result<InsertPlan, DmlError> {
+    if insert.on.is_some() {
+        return Err(DmlError::Unsupported(
+            "INSERT ... ON CONFLICT on Salesforce tables is not supported yet".into(),
+        ));
+    }
+    let describe = Arc::clone(table.describe());
+    let sobject = describe.name.clone();
+    if insert.columns.is_empty() {
+        return Err(DmlError::Unsupported(format!(
+            "name the columns: INSERT INTO {connection}.{} (field, ...) ...",
+            sobject.to_ascii_lowercase()
+        )));
+    }
+    let mut fields = Vec::new();
+    for c in &insert.columns {
+        let column =
+            c.0.last()
+                .map(|p| match p {
+                    ObjectNamePart::Identifier(i) => i.value.to_ascii_lowercase(),
+                    other => other.to_string().to_ascii_lowercase(),
+                })
+                .unwrap_or_default();
+        let field = table
+            .field_info(&column)
+            .and_then(|f| describe.field(&f.api_name).cloned())
+            .ok_or_else(|| DmlError::UnknownColumn {
+                table: sobject.to_ascii_lowercase(),
+                column: column.clone(),
+            })?;
+        if !field.createable {
+            return Err(DmlError::NotCreateable {
+                sobject: sobject.clone(),
+                column,
+            });
+        }
+        if fields.iter().any(|f: &FieldDescribe| f.name == field.name) {
+            return Err(DmlError::Unsupported(format!(
+                "column \"{column}\" is listed more than once"
+            )));
+        }
+        fields.push(field);
+    }
+    let missing: Vec<String> = required_on_create(&describe)
+        .filter(|req| !fields.iter().any(|f| f.name == req.name))
+        .map(|f| f.name.to_ascii_lowercase())
+        .collect();
+    if !missing.is_empty() {
+        return Err(DmlError::Required(format!(
+            "{sobject} requires {} on create; add {} to the column list",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    let source_sql = insert
+        .source
+        .as_ref()
+        .map(|q| q.to_string())
+        .ok_or_else(|| DmlError::Unsupported("INSERT needs VALUES or a SELECT".into()))?;
+    let mut returning = Vec::new();
+    for item in insert.returning.iter().flatten() {
+        match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => {
+                let name = i.value.to_ascii_lowercase();
+                if name != "id" && !fields.iter().any(|f| f.name.eq_ignore_ascii_case(&name)) {
+                    return Err(DmlError::Unsupported(format!(
+                        "RETURNING {name}: only id and the inserted columns can be returned"
+                    )));
+                }
+                returning.push(name);
+            }
+            SelectItem::Wildcard(_) => {
+                returning.push("id".into());
+                returning.extend(fields.iter().map(|f| f.name.to_ascii_lowercase()));
+            }
+            other => {
+                return Err(DmlError::Unsupported(format!(
+                    "RETURNING {other}: only plain column names (id and the inserted columns) are supported"
+                )));
+            }
+        }
+    }
+    Ok(InsertPlan {
+        connection: connection.to_string(),
+        table,
+        fields,
+        source_sql,
+        returning,
+    })
+}
+
+/// Run the source and turn its rows into records, checking each value.
+pub async fn build_records(
+    ctx: &SessionContext,
+    plan: &InsertPlan,
+) -> Result<Vec<Map<String, Value>>, DmlError> {
+    let batches = ctx.sql(&plan.source_sql).await?.collect().await?;
+    let types = plan.table.schema_of_columns(
+        &plan
+            .fields
+            .iter()
+            .map(|f| f.name.to_ascii_lowercase())
+            .collect::<Vec<_>>(),
+    );
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    for batch in &batches {
+        if batch.num_columns() != plan.fields.len() {
+            return Err(DmlError::Unsupported(format!(
+                "INSERT has {} target columns but the source returns {} columns",
+                plan.fields.len(),
+                batch.num_columns()
+            )));
+        }
+        let strict = CastOptions {
+            safe: false,
+            format_options: FormatOptions::default(),
+        };
+        let mut columns = Vec::new();
+        for (i, f) in plan.fields.iter().enumerate() {
+            columns.push(cast_with_options(batch.column(i), &types[i], &strict).map_err(|e| {
+                DmlError::Value(format!(
+                    "the value for {} cannot become a Salesforce {}: {e}; cast or clean it in the SELECT",
+                    f.name.to_ascii_lowercase(),
+                    f.field_type
+                ))
+            })?);
+        }
+        for row in 0..batch.num_rows() {
+            let mut m = Map::new();
+            for (f, col) in plan.fields.iter().zip(&columns) {
+                let v = to_json(col, row)?;
+                if let Some(why) = check_value(f, &v) {
+                    if problems.len() < 5 {
+                        problems.push(format!(
+                            "row {}: {}: {why}",
+                            records.len() + 1,
+                            f.name.to_ascii_lowercase()
+                        ));
+                    }
+                }
+                if v.is_null() && !f.nillable && !f.defaulted_on_create && f.field_type != "boolean"
+                {
+                    if problems.len() < 5 {
+                        problems.push(format!(
+                            "row {}: {} is required and the source gives NULL",
+                            records.len() + 1,
+                            f.name.to_ascii_lowercase()
+                        ));
+                    }
+                }
+                m.insert(f.name.clone(), v);
+            }
+            records.push(m);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(DmlError::Invalid(format!(
+            "nothing was sent: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(records)
+}
+
+/// Create the records; one outcome each, in order, with the new Id.
+pub async fn apply_inserts(
+    client: &Arc<SalesforceClient>,
+    sobject: &str,
+    records: &[Map<String, Value>],
+    all_or_none: bool,
+) -> UpdateSummary {
+    let mut summary = UpdateSummary {
+        matched: records.len(),
+        ..Default::default()
+    };
+    let mut stop: Option<String> = None;
+    for chunk in records.chunks(COLLECTIONS_BATCH) {
+        if let Some(reason) = &stop {
+            for _ in chunk {
+                summary.push(outcome(
+                    None,
+                    OutcomeStatus::Skipped,
+                    None,
+                    Some(reason.clone()),
+                    vec![],
+                ));
+            }
+            continue;
+        }
+        let body: Vec<Value> = chunk
+            .iter()
+            .map(|r| {
+                let mut m = r.clone();
+                m.insert("attributes".into(), serde_json::json!({ "type": sobject }));
+                Value::Object(m)
+            })
+            .collect();
+        summary.write_calls += 1;
+        match client.create_records(body, all_or_none).await {
+            Ok(results) => {
+                for res in results {
+                    let first = res.errors.first();
+                    summary.push(outcome(
+                        res.id.clone(),
+                        if res.success {
+                            OutcomeStatus::Created
+                        } else {
+                            OutcomeStatus::Failed
+                        },
+                        first.map(|e| e.status_code.clone()),
+                        first.map(|e| e.message.clone()),
+                        first.map(|e| e.fields.clone()).unwrap_or_default(),
+                    ));
+                }
+            }
+            Err(e) => {
+                let never_sent = matches!(&e, SalesforceError::Transport { source, .. } if source.is_connect())
+                    || matches!(
+                        e,
+                        SalesforceError::Api { .. }
+                            | SalesforceError::LoginFailed { .. }
+                            | SalesforceError::MissingSecret { .. }
+                    );
+                let (status, code, message) = if never_sent {
+                    (
+                        OutcomeStatus::Failed,
+                        e.code().unwrap_or("REQUEST_FAILED").to_string(),
+                        e.to_string(),
+                    )
+                } else {
+                    (
+                        OutcomeStatus::Unknown,
+                        "UNKNOWN_OUTCOME".to_string(),
+                        format!(
+                            "{e}; the records may or may not exist now: check before rerunning, or upsert by an external ID field so reruns cannot duplicate"
+                        ),
+                    )
+                };
+                stop = Some(format!("not sent: an earlier call failed: {e}"));
+                for _ in chunk {
+                    summary.push(outcome(
+                        None,
+                        status,
+                        Some(code.clone()),
+                        Some(message.clone()),
+                        vec![],
+                    ));
+                }
+            }
+        }
+    }
+    summary
+}
+
+fn outcome(
+    id: Option<String>,
+    status: OutcomeStatus,
+    error_code: Option<String>,
+    message: Option<String>,
+    fields: Vec<String>,
+) -> RecordOutcome {
+    RecordOutcome {
+        id: id.unwrap_or_default(),
+        match_key: None,
+        status,
+        error_code,
+        message,
+        fields,
+    }
+}
