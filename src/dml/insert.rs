@@ -172,24 +172,19 @@ pub async fn build_records(
             let mut m = Map::new();
             for (f, col) in plan.fields.iter().zip(&columns) {
                 let v = to_json(col, row)?;
-                if let Some(why) = check_value(f, &v) {
-                    if problems.len() < 5 {
-                        problems.push(format!(
-                            "row {}: {}: {why}",
-                            records.len() + 1,
-                            f.name.to_ascii_lowercase()
-                        ));
-                    }
-                }
-                if v.is_null() && !f.nillable && !f.defaulted_on_create && f.field_type != "boolean"
+                let required = !f.nillable && !f.defaulted_on_create && f.field_type != "boolean";
+                let problem = match check_value(f, &v) {
+                    Some(why) => Some(format!("{}: {why}", f.name.to_ascii_lowercase())),
+                    None if v.is_null() && required => Some(format!(
+                        "{} is required and the source gives NULL",
+                        f.name.to_ascii_lowercase()
+                    )),
+                    None => None,
+                };
+                if let Some(p) = problem
+                    && problems.len() < 5
                 {
-                    if problems.len() < 5 {
-                        problems.push(format!(
-                            "row {}: {} is required and the source gives NULL",
-                            records.len() + 1,
-                            f.name.to_ascii_lowercase()
-                        ));
-                    }
+                    problems.push(format!("row {}: {p}", records.len() + 1));
                 }
                 m.insert(f.name.clone(), v);
             }

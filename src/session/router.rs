@@ -291,13 +291,7 @@ impl Engine {
                         out
                     }
                 };
-                if let (Some(report), Some(recorder)) = (&out.write, self.recorder()) {
-                    if let Err(e) = recorder.record_write(origin, statement_sql, report).await {
-                        out.notices.push(format!(
-                            "WARNING: the run log could not store this write: {e}"
-                        ));
-                    }
-                }
+                self.record(&mut out, statement_sql, origin).await;
                 Ok(out)
             }
             Routed::Insert(insert) => {
