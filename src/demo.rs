@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{Catalog, Env};
+use crate::scheduler::{self, CronHook, SchedulerHandle, SchedulerOptions};
 use crate::server::{self, ServerHandle};
 use crate::session::Engine;
 use crate::simulator::{self, SimConfig, SimHandle};
@@ -21,6 +22,8 @@ pub struct Demo {
     pub sim: SimHandle,
     pub engine: Arc<Engine>,
     pub server: ServerHandle,
+    /// Saved jobs, the run log and the scheduler loop.
+    pub jobs: SchedulerHandle,
 }
 
 /// The environment the demo catalog expects: the simulator's URL and its
@@ -36,20 +39,35 @@ pub fn demo_env(sim: &SimHandle) -> Env {
     env
 }
 
+/// Start the demo with the state directory (`.sfsql/`) and job files
+/// (`sql/`) beside the catalog directory.
 pub async fn start(opts: DemoOptions) -> Result<Demo, Box<dyn std::error::Error + Send + Sync>> {
+    let jobs = SchedulerOptions::beside(&opts.catalog);
+    start_with_jobs(opts, jobs).await
+}
+
+/// Start the demo with the scheduler's state and job files where `jobs`
+/// says (tests use a temporary state directory).
+pub async fn start_with_jobs(
+    opts: DemoOptions,
+    jobs: SchedulerOptions,
+) -> Result<Demo, Box<dyn std::error::Error + Send + Sync>> {
     let sim = simulator::start(opts.sim, opts.sim_addr).await?;
     let env = demo_env(&sim);
     let catalog = Catalog::load(&opts.catalog, &env)?;
     let engine = Arc::new(Engine::start(&catalog, &env).await?);
-    let server = server::start(
+    let jobs = scheduler::start(Arc::clone(&engine), &jobs).await?;
+    let server = server::start_with_hooks(
         Arc::clone(&engine),
         catalog.server.users.clone(),
         &opts.listen,
+        vec![Arc::new(CronHook::new(Arc::clone(&jobs.scheduler)))],
     )
     .await?;
     Ok(Demo {
         sim,
         engine,
         server,
+        jobs,
     })
 }

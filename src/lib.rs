@@ -11,6 +11,8 @@
 //! | [`provider`] | DataFusion tables: a schema per connection, a table per sObject |
 //! | [`dml`] | UPDATE as change set -> diff -> Collections writes, dry run |
 //! | [`session`] | the engine and the statement router shared by every front end |
+//! | [`state`] | the embedded store (SQLite in the state directory): jobs, runs, per-record outcomes |
+//! | [`scheduler`] | pg_cron's interface (`cron.*` functions and tables), jobs from `sql/*.sql`, the scheduler loop |
 //! | [`server`] | the Postgres wire protocol (pgwire + datafusion-postgres) |
 //! | [`simulator`] | a local Salesforce org over HTTP for tests, benchmarks and the demo |
 //! | [`demo`] | `sfsql demo`: simulator + demo catalog + server in one process |
@@ -22,7 +24,9 @@ pub mod demo;
 pub mod dml;
 pub mod provider;
 pub mod salesforce;
+pub mod scheduler;
 pub mod server;
 pub mod session;
 pub mod simulator;
 pub mod soql;
+pub mod state;

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use sfsql::config::{Catalog, Env};
+use sfsql::scheduler::{self, CronHook, SchedulerOptions};
 use sfsql::session::Engine;
 use sfsql::simulator::SimConfig;
+use sfsql::state::Store;
 use sfsql::{demo, server, simulator};
 
 #[derive(Parser)]
@@ -47,6 +49,19 @@ enum Command {
         /// Overrides server.toml's `listen`.
         #[arg(long)]
         listen: Option<String>,
+        /// Jobs and run log (default: `.sfsql/` beside the catalog).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Saved jobs: list them, run one now, read its run log.
+    Jobs {
+        #[arg(long, default_value = "catalog", global = true)]
+        catalog: PathBuf,
+        /// Default: `.sfsql/` beside the catalog.
+        #[arg(long, global = true)]
+        state_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: JobsCommand,
     },
     /// Run only the Salesforce simulator.
     Simulator {
@@ -61,6 +76,34 @@ enum Command {
     /// Print the `password_md5` value for a server.toml user (reads the
     /// password from standard input).
     HashPassword { user: String },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Every job, its schedule, next run and last run.
+    List,
+    /// Run a job now, in this process, and print its run.
+    Run {
+        name: String,
+        /// Show what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A job's runs; with --errors, each failed record.
+    Logs {
+        name: String,
+        #[arg(long)]
+        errors: bool,
+    },
+}
+
+/// Scheduler options for `catalog`, with `state_dir` overriding the default.
+fn jobs_options(catalog: &std::path::Path, state_dir: Option<PathBuf>) -> SchedulerOptions {
+    let mut opts = SchedulerOptions::beside(catalog);
+    if let Some(dir) = state_dir {
+        opts.state_dir = dir;
+    }
+    opts
 }
 
 fn main() -> ExitCode {
@@ -116,6 +159,10 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 simulator::DEMO_CLIENT_SECRET
             );
             println!("  Postgres server:      {}", d.server.addr);
+            println!(
+                "  Jobs and run log:     {}  (SELECT * FROM cron.job)",
+                d.jobs.scheduler.store().dir().display()
+            );
             println!();
             println!(
                 "  psql -h {} -p {} -U demo      (password: demo)",
@@ -127,17 +174,61 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
-        Command::Serve { catalog, listen } => {
+        Command::Serve {
+            catalog: catalog_dir,
+            listen,
+            state_dir,
+        } => {
             let env = Env::default();
-            let catalog = Catalog::load(&catalog, &env)?;
+            let catalog = Catalog::load(&catalog_dir, &env)?;
             if catalog.server.users.is_empty() {
                 return Err("server.toml has no [users.NAME] entry; add one with password_md5 from `sfsql hash-password NAME`".into());
             }
             let engine = Arc::new(Engine::start(&catalog, &env).await?);
             let listen = listen.unwrap_or_else(|| catalog.server.listen.clone());
-            let handle = server::start(engine, catalog.server.users.clone(), &listen).await?;
+            let jobs =
+                scheduler::start(Arc::clone(&engine), &jobs_options(&catalog_dir, state_dir))
+                    .await?;
+            let handle = server::start_with_hooks(
+                engine,
+                catalog.server.users.clone(),
+                &listen,
+                vec![Arc::new(CronHook::new(Arc::clone(&jobs.scheduler)))],
+            )
+            .await?;
             println!("sfsql is serving on {}", handle.addr);
             tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Jobs {
+            catalog,
+            state_dir,
+            command,
+        } => {
+            let opts = jobs_options(&catalog, state_dir);
+            let text = match command {
+                JobsCommand::List => {
+                    scheduler::cli::list(&Store::open(&opts.state_dir)?, chrono::Utc::now())?
+                }
+                JobsCommand::Logs { name, errors } => {
+                    scheduler::cli::logs(&Store::open(&opts.state_dir)?, &name, errors)?
+                }
+                JobsCommand::Run { name, dry_run } => {
+                    let env = Env::default();
+                    let loaded = Catalog::load(&catalog, &env)?;
+                    let engine = Arc::new(Engine::start(&loaded, &env).await?);
+                    let jobs = scheduler::start(
+                        engine,
+                        &SchedulerOptions {
+                            run_loop: false,
+                            ..opts
+                        },
+                    )
+                    .await?;
+                    scheduler::cli::run(&jobs.scheduler, &name, dry_run).await?
+                }
+            };
+            print!("{text}");
             Ok(())
         }
         Command::Simulator {

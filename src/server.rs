@@ -65,12 +65,24 @@ pub struct Handlers {
 
 impl Handlers {
     pub fn new(engine: Arc<Engine>, users: BTreeMap<String, UserConfig>) -> Self {
-        let hooks: Vec<Arc<dyn QueryHook>> = vec![
-            Arc::new(SfsqlHook::new(Arc::clone(&engine))),
-            Arc::new(CursorStatementHook),
+        Self::with_hooks(engine, users, vec![])
+    }
+
+    /// `extra` hooks (the scheduler's `CronHook`) are asked right after
+    /// sfsql's router, before datafusion-postgres's own.
+    pub fn with_hooks(
+        engine: Arc<Engine>,
+        users: BTreeMap<String, UserConfig>,
+        extra: Vec<Arc<dyn QueryHook>>,
+    ) -> Self {
+        let mut hooks: Vec<Arc<dyn QueryHook>> =
+            vec![Arc::new(SfsqlHook::new(Arc::clone(&engine)))];
+        hooks.extend(extra);
+        hooks.extend([
+            Arc::new(CursorStatementHook) as Arc<dyn QueryHook>,
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
-        ];
+        ]);
         let service = Arc::new(DfSessionService::new_with_hooks(
             Arc::clone(&engine.ctx),
             hooks,
@@ -184,9 +196,19 @@ pub async fn start(
     users: BTreeMap<String, UserConfig>,
     listen: &str,
 ) -> std::io::Result<ServerHandle> {
+    start_with_hooks(engine, users, listen, vec![]).await
+}
+
+/// [`start`] with extra query hooks (see [`Handlers::with_hooks`]).
+pub async fn start_with_hooks(
+    engine: Arc<Engine>,
+    users: BTreeMap<String, UserConfig>,
+    listen: &str,
+    extra: Vec<Arc<dyn QueryHook>>,
+) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let handlers = Arc::new(Handlers::new(engine, users));
+    let handlers = Arc::new(Handlers::with_hooks(engine, users, extra));
     let task = tokio::spawn(async move {
         loop {
             match listener.accept().await {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use sfsql::demo::{self, Demo, DemoOptions};
+use sfsql::scheduler::SchedulerOptions;
 use sfsql::simulator::SimConfig;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -44,8 +45,19 @@ pub fn repo_catalog() -> PathBuf {
 }
 
 /// A demo over a copy of the repository's catalog plus `extra_reports`
-/// (name, CSV text).
+/// (name, CSV text), with a fresh state directory and no job files.
 pub async fn start_demo(contacts: usize, extra_reports: &[(&str, String)]) -> TestDemo {
+    start_demo_with_jobs(contacts, extra_reports, None).await
+}
+
+/// [`start_demo`] that also loads job files: `job_files` are (file name,
+/// text) written to a `sql/` directory of the demo's own. The state
+/// directory is `<demo dir>/.sfsql`.
+pub async fn start_demo_with_jobs(
+    contacts: usize,
+    extra_reports: &[(&str, String)],
+    job_files: Option<&[(&str, String)]>,
+) -> TestDemo {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&repo_catalog(), dir.path());
     if !extra_reports.is_empty() {
@@ -60,15 +72,32 @@ pub async fn start_demo(contacts: usize, extra_reports: &[(&str, String)]) -> Te
         }
         std::fs::write(dir.path().join("reports.toml"), toml).expect("write reports.toml");
     }
-    let demo = demo::start(DemoOptions {
-        catalog: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".into(),
-        sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        sim: SimConfig {
-            contacts,
-            ..SimConfig::default()
+    let catalog_dir = dir.path().to_path_buf();
+    let sql_dir = job_files.map(|files| {
+        let sql = dir.path().join("sql");
+        std::fs::create_dir_all(&sql).expect("mkdir sql");
+        for (name, text) in files {
+            std::fs::write(sql.join(name), text).expect("write job file");
+        }
+        sql
+    });
+    let jobs = SchedulerOptions {
+        state_dir: dir.path().join(".sfsql"),
+        sql_dir,
+        run_loop: true,
+    };
+    let demo = demo::start_with_jobs(
+        DemoOptions {
+            catalog: catalog_dir,
+            listen: "127.0.0.1:0".into(),
+            sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sim: SimConfig {
+                contacts,
+                ..SimConfig::default()
+            },
         },
-    })
+        jobs,
+    )
     .await
     .expect("start demo");
     TestDemo { demo, _dir: dir }

@@ -6,5 +6,6 @@ mod common;
 mod extended;
 mod insert;
 mod psql;
+mod scheduler;
 mod slt;
 mod update_by_key;

@@ -1,0 +1,237 @@
+//! Binding the arguments of a `cron.*` call, positional or named, to what
+//! the function needs, with pg_cron's signatures. Pure, so every mistake a
+//! user can make is tested here.
+
+use super::{JobRef, SchedulerError};
+
+/// One literal argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Null,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CronCall {
+    Schedule {
+        name: String,
+        schedule: String,
+        command: String,
+    },
+    Unschedule(JobRef),
+    AlterJob {
+        id: i64,
+        schedule: Option<String>,
+        command: Option<String>,
+        active: Option<bool>,
+    },
+    /// `job` is a name or an id, as text.
+    Run {
+        job: String,
+        dry_run: bool,
+    },
+}
+
+const SIGNATURES: &str = "cron.schedule(name, schedule, command), cron.unschedule(name | id), \
+cron.alter_job(job_id, schedule, command, database, username, active), cron.run(name | id [, dry_run])";
+
+fn bad(message: String) -> SchedulerError {
+    SchedulerError::BadCall(message)
+}
+
+/// Arguments in pg_cron's order: positional first, then by name.
+fn bind(
+    function: &str,
+    params: &[&str],
+    args: Vec<(Option<String>, Arg)>,
+) -> Result<Vec<Arg>, SchedulerError> {
+    let mut out = vec![Arg::Null; params.len()];
+    let mut seen_named = false;
+    for (i, (name, value)) in args.into_iter().enumerate() {
+        let slot = match name {
+            None if seen_named => {
+                return Err(bad(format!(
+                    "cron.{function}: positional arguments must come before named ones"
+                )));
+            }
+            None if i < params.len() => i,
+            None => {
+                return Err(bad(format!(
+                    "cron.{function} takes at most {} arguments ({SIGNATURES})",
+                    params.len()
+                )));
+            }
+            Some(n) => {
+                seen_named = true;
+                params.iter().position(|p| *p == n).ok_or_else(|| {
+                    bad(format!(
+                        "cron.{function} has no argument '{n}'; it takes {}",
+                        params.join(", ")
+                    ))
+                })?
+            }
+        };
+        out[slot] = value;
+    }
+    Ok(out)
+}
+
+fn text(function: &str, param: &str, a: &Arg) -> Result<Option<String>, SchedulerError> {
+    match a {
+        Arg::Text(s) => Ok(Some(s.clone())),
+        Arg::Int(n) => Ok(Some(n.to_string())),
+        Arg::Null => Ok(None),
+        Arg::Bool(_) => Err(bad(format!("cron.{function}: {param} must be text"))),
+    }
+}
+
+fn required(function: &str, param: &str, a: &Arg) -> Result<String, SchedulerError> {
+    text(function, param, a)?.ok_or_else(|| {
+        bad(format!(
+            "cron.{function}: {param} is required ({SIGNATURES})"
+        ))
+    })
+}
+
+impl CronCall {
+    pub fn parse(
+        function: &str,
+        args: Vec<(Option<String>, Arg)>,
+    ) -> Result<CronCall, SchedulerError> {
+        match function {
+            "schedule" => {
+                if args.len() == 2 && args.iter().all(|(n, _)| n.is_none()) {
+                    return Err(bad(
+                        "cron.schedule needs a job name first: cron.schedule('name', '0 9 * * *', $$UPDATE ...$$)".into(),
+                    ));
+                }
+                let a = bind(function, &["job_name", "schedule", "command"], args)?;
+                Ok(CronCall::Schedule {
+                    name: required(function, "job_name", &a[0])?,
+                    schedule: required(function, "schedule", &a[1])?,
+                    command: required(function, "command", &a[2])?,
+                })
+            }
+            "unschedule" => {
+                let a = bind(function, &["job_name"], args)?;
+                Ok(CronCall::Unschedule(match &a[0] {
+                    Arg::Int(id) => JobRef::Id(*id),
+                    other => JobRef::Name(required(function, "job_name or job_id", other)?),
+                }))
+            }
+            "alter_job" => {
+                let a = bind(
+                    function,
+                    &[
+                        "job_id", "schedule", "command", "database", "username", "active",
+                    ],
+                    args,
+                )?;
+                let Arg::Int(id) = a[0] else {
+                    return Err(bad(
+                        "cron.alter_job: job_id must be a number (SELECT jobid FROM cron.job)"
+                            .into(),
+                    ));
+                };
+                for (i, p) in [(3, "database"), (4, "username")] {
+                    if a[i] != Arg::Null {
+                        return Err(bad(format!(
+                            "cron.alter_job: changing {p} is not supported"
+                        )));
+                    }
+                }
+                let active = match &a[5] {
+                    Arg::Bool(b) => Some(*b),
+                    Arg::Null => None,
+                    _ => return Err(bad("cron.alter_job: active must be true or false".into())),
+                };
+                Ok(CronCall::AlterJob {
+                    id,
+                    schedule: text(function, "schedule", &a[1])?,
+                    command: text(function, "command", &a[2])?,
+                    active,
+                })
+            }
+            "run" => {
+                let a = bind(function, &["job_name", "dry_run"], args)?;
+                let dry_run = match &a[1] {
+                    Arg::Bool(b) => *b,
+                    Arg::Null => false,
+                    _ => return Err(bad("cron.run: dry_run must be true or false".into())),
+                };
+                let job = required(function, "job_name", &a[0])?;
+                Ok(CronCall::Run { job, dry_run })
+            }
+            other => Err(bad(format!(
+                "cron.{other} does not exist; sfsql has {SIGNATURES}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> (Option<String>, Arg) {
+        (None, Arg::Text(s.into()))
+    }
+
+    #[test]
+    fn schedule_takes_three_texts() {
+        assert_eq!(
+            CronCall::parse("schedule", vec![t("a"), t("0 9 * * *"), t("UPDATE x")]).expect("ok"),
+            CronCall::Schedule {
+                name: "a".into(),
+                schedule: "0 9 * * *".into(),
+                command: "UPDATE x".into()
+            }
+        );
+        let err =
+            CronCall::parse("schedule", vec![t("0 9 * * *"), t("UPDATE x")]).expect_err("unnamed");
+        assert!(err.to_string().contains("job name"), "{err}");
+    }
+
+    #[test]
+    fn alter_job_by_name_keeps_the_rest() {
+        let call = CronCall::parse(
+            "alter_job",
+            vec![
+                (None, Arg::Int(3)),
+                (Some("active".into()), Arg::Bool(false)),
+            ],
+        )
+        .expect("ok");
+        assert_eq!(
+            call,
+            CronCall::AlterJob {
+                id: 3,
+                schedule: None,
+                command: None,
+                active: Some(false)
+            }
+        );
+        let err = CronCall::parse(
+            "alter_job",
+            vec![(None, Arg::Int(3)), (Some("colour".into()), Arg::Null)],
+        )
+        .expect_err("unknown name");
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn unschedule_by_id_or_name_and_unknown_functions() {
+        assert_eq!(
+            CronCall::parse("unschedule", vec![(None, Arg::Int(4))]).expect("ok"),
+            CronCall::Unschedule(JobRef::Id(4))
+        );
+        assert_eq!(
+            CronCall::parse("unschedule", vec![t("nps")]).expect("ok"),
+            CronCall::Unschedule(JobRef::Name("nps".into()))
+        );
+        assert!(CronCall::parse("explode", vec![]).is_err());
+        assert!(CronCall::parse("run", vec![]).is_err());
+    }
+}

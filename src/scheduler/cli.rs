@@ -1,0 +1,158 @@
+//! `sfsql jobs list | run | logs`: the same jobs and run tables as the
+//! `cron.*` SQL interface, rendered as plain text for a terminal.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+
+use super::{JobRef, Scheduler, SchedulerError, schedule};
+use crate::state::{RunRow, Store};
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(header.to_vec(), &mut out);
+    for r in &rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+/// `sfsql jobs list`: every job with its next run and last outcome.
+pub fn list(store: &Store, now: DateTime<Utc>) -> Result<String, SchedulerError> {
+    let jobs = store.jobs()?;
+    if jobs.is_empty() {
+        return Ok("no jobs: add sql/NAME.sql with a '-- schedule: 0 9 * * *' header, or SELECT cron.schedule(...)\n".into());
+    }
+    let last = store.last_runs()?;
+    let rows = jobs
+        .iter()
+        .map(|j| {
+            let next = j
+                .active
+                .then(|| schedule::parse_schedule(&j.schedule, &j.timezone).ok())
+                .flatten()
+                .and_then(|s| s.next_after(now));
+            let last = last.iter().find(|r| r.jobid == Some(j.jobid));
+            vec![
+                j.jobid.to_string(),
+                j.jobname.clone(),
+                format!("{} ({})", j.schedule, j.timezone),
+                if j.active { "active" } else { "paused" }.into(),
+                when(next),
+                last.map(|r| format!("{} {}", when(Some(r.start_time)), r.status))
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    Ok(table(
+        &["id", "job", "schedule", "state", "next run", "last run"],
+        rows,
+    ))
+}
+
+fn run_line(r: &RunRow) -> Vec<String> {
+    let duration = r
+        .end_time
+        .map(|e| {
+            format!(
+                "{:.1}s",
+                (e - r.start_time).num_milliseconds() as f64 / 1000.0
+            )
+        })
+        .unwrap_or_else(|| "-".into());
+    vec![
+        r.runid.to_string(),
+        when(Some(r.start_time)),
+        duration,
+        format!("{}{}", r.status, if r.dry_run { " (dry run)" } else { "" }),
+        r.trigger.clone(),
+        format!(
+            "{} matched, {} updated, {} unchanged, {} failed",
+            r.counts[0], r.counts[1], r.counts[3], r.counts[5]
+        ),
+        r.return_message.clone().unwrap_or_default(),
+    ]
+}
+
+/// `sfsql jobs logs NAME [--errors]`: the job's runs, newest last; with
+/// `errors`, each failed record of those runs.
+pub fn logs(store: &Store, name: &str, errors: bool) -> Result<String, SchedulerError> {
+    let runs = store.runs(Some(name))?;
+    if runs.is_empty() && store.job_by_name(name)?.is_none() {
+        return Err(SchedulerError::State(crate::state::StateError::NoSuchJob(
+            name.to_string(),
+        )));
+    }
+    let mut out = table(
+        &[
+            "run", "start", "runtime", "status", "trigger", "records", "message",
+        ],
+        runs.iter().map(run_line).collect(),
+    );
+    if errors {
+        for r in &runs {
+            for rec in store
+                .records(Some(r.runid))?
+                .iter()
+                .filter(|x| x.status == "failed")
+            {
+                let _ = writeln!(
+                    out,
+                    "run {}: {} {} (key {}): {}: {}{}",
+                    r.runid,
+                    rec.sobject,
+                    rec.record_id,
+                    rec.match_key.as_deref().unwrap_or("-"),
+                    rec.error_code.as_deref().unwrap_or("ERROR"),
+                    rec.message.as_deref().unwrap_or(""),
+                    rec.fields
+                        .as_deref()
+                        .map(|f| format!(" [{f}]"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `sfsql jobs run NAME [--dry-run]`: run now, in this process.
+pub async fn run(
+    scheduler: &Scheduler,
+    name: &str,
+    dry_run: bool,
+) -> Result<String, SchedulerError> {
+    let done = scheduler
+        .run_now(&JobRef::Name(name.to_string()), dry_run)
+        .await?;
+    let row = scheduler.store().run(done.runid)?;
+    Ok(match row {
+        Some(r) => table(
+            &[
+                "run", "start", "runtime", "status", "trigger", "records", "message",
+            ],
+            vec![run_line(&r)],
+        ),
+        None => format!("run {}: {}\n", done.runid, done.message),
+    })
+}

@@ -1,0 +1,323 @@
+//! The scheduler: pg_cron's interface over the state store. Jobs come from
+//! `cron.schedule(...)` or `sql/*.sql` files; the loop runs due jobs
+//! through the engine's one statement path ([`Engine::execute_sql`]) with
+//! no overlap; every run and record lands in the `cron.*` tables.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | [`schedule`] | cron math with an injected clock (pure) |
+//! | [`files`] | reading `sql/*.sql` job files (pure) |
+//! | `lock` | one scheduler loop per state directory |
+//! | `runner` | running one job: begin, execute, finish; the loop |
+//! | `tables` | `cron.job`, `cron.job_run_details`, `cron.job_run_records` |
+//! | `call` | binding `cron.*` call arguments (pure) |
+//! | [`cli`] | `sfsql jobs list/run/logs` as text |
+//! | `hook` | `SELECT cron.schedule/unschedule/alter_job/run(...)` over pgwire |
+
+mod call;
+pub mod cli;
+pub mod files;
+mod hook;
+mod lock;
+mod runner;
+pub mod schedule;
+mod tables;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+pub use hook::CronHook;
+pub use lock::SchedulerLock;
+pub use runner::RunDone;
+pub use schedule::{Clock, SystemClock};
+
+use crate::session::Engine;
+use crate::state::{JobRow, JobSource, JobSpec, StateError, Store};
+
+/// The SQL schema of the log tables.
+pub const CRON_SCHEMA: &str = "cron";
+
+#[derive(Debug, Error)]
+pub enum SchedulerError {
+    #[error("invalid schedule '{schedule}': {reason}")]
+    BadSchedule { schedule: String, reason: String },
+    #[error("unknown time zone '{0}'; use an IANA name such as 'UTC' or 'Europe/Paris'")]
+    BadTimezone(String),
+    #[error("{path}: {reason}")]
+    BadJobFile { path: String, reason: String },
+    #[error("cannot read job files in {path}: {source}")]
+    ReadJobs {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot take the scheduler lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "job {job} is still running (run {running}); run {skipped} was logged as skipped. Wait for it: SELECT status FROM cron.job_run_details WHERE runid = {running}"
+    )]
+    StillRunning {
+        job: String,
+        running: i64,
+        skipped: i64,
+    },
+    #[error(
+        "run {runid} of job {job} failed: {message} (details: SELECT * FROM cron.job_run_details WHERE runid = {runid})"
+    )]
+    RunFailed {
+        job: String,
+        runid: i64,
+        message: String,
+        sqlstate: &'static str,
+    },
+    #[error("{0}")]
+    BadCall(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl SchedulerError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            SchedulerError::BadSchedule { .. }
+            | SchedulerError::BadTimezone(_)
+            | SchedulerError::BadJobFile { .. } => "22023",
+            SchedulerError::StillRunning { .. } => "55006",
+            SchedulerError::RunFailed { sqlstate, .. } => sqlstate,
+            SchedulerError::BadCall(_) => "42883",
+            SchedulerError::State(StateError::DefinedTwice { .. }) => "42710",
+            SchedulerError::State(StateError::NoSuchJob(_)) => "42704",
+            _ => "58000",
+        }
+    }
+}
+
+/// A job named by name or by id (`cron.unschedule` takes either).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRef {
+    Name(String),
+    Id(i64),
+}
+
+/// Jobs, runs and the loop, over one engine and one store.
+pub struct Scheduler {
+    engine: Arc<Engine>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+/// Where the scheduler keeps and finds things.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    pub state_dir: PathBuf,
+    /// `sql/*.sql` job files; `None` loads none.
+    pub sql_dir: Option<PathBuf>,
+    /// Run the loop (when the lock is free); off for one-shot CLI use.
+    pub run_loop: bool,
+}
+
+impl SchedulerOptions {
+    /// The defaults beside a catalog directory: `.sfsql/` and `sql/`.
+    pub fn beside(catalog: &Path) -> SchedulerOptions {
+        let parent = catalog
+            .canonicalize()
+            .ok()
+            .and_then(|c| c.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        SchedulerOptions {
+            state_dir: parent.join(".sfsql"),
+            sql_dir: Some(parent.join("sql")),
+            run_loop: true,
+        }
+    }
+}
+
+/// A started scheduler; the loop stops when this is dropped.
+pub struct SchedulerHandle {
+    pub scheduler: Arc<Scheduler>,
+    /// The loop task, when this process holds the lock.
+    pub task: Option<tokio::task::JoinHandle<()>>,
+    _lock: Option<SchedulerLock>,
+}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// Open the store, log every write through it, serve the `cron.*` tables,
+/// load job files, and (holding the lock) recover interrupted runs and
+/// start the loop.
+pub async fn start(
+    engine: Arc<Engine>,
+    opts: &SchedulerOptions,
+) -> Result<SchedulerHandle, SchedulerError> {
+    let store = Store::open(&opts.state_dir)?;
+    engine.set_recorder(Arc::new(store.clone()));
+    let scheduler = Arc::new(Scheduler {
+        engine: Arc::clone(&engine),
+        store,
+        clock: Arc::new(SystemClock),
+    });
+    tables::register(&scheduler)?;
+    if let Some(dir) = &opts.sql_dir {
+        scheduler.load_files(dir)?;
+    }
+    let lock = if opts.run_loop {
+        SchedulerLock::try_acquire(&opts.state_dir)?
+    } else {
+        None
+    };
+    let task = match &lock {
+        Some(_) => {
+            let n = scheduler.store.recover_interrupted(scheduler.clock.now())?;
+            if n > 0 {
+                tracing::warn!(
+                    runs = n,
+                    "runs interrupted by an earlier stop marked failed"
+                );
+            }
+            Some(tokio::spawn(runner::run_loop(Arc::clone(&scheduler))))
+        }
+        None if opts.run_loop => {
+            tracing::warn!(
+                state_dir = %opts.state_dir.display(),
+                "another sfsql runs the scheduler on this state directory; this one serves queries and manual runs only"
+            );
+            None
+        }
+        None => None,
+    };
+    Ok(SchedulerHandle {
+        scheduler,
+        task,
+        _lock: lock,
+    })
+}
+
+impl Scheduler {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// `cron.schedule(name, schedule, command)`: create or replace.
+    pub fn schedule(
+        &self,
+        name: &str,
+        schedule: &str,
+        command: &str,
+        username: &str,
+    ) -> Result<i64, SchedulerError> {
+        schedule::parse_schedule(schedule, "")?;
+        if name.trim().is_empty() {
+            return Err(SchedulerError::BadCall(
+                "cron.schedule needs a job name: cron.schedule('name', '0 9 * * *', $$UPDATE ...$$)"
+                    .into(),
+            ));
+        }
+        Ok(self.store.upsert_job(
+            &JobSpec {
+                name: name.to_string(),
+                schedule: schedule.to_string(),
+                command: command.to_string(),
+                timezone: "UTC".into(),
+                source: JobSource::Sql,
+                username: username.to_string(),
+            },
+            self.clock.now(),
+        )?)
+    }
+
+    pub fn job(&self, job: &JobRef) -> Result<JobRow, SchedulerError> {
+        let found = match job {
+            JobRef::Name(n) => self.store.job_by_name(n)?,
+            JobRef::Id(id) => self.store.job_by_id(*id)?,
+        };
+        found.ok_or_else(|| {
+            SchedulerError::State(StateError::NoSuchJob(match job {
+                JobRef::Name(n) => n.clone(),
+                JobRef::Id(id) => id.to_string(),
+            }))
+        })
+    }
+
+    /// `cron.unschedule(name | id)`. A file job comes back at the next
+    /// start unless its file is removed, so that is refused.
+    pub fn unschedule(&self, job: &JobRef) -> Result<(), SchedulerError> {
+        let row = self.job(job)?;
+        if let JobSource::File(path) = &row.source {
+            return Err(SchedulerError::BadCall(format!(
+                "job {} is defined in {path}; delete or rename the file (or pause it with cron.alter_job({}, active := false))",
+                row.jobname, row.jobid
+            )));
+        }
+        Ok(self.store.delete_job(row.jobid)?)
+    }
+
+    /// `cron.alter_job(id, schedule, command, active)`; `None` keeps.
+    pub fn alter_job(
+        &self,
+        id: i64,
+        schedule: Option<&str>,
+        command: Option<&str>,
+        active: Option<bool>,
+    ) -> Result<(), SchedulerError> {
+        let row = self.job(&JobRef::Id(id))?;
+        if let Some(s) = schedule {
+            schedule::parse_schedule(s, &row.timezone)?;
+        }
+        Ok(self
+            .store
+            .alter_job(id, schedule, command, active, self.clock.now())?)
+    }
+
+    /// Load `sql/*.sql` jobs, replacing earlier versions and dropping jobs
+    /// whose file is gone.
+    pub fn load_files(&self, dir: &Path) -> Result<Vec<String>, SchedulerError> {
+        let jobs = files::load_dir(dir)?;
+        let now = self.clock.now();
+        let mut names = Vec::new();
+        for job in jobs {
+            self.store.upsert_job(
+                &JobSpec {
+                    name: job.name.clone(),
+                    schedule: job.schedule,
+                    command: job.command,
+                    timezone: job.timezone,
+                    source: JobSource::File(job.path),
+                    username: "sfsql".into(),
+                },
+                now,
+            )?;
+            names.push(job.name);
+        }
+        let removed = self.store.remove_file_jobs_except(&names)?;
+        if !removed.is_empty() {
+            tracing::info!(?removed, "jobs whose file is gone were removed");
+        }
+        tracing::info!(jobs = names.len(), dir = %dir.display(), "job files loaded");
+        Ok(names)
+    }
+
+    /// When the job runs next, per its schedule and time zone (`None` when
+    /// paused).
+    pub fn next_run(&self, job: &JobRow) -> Option<chrono::DateTime<chrono::Utc>> {
+        if !job.active {
+            return None;
+        }
+        schedule::parse_schedule(&job.schedule, &job.timezone)
+            .ok()?
+            .next_after(self.clock.now())
+    }
+}

@@ -1,0 +1,219 @@
+//! Saved jobs: create or replace by name (pg_cron's `cron.schedule`),
+//! alter, unschedule, list. A job comes from SQL or from a `sql/*.sql`
+//! file, never both.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{StateError, Store, to_micros};
+
+/// Where a job is defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSource {
+    /// `SELECT cron.schedule(...)`.
+    Sql,
+    /// A file in `sql/`; the path is kept for messages.
+    File(String),
+}
+
+impl JobSource {
+    fn encode(&self) -> String {
+        match self {
+            JobSource::Sql => "sql".into(),
+            JobSource::File(p) => format!("file:{p}"),
+        }
+    }
+
+    fn decode(s: &str) -> JobSource {
+        match s.strip_prefix("file:") {
+            Some(p) => JobSource::File(p.to_string()),
+            None => JobSource::Sql,
+        }
+    }
+
+    /// How a user would recognise the definition in an error message.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            JobSource::Sql => format!("SELECT cron.schedule('{name}', ...)"),
+            JobSource::File(p) => format!("the file {p}"),
+        }
+    }
+}
+
+/// A job to create or replace.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub name: String,
+    pub schedule: String,
+    pub command: String,
+    pub timezone: String,
+    pub source: JobSource,
+    pub username: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub jobid: i64,
+    pub jobname: String,
+    pub schedule: String,
+    pub command: String,
+    pub timezone: String,
+    pub active: bool,
+    pub source: JobSource,
+    pub username: String,
+}
+
+const JOB_COLUMNS: &str = "jobid, jobname, schedule, command, timezone, active, source, username";
+
+fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        jobid: r.get(0)?,
+        jobname: r.get(1)?,
+        schedule: r.get(2)?,
+        command: r.get(3)?,
+        timezone: r.get(4)?,
+        active: r.get(5)?,
+        source: JobSource::decode(&r.get::<_, String>(6)?),
+        username: r.get(7)?,
+    })
+}
+
+impl Store {
+    /// Create the job, or replace the one of the same name (keeping its id,
+    /// as pg_cron does). A name defined in a file and in SQL is an error.
+    pub fn upsert_job(&self, spec: &JobSpec, now: DateTime<Utc>) -> Result<i64, StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let existing: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT jobid, source FROM job WHERE jobname = ?1",
+                [&spec.name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let id = match existing {
+            Some((id, source)) => {
+                let source = JobSource::decode(&source);
+                let same_kind = matches!(
+                    (&source, &spec.source),
+                    (JobSource::Sql, JobSource::Sql) | (JobSource::File(_), JobSource::File(_))
+                );
+                if !same_kind {
+                    return Err(StateError::DefinedTwice {
+                        name: spec.name.clone(),
+                        first: source.describe(&spec.name),
+                        second: spec.source.describe(&spec.name),
+                    });
+                }
+                tx.execute(
+                    "UPDATE job SET schedule = ?2, command = ?3, timezone = ?4, source = ?5,
+                            username = ?6, updated_at = ?7
+                     WHERE jobid = ?1",
+                    params![
+                        id,
+                        spec.schedule,
+                        spec.command,
+                        spec.timezone,
+                        spec.source.encode(),
+                        spec.username,
+                        to_micros(now)
+                    ],
+                )?;
+                id
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO job (jobname, schedule, command, timezone, active, source,
+                                      username, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7)",
+                    params![
+                        spec.name,
+                        spec.schedule,
+                        spec.command,
+                        spec.timezone,
+                        spec.source.encode(),
+                        spec.username,
+                        to_micros(now)
+                    ],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn jobs(&self) -> Result<Vec<JobRow>, StateError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare(&format!("SELECT {JOB_COLUMNS} FROM job ORDER BY jobid"))?;
+        let rows = stmt.query_map([], job_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn job_by_name(&self, name: &str) -> Result<Option<JobRow>, StateError> {
+        let conn = self.lock()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM job WHERE jobname = ?1"),
+                [name],
+                job_row,
+            )
+            .optional()?)
+    }
+
+    pub fn job_by_id(&self, id: i64) -> Result<Option<JobRow>, StateError> {
+        let conn = self.lock()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM job WHERE jobid = ?1"),
+                [id],
+                job_row,
+            )
+            .optional()?)
+    }
+
+    /// Remove a job; its runs stay in the log.
+    pub fn delete_job(&self, id: i64) -> Result<(), StateError> {
+        let conn = self.lock()?;
+        let n = conn.execute("DELETE FROM job WHERE jobid = ?1", [id])?;
+        if n == 0 {
+            return Err(StateError::NoSuchJob(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Change what is given; `None` keeps the current value.
+    pub fn alter_job(
+        &self,
+        id: i64,
+        schedule: Option<&str>,
+        command: Option<&str>,
+        active: Option<bool>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let conn = self.lock()?;
+        let n = conn.execute(
+            "UPDATE job SET schedule = coalesce(?2, schedule), command = coalesce(?3, command),
+                    active = coalesce(?4, active), updated_at = ?5
+             WHERE jobid = ?1",
+            params![id, schedule, command, active, to_micros(now)],
+        )?;
+        if n == 0 {
+            return Err(StateError::NoSuchJob(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Drop file-defined jobs whose file is gone; returns their names.
+    pub fn remove_file_jobs_except(&self, keep: &[String]) -> Result<Vec<String>, StateError> {
+        let gone: Vec<JobRow> = self
+            .jobs()?
+            .into_iter()
+            .filter(|j| matches!(j.source, JobSource::File(_)) && !keep.contains(&j.jobname))
+            .collect();
+        for j in &gone {
+            self.delete_job(j.jobid)?;
+        }
+        Ok(gone.into_iter().map(|j| j.jobname).collect())
+    }
+}

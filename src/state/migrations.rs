@@ -1,0 +1,98 @@
+//! Versioned schema migrations of the state store, tracked in SQLite's
+//! `user_version`. A migration is appended, never edited.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StateError;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: jobs, runs, per-record outcomes.
+    r#"
+    CREATE TABLE job (
+        jobid      INTEGER PRIMARY KEY AUTOINCREMENT,
+        jobname    TEXT NOT NULL UNIQUE,
+        schedule   TEXT NOT NULL,
+        command    TEXT NOT NULL,
+        timezone   TEXT NOT NULL DEFAULT 'UTC',
+        active     INTEGER NOT NULL DEFAULT 1,
+        -- 'sql' (cron.schedule) or 'file:<path>' (sql/*.sql)
+        source     TEXT NOT NULL,
+        username   TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE run (
+        runid          INTEGER PRIMARY KEY AUTOINCREMENT,
+        jobid          INTEGER,
+        jobname        TEXT,
+        username       TEXT NOT NULL,
+        command        TEXT NOT NULL,
+        trigger        TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        return_message TEXT,
+        job_pid        INTEGER,
+        dry_run        INTEGER NOT NULL DEFAULT 0,
+        -- the cron slot a scheduled run was due at; with jobid it is unique,
+        -- so two servers on one state directory cannot both run one slot
+        scheduled_for  INTEGER,
+        start_time     INTEGER NOT NULL,
+        end_time       INTEGER,
+        sobject        TEXT,
+        rows_matched   INTEGER NOT NULL DEFAULT 0,
+        rows_updated   INTEGER NOT NULL DEFAULT 0,
+        rows_created   INTEGER NOT NULL DEFAULT 0,
+        rows_unchanged INTEGER NOT NULL DEFAULT 0,
+        rows_skipped   INTEGER NOT NULL DEFAULT 0,
+        rows_failed    INTEGER NOT NULL DEFAULT 0,
+        api_calls      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX run_slot ON run (jobid, scheduled_for)
+        WHERE scheduled_for IS NOT NULL;
+    CREATE INDEX run_job ON run (jobid, status);
+    CREATE INDEX run_status ON run (status);
+    CREATE TABLE run_record (
+        runid      INTEGER NOT NULL REFERENCES run (runid) ON DELETE CASCADE,
+        seq        INTEGER NOT NULL,
+        sobject    TEXT NOT NULL,
+        record_id  TEXT NOT NULL,
+        match_key  TEXT,
+        action     TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        error_code TEXT,
+        message    TEXT,
+        fields     TEXT,
+        PRIMARY KEY (runid, seq)
+    );
+    "#,
+];
+
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > current_version() {
+        return Err(StateError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: current_version(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "state store migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! Runs and their per-record outcomes: starting a run without overlap,
+//! adding each write's counts and records, finishing it, recovering runs a
+//! crash left `running`, and logging writes made from psql.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use super::{StateError, Store, from_micros, to_micros};
+use crate::session::{Origin, RunRecorder, WriteReport};
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    Manual,
+    /// A statement from psql or another client (no job).
+    Client,
+}
+
+impl Trigger {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Client => "client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// A run about to start.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub jobid: i64,
+    pub jobname: String,
+    pub username: String,
+    pub command: String,
+    pub trigger: Trigger,
+    pub dry_run: bool,
+    /// The cron slot, for scheduled runs.
+    pub scheduled_for: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::begin_run`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginRun {
+    Started {
+        runid: i64,
+    },
+    /// The job's previous run is still going; this one is logged `skipped`.
+    Skipped {
+        runid: i64,
+        running: i64,
+    },
+    /// Another server already took this slot.
+    AlreadyClaimed,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub runid: i64,
+    pub jobid: Option<i64>,
+    pub jobname: Option<String>,
+    pub username: String,
+    pub command: String,
+    pub trigger: String,
+    pub status: String,
+    pub return_message: Option<String>,
+    pub job_pid: Option<i64>,
+    pub dry_run: bool,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub sobject: Option<String>,
+    /// matched, updated, created, unchanged, skipped, failed, api_calls.
+    pub counts: [i64; 7],
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordRow {
+    pub runid: i64,
+    pub sobject: String,
+    pub record_id: String,
+    pub match_key: Option<String>,
+    pub action: String,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub fields: Option<String>,
+}
+
+const RUN_COLUMNS: &str = "runid, jobid, jobname, username, command, trigger, status,
+    return_message, job_pid, dry_run, start_time, end_time, sobject, rows_matched,
+    rows_updated, rows_created, rows_unchanged, rows_skipped, rows_failed, api_calls";
+
+fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+    let mut counts = [0i64; 7];
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c = r.get(13 + i)?;
+    }
+    Ok(RunRow {
+        runid: r.get(0)?,
+        jobid: r.get(1)?,
+        jobname: r.get(2)?,
+        username: r.get(3)?,
+        command: r.get(4)?,
+        trigger: r.get(5)?,
+        status: r.get(6)?,
+        return_message: r.get(7)?,
+        job_pid: r.get(8)?,
+        dry_run: r.get(9)?,
+        start_time: from_micros(r.get(10)?),
+        end_time: r.get::<_, Option<i64>>(11)?.map(from_micros),
+        sobject: r.get(12)?,
+        counts,
+    })
+}
+
+/// Add one write's counts and records to run `runid`.
+fn add_write(tx: &Transaction<'_>, runid: i64, report: &WriteReport) -> rusqlite::Result<()> {
+    let s = &report.summary;
+    tx.execute(
+        "UPDATE run SET sobject = coalesce(sobject, ?2), dry_run = max(dry_run, ?3),
+                rows_matched = rows_matched + ?4, rows_updated = rows_updated + ?5,
+                rows_unchanged = rows_unchanged + ?6, rows_skipped = rows_skipped + ?7,
+                rows_failed = rows_failed + ?8, api_calls = api_calls + ?9,
+                rows_created = rows_created + ?10
+         WHERE runid = ?1",
+        params![
+            runid,
+            format!(
+                "{}.{}",
+                report.connection,
+                report.sobject.to_ascii_lowercase()
+            ),
+            report.dry_run,
+            s.matched as i64,
+            s.updated as i64,
+            s.unchanged as i64,
+            s.skipped as i64,
+            s.failed as i64,
+            s.write_calls as i64,
+            s.created as i64
+        ],
+    )?;
+    let base: i64 = tx.query_row(
+        "SELECT coalesce(max(seq), 0) FROM run_record WHERE runid = ?1",
+        [runid],
+        |r| r.get(0),
+    )?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO run_record (runid, seq, sobject, record_id, match_key, action, status,
+                                 error_code, message, fields)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (i, o) in s.outcomes.iter().enumerate() {
+        stmt.execute(params![
+            runid,
+            base + 1 + i as i64,
+            report.sobject,
+            o.id,
+            o.match_key,
+            report.action,
+            o.status.as_str(),
+            o.error_code,
+            o.message,
+            (!o.fields.is_empty()).then(|| o.fields.join(",")),
+        ])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Start a run of a job unless its previous run is still going (then
+    /// the new run is logged `skipped`) or, for a scheduled slot, another
+    /// server already took it. One IMMEDIATE transaction decides, so two
+    /// processes cannot both start.
+    pub fn begin_run(&self, run: &NewRun, now: DateTime<Utc>) -> Result<BeginRun, StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(slot) = run.scheduled_for {
+            let taken: Option<i64> = tx
+                .query_row(
+                    "SELECT runid FROM run WHERE jobid = ?1 AND scheduled_for = ?2",
+                    params![run.jobid, to_micros(slot)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Ok(BeginRun::AlreadyClaimed);
+            }
+        }
+        let running: Option<i64> = tx
+            .query_row(
+                "SELECT runid FROM run WHERE jobid = ?1 AND status = 'running' LIMIT 1",
+                [run.jobid],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let (status, message, end) = match running {
+            Some(r) => (
+                RunStatus::Skipped,
+                Some(format!("skipped: run {r} of this job was still running")),
+                Some(to_micros(now)),
+            ),
+            None => (RunStatus::Running, None, None),
+        };
+        tx.execute(
+            "INSERT INTO run (jobid, jobname, username, command, trigger, status, return_message,
+                              job_pid, dry_run, scheduled_for, start_time, end_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                run.jobid,
+                run.jobname,
+                run.username,
+                run.command,
+                run.trigger.as_str(),
+                status.as_str(),
+                message,
+                std::process::id() as i64,
+                run.dry_run,
+                run.scheduled_for.map(to_micros),
+                to_micros(now),
+                end
+            ],
+        )?;
+        let runid = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(match running {
+            Some(running) => BeginRun::Skipped { runid, running },
+            None => BeginRun::Started { runid },
+        })
+    }
+
+    pub fn finish_run(
+        &self,
+        runid: i64,
+        status: RunStatus,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "UPDATE run SET status = ?2, return_message = ?3, end_time = ?4 WHERE runid = ?1",
+            params![runid, status.as_str(), message, to_micros(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Mark runs a crash left `running` as failed. Only the process that
+    /// holds the scheduler lock may call this.
+    pub fn recover_interrupted(&self, now: DateTime<Utc>) -> Result<usize, StateError> {
+        let conn = self.lock()?;
+        Ok(conn.execute(
+            "UPDATE run SET status = 'failed', end_time = ?1,
+                    return_message = 'interrupted: sfsql stopped while this run was going; check the records it wrote in cron.job_run_records, then run it again'
+             WHERE status = 'running'",
+            [to_micros(now)],
+        )?)
+    }
+
+    /// Log one write: into its job's run, or as a run of its own for a
+    /// client statement.
+    pub fn record_write(
+        &self,
+        origin: &Origin,
+        statement_sql: &str,
+        report: &WriteReport,
+    ) -> Result<i64, StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let runid = match origin {
+            Origin::Job { run_id, .. } => *run_id,
+            Origin::Client { user } => {
+                let s = &report.summary;
+                let tag = report.action.to_ascii_uppercase();
+                let written = s.updated + s.created;
+                let message = if s.failed > 0 {
+                    format!("{tag} {written}; {} records failed", s.failed)
+                } else {
+                    format!("{tag} {written}")
+                };
+                tx.execute(
+                    "INSERT INTO run (jobid, jobname, username, command, trigger, status,
+                                      return_message, job_pid, dry_run, start_time, end_time)
+                     VALUES (NULL, NULL, ?1, ?2, 'client', 'succeeded', ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        user,
+                        statement_sql,
+                        message,
+                        std::process::id() as i64,
+                        report.dry_run,
+                        to_micros(report.started),
+                        to_micros(report.finished)
+                    ],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        add_write(&tx, runid, report)?;
+        tx.commit()?;
+        Ok(runid)
+    }
+
+    pub fn run(&self, runid: i64) -> Result<Option<RunRow>, StateError> {
+        let conn = self.lock()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM run WHERE runid = ?1"),
+                [runid],
+                run_row,
+            )
+            .optional()?)
+    }
+
+    /// Runs, oldest first; only `jobname`'s when given.
+    pub fn runs(&self, jobname: Option<&str>) -> Result<Vec<RunRow>, StateError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM run WHERE ?1 IS NULL OR jobname = ?1 ORDER BY runid"
+        ))?;
+        let rows = stmt.query_map([jobname], run_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The latest run of each job, by jobid.
+    pub fn last_runs(&self) -> Result<Vec<RunRow>, StateError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM run WHERE runid IN
+               (SELECT max(runid) FROM run WHERE jobid IS NOT NULL GROUP BY jobid)"
+        ))?;
+        let rows = stmt.query_map([], run_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per-record outcomes, of one run when given.
+    pub fn records(&self, runid: Option<i64>) -> Result<Vec<RecordRow>, StateError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare(
+            "SELECT runid, sobject, record_id, match_key, action, status, error_code, message,
+                    fields
+             FROM run_record WHERE ?1 IS NULL OR runid = ?1 ORDER BY runid, seq",
+        )?;
+        let rows = stmt.query_map([runid], |r| {
+            Ok(RecordRow {
+                runid: r.get(0)?,
+                sobject: r.get(1)?,
+                record_id: r.get(2)?,
+                match_key: r.get(3)?,
+                action: r.get(4)?,
+                status: r.get(5)?,
+                error_code: r.get(6)?,
+                message: r.get(7)?,
+                fields: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[async_trait::async_trait]
+impl RunRecorder for Store {
+    async fn record_write(
+        &self,
+        origin: &Origin,
+        statement_sql: &str,
+        report: &WriteReport,
+    ) -> Result<(), String> {
+        Store::record_write(self, origin, statement_sql, report)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,206 @@
+//! Store tests on a temporary directory: migrations, jobs, runs without
+//! overlap, slot claims, crash recovery and the run log of writes.
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::dml::{OutcomeStatus, RecordOutcome, UpdateSummary};
+use crate::session::{Origin, WriteReport};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
+        .single()
+        .expect("time")
+}
+
+fn spec(name: &str, source: JobSource) -> JobSpec {
+    JobSpec {
+        name: name.into(),
+        schedule: "0 9 * * *".into(),
+        command: "UPDATE sandbox.contact SET title = 'x'".into(),
+        timezone: "UTC".into(),
+        source,
+        username: "demo".into(),
+    }
+}
+
+fn new_run(jobid: i64, slot: Option<DateTime<Utc>>) -> NewRun {
+    NewRun {
+        jobid,
+        jobname: "j".into(),
+        username: "demo".into(),
+        command: "UPDATE ...".into(),
+        trigger: if slot.is_some() {
+            Trigger::Schedule
+        } else {
+            Trigger::Manual
+        },
+        dry_run: false,
+        scheduled_for: slot,
+    }
+}
+
+fn report() -> WriteReport {
+    let outcome = |id: &str, status, code: Option<&str>| RecordOutcome {
+        id: id.into(),
+        match_key: Some(format!("{id}@example.org")),
+        status,
+        error_code: code.map(str::to_string),
+        message: code.map(|_| "bad value".to_string()),
+        fields: if code.is_some() {
+            vec!["Title".into()]
+        } else {
+            vec![]
+        },
+    };
+    WriteReport {
+        connection: "sandbox".into(),
+        sobject: "Contact".into(),
+        action: "update",
+        dry_run: false,
+        started: t0(),
+        finished: t0() + Duration::seconds(2),
+        summary: UpdateSummary {
+            matched: 3,
+            updated: 1,
+            unchanged: 1,
+            skipped: 0,
+            failed: 1,
+            write_calls: 1,
+            outcomes: vec![
+                outcome("003A", OutcomeStatus::Updated, None),
+                outcome("003B", OutcomeStatus::Unchanged, None),
+                outcome("003C", OutcomeStatus::Failed, Some("INVALID_FIELD")),
+            ],
+            ..Default::default()
+        },
+    }
+}
+
+#[test]
+fn open_twice_keeps_schema_and_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store
+        .upsert_job(&spec("a", JobSource::Sql), t0())
+        .expect("job");
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.jobs().expect("jobs").len(), 1);
+}
+
+#[test]
+fn same_name_replaces_but_file_and_sql_conflict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .upsert_job(&spec("a", JobSource::Sql), t0())
+        .expect("job");
+    let mut again = spec("a", JobSource::Sql);
+    again.schedule = "*/5 * * * *".into();
+    assert_eq!(store.upsert_job(&again, t0()).expect("replace"), id);
+    assert_eq!(
+        store.job_by_id(id).expect("get").expect("job").schedule,
+        "*/5 * * * *"
+    );
+    let err = store
+        .upsert_job(&spec("a", JobSource::File("sql/a.sql".into())), t0())
+        .expect_err("defined twice");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("sql/a.sql") && msg.contains("cron.schedule('a'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn overlapping_run_is_skipped_and_slot_claimed_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .upsert_job(&spec("a", JobSource::Sql), t0())
+        .expect("job");
+    let BeginRun::Started { runid } = store.begin_run(&new_run(id, Some(t0())), t0()).expect("b")
+    else {
+        panic!("first run should start");
+    };
+    // A second server sees the slot taken.
+    assert_eq!(
+        store.begin_run(&new_run(id, Some(t0())), t0()).expect("b"),
+        BeginRun::AlreadyClaimed
+    );
+    // The next slot while the first still runs: skipped.
+    let next = t0() + Duration::days(1);
+    match store.begin_run(&new_run(id, Some(next)), next).expect("b") {
+        BeginRun::Skipped { running, .. } => assert_eq!(running, runid),
+        other => panic!("expected skipped, got {other:?}"),
+    }
+    store
+        .finish_run(runid, RunStatus::Succeeded, "UPDATE 0", next)
+        .expect("finish");
+    assert!(matches!(
+        store.begin_run(&new_run(id, None), next).expect("b"),
+        BeginRun::Started { .. }
+    ));
+}
+
+#[test]
+fn interrupted_runs_are_failed_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .upsert_job(&spec("a", JobSource::Sql), t0())
+        .expect("job");
+    store.begin_run(&new_run(id, None), t0()).expect("begin");
+    assert_eq!(store.recover_interrupted(t0()).expect("recover"), 1);
+    let run = &store.runs(Some("j")).expect("runs")[0];
+    assert_eq!(run.status, "failed");
+    assert!(
+        run.return_message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("interrupted")
+    );
+    assert!(run.end_time.is_some());
+}
+
+#[test]
+fn client_writes_and_job_writes_are_logged_with_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let client = Origin::Client {
+        user: "demo".into(),
+    };
+    let runid = store
+        .record_write(&client, "UPDATE sandbox.contact ...", &report())
+        .expect("log");
+    let run = store.run(runid).expect("run").expect("exists");
+    assert_eq!(run.jobname, None);
+    assert_eq!(run.trigger, "client");
+    assert_eq!(run.counts, [3, 1, 0, 1, 0, 1, 1]);
+    let records = store.records(Some(runid)).expect("records");
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[2].error_code.as_deref(), Some("INVALID_FIELD"));
+    assert_eq!(records[2].fields.as_deref(), Some("Title"));
+
+    // Two statements of one job run add up in one run row.
+    let id = store
+        .upsert_job(&spec("a", JobSource::Sql), t0())
+        .expect("job");
+    let BeginRun::Started { runid } = store.begin_run(&new_run(id, None), t0()).expect("b") else {
+        panic!("should start");
+    };
+    let origin = Origin::Job {
+        job_id: id,
+        run_id: runid,
+    };
+    store
+        .record_write(&origin, "UPDATE 1", &report())
+        .expect("1");
+    store
+        .record_write(&origin, "UPDATE 2", &report())
+        .expect("2");
+    let run = store.run(runid).expect("run").expect("exists");
+    assert_eq!(run.counts[0], 6);
+    assert_eq!(store.records(Some(runid)).expect("records").len(), 6);
+}
