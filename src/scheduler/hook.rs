@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::{DFSchema, ParamValues, ScalarValue};
-use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, SelectItem, SetExpr,
@@ -26,6 +26,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use super::call::{Arg, CronCall};
 use super::runner::job_ref;
 use super::{Scheduler, SchedulerError};
+use crate::session::described_plan;
 
 /// The functions of pg_cron's interface that sfsql answers.
 const CRON_FUNCTIONS: [&str; 4] = ["schedule", "unschedule", "alter_job", "run"];
@@ -50,7 +51,10 @@ fn wire_error(e: &SchedulerError) -> PgWireError {
 
 /// The `cron.*` call in `statement`, with its arguments as written
 /// (placeholders unresolved), or `None` when it is not one.
-fn cron_call(statement: &Statement) -> Option<(String, Vec<(Option<String>, Expr)>)> {
+/// A call's arguments: optional `name :=` and the value expression.
+type NamedArgs = Vec<(Option<String>, Expr)>;
+
+fn cron_call(statement: &Statement) -> Option<(String, NamedArgs)> {
     let Statement::Query(query) = statement else {
         return None;
     };
@@ -262,16 +266,7 @@ impl QueryHook for CronHook {
     ) -> Option<PgWireResult<LogicalPlan>> {
         let (function, _) = cron_call(statement)?;
         let schema = result_schema(&function);
-        Some(
-            DFSchema::try_from(schema.as_ref().clone())
-                .map(|s| {
-                    LogicalPlan::EmptyRelation(EmptyRelation {
-                        produce_one_row: false,
-                        schema: Arc::new(s),
-                    })
-                })
-                .map_err(|e| PgWireError::ApiError(Box::new(e))),
-        )
+        Some(described_plan(&schema))
     }
 
     async fn handle_extended_query(

@@ -30,6 +30,19 @@ pub struct SfsqlHook {
     engine: Arc<Engine>,
 }
 
+/// The plan a hook hands back at Parse for a statement it answers itself:
+/// no rows, only the columns Describe reports.
+pub fn described_plan(schema: &datafusion::arrow::datatypes::Schema) -> PgWireResult<LogicalPlan> {
+    DFSchema::try_from(schema.clone())
+        .map(|s| {
+            LogicalPlan::EmptyRelation(EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(s),
+            })
+        })
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))
+}
+
 pub fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
@@ -136,16 +149,7 @@ impl QueryHook for SfsqlHook {
     ) -> Option<PgWireResult<LogicalPlan>> {
         let routed = self.engine.route(statement)?;
         let schema = self.engine.routed_schema(&routed, &settings_of(client));
-        Some(
-            DFSchema::try_from(schema.as_ref().clone())
-                .map(|s| {
-                    LogicalPlan::EmptyRelation(EmptyRelation {
-                        produce_one_row: false,
-                        schema: Arc::new(s),
-                    })
-                })
-                .map_err(|e| PgWireError::ApiError(Box::new(e))),
-        )
+        Some(described_plan(&schema))
     }
 
     async fn handle_extended_query(

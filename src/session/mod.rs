@@ -13,6 +13,6 @@ mod router;
 mod settings;
 
 pub use engine::{Connection, Engine, EngineError, InsertResult, RunRecorder, UpdateResult};
-pub use hook::SfsqlHook;
+pub use hook::{SfsqlHook, described_plan};
 pub use router::{Origin, Routed, StatementError, StatementResult, WriteReport};
 pub use settings::{Settings, SettingsError};
