@@ -9,18 +9,7 @@ use crate::salesforce::{FieldDescribe, SObjectDescribe};
 /// Why a value does not fit its field, or `None` when it does.
 pub fn check_value(field: &FieldDescribe, value: &Value) -> Option<String> {
     let Value::String(s) = value else { return None };
-    let text_like = matches!(
-        field.field_type.as_str(),
-        "string"
-            | "textarea"
-            | "email"
-            | "phone"
-            | "url"
-            | "picklist"
-            | "multipicklist"
-            | "combobox"
-            | "encryptedstring"
-    );
+    let text_like = crate::soql::is_text_type(&field.field_type);
     if text_like && field.length > 0 && s.chars().count() > field.length as usize {
         return Some(format!(
             "is {} characters long; {} holds at most {} (STRING_TOO_LONG)",

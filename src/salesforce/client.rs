@@ -326,32 +326,23 @@ impl SalesforceClient {
 
     /// Update up to 200 records with one sObject Collections call. Each
     /// record needs `attributes.type` and `id`. The result has one entry per
-    /// record, in order.
+    /// record, in order. An update of the same values is idempotent, so a
+    /// lost response may be retried.
     pub async fn update_records(
         &self,
         records: Vec<Value>,
         all_or_none: bool,
     ) -> Result<Vec<SaveResult>, SalesforceError> {
-        let count = records.len();
-        let body = serde_json::json!({ "allOrNone": all_or_none, "records": records });
-        // An update of the same values is idempotent, so a lost response may
-        // be retried.
-        let (_, bytes) = self
-            .send(Method::PATCH, "composite/sobjects", Some(&body), true)
-            .await?;
-        let results: Vec<SaveResult> = self.decode("collections update", &bytes)?;
-        if results.len() != count {
-            return Err(SalesforceError::Decode {
-                connection: self.name.clone(),
-                what: "collections update".into(),
-                detail: format!("{} results for {} records", results.len(), count),
-            });
-        }
-        Ok(results)
+        self.collections(
+            Method::PATCH,
+            records,
+            all_or_none,
+            true,
+            "collections update",
+        )
+        .await
     }
-}
 
-impl SalesforceClient {
     /// Create up to 200 records with one sObject Collections call. Each
     /// record needs `attributes.type`. Never retried once sent: a lost
     /// response could otherwise create the records twice.
@@ -360,16 +351,34 @@ impl SalesforceClient {
         records: Vec<Value>,
         all_or_none: bool,
     ) -> Result<Vec<SaveResult>, SalesforceError> {
+        self.collections(
+            Method::POST,
+            records,
+            all_or_none,
+            false,
+            "collections create",
+        )
+        .await
+    }
+
+    async fn collections(
+        &self,
+        method: Method,
+        records: Vec<Value>,
+        all_or_none: bool,
+        idempotent: bool,
+        what: &str,
+    ) -> Result<Vec<SaveResult>, SalesforceError> {
         let count = records.len();
         let body = serde_json::json!({ "allOrNone": all_or_none, "records": records });
         let (_, bytes) = self
-            .send(Method::POST, "composite/sobjects", Some(&body), false)
+            .send(method, "composite/sobjects", Some(&body), idempotent)
             .await?;
-        let results: Vec<SaveResult> = self.decode("collections create", &bytes)?;
+        let results: Vec<SaveResult> = self.decode(what, &bytes)?;
         if results.len() != count {
             return Err(SalesforceError::Decode {
                 connection: self.name.clone(),
-                what: "collections create".into(),
+                what: what.into(),
                 detail: format!("{} results for {} records", results.len(), count),
             });
         }
