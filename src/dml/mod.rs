@@ -19,7 +19,7 @@ pub use changeset::{
     key_literals as key_literal_list,
 };
 pub use insert::{InsertPlan, apply_inserts, build_records, plan_insert};
-pub use update::{UpdatePlan, plan_update, target_name as update_target};
+pub use update::{UpdatePlan, plan_update, table_ref, target_name as update_target};
 pub use validate::{check_value, required_on_create};
 pub use write::{OutcomeStatus, RecordOutcome, UpdateSummary, apply_changes, dry_run_summary};
 

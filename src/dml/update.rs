@@ -113,6 +113,20 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// `[catalog.]schema.table` as (schema, table), lower case as SQL
+/// normalises unquoted names; `None` schema when unqualified.
+pub fn table_ref(name: &ObjectName) -> Option<(Option<String>, String)> {
+    let parts: Vec<String> = ident_parts(name)
+        .iter()
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    match parts.as_slice() {
+        [t] => Some((None, t.clone())),
+        [.., s, t] => Some((Some(s.clone()), t.clone())),
+        [] => None,
+    }
+}
+
 fn ident_parts(name: &ObjectName) -> Vec<String> {
     name.0
         .iter()

@@ -72,12 +72,6 @@ impl UpdateSummary {
         }
         self.outcomes.push(outcome);
     }
-
-    pub fn failures(&self) -> impl Iterator<Item = &RecordOutcome> {
-        self.outcomes
-            .iter()
-            .filter(|o| o.status == OutcomeStatus::Failed)
-    }
 }
 
 /// Write the changed records of `set`; unchanged records cost no call.

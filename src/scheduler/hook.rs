@@ -16,9 +16,7 @@ use datafusion::sql::sqlparser::ast::{
     Statement, Value,
 };
 use datafusion_postgres::QueryHook;
-use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::HookClient;
-use pgwire::api::portal::Format;
 use pgwire::api::results::Response;
 use pgwire::api::{ClientInfo, METADATA_USER};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -26,7 +24,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use super::call::{Arg, CronCall};
 use super::runner::job_ref;
 use super::{Scheduler, SchedulerError};
-use crate::session::described_plan;
+use crate::session::{described_plan, rows_response};
 
 /// The functions of pg_cron's interface that sfsql answers.
 const CRON_FUNCTIONS: [&str; 4] = ["schedule", "unschedule", "alter_job", "run"];
@@ -202,14 +200,9 @@ impl CronHook {
         Some(match result {
             Ok(column) => {
                 let schema = result_schema(&function);
-                match RecordBatch::try_new(Arc::clone(&schema), vec![column])
-                    .and_then(|b| Ok(ctx.read_batch(b)?))
-                    .map_err(|e| PgWireError::ApiError(Box::new(e)))
-                {
-                    Ok(df) => encode_dataframe(df, &Format::UnifiedText, None)
-                        .await
-                        .map(Response::Query),
-                    Err(e) => Err(e),
+                match RecordBatch::try_new(Arc::clone(&schema), vec![column]) {
+                    Ok(batch) => rows_response(ctx, schema, vec![batch]).await,
+                    Err(e) => Err(PgWireError::ApiError(Box::new(e))),
                 }
             }
             Err(e) => Err(wire_error(&e)),

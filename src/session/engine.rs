@@ -207,13 +207,8 @@ impl Engine {
                 "INSERT target must be a table".into(),
             ));
         };
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
-            .collect();
-        let (conn_name, table) = match parts.as_slice() {
-            [.., s, t] => (s.clone(), t.clone()),
+        let (conn_name, table) = match dml::table_ref(name) {
+            Some((Some(schema), table)) => (schema, table),
             _ => return Err(DmlError::UnknownTable(name.to_string())),
         };
         let conn = self

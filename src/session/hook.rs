@@ -95,6 +95,23 @@ impl SfsqlHook {
     }
 }
 
+/// Rows as a pgwire query response (text format).
+pub async fn rows_response(
+    ctx: &SessionContext,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+) -> PgWireResult<Response> {
+    let df = if batches.is_empty() {
+        ctx.read_batch(datafusion::arrow::array::RecordBatch::new_empty(schema))
+    } else {
+        ctx.read_batches(batches)
+    }
+    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    Ok(Response::Query(
+        encode_dataframe(df, &Format::UnifiedText, None).await?,
+    ))
+}
+
 async fn respond(
     ctx: &SessionContext,
     client: &mut dyn HookClient,
@@ -109,17 +126,7 @@ async fn respond(
             .await?;
     }
     match result.rows {
-        Some((schema, batches)) => {
-            let df = if batches.is_empty() {
-                ctx.read_batch(datafusion::arrow::array::RecordBatch::new_empty(schema))
-            } else {
-                ctx.read_batches(batches)
-            }
-            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-            Ok(Response::Query(
-                encode_dataframe(df, &Format::UnifiedText, None).await?,
-            ))
-        }
+        Some((schema, batches)) => rows_response(ctx, schema, batches).await,
         None => {
             let mut tag = Tag::new(&result.tag);
             if let Some(n) = result.rows_affected {

@@ -9,10 +9,11 @@
 
 mod engine;
 mod hook;
+mod output;
 mod router;
 mod settings;
 
 pub use engine::{Connection, Engine, EngineError, InsertResult, RunRecorder, UpdateResult};
-pub use hook::{SfsqlHook, described_plan};
+pub use hook::{SfsqlHook, described_plan, rows_response};
 pub use router::{Origin, Routed, StatementError, StatementResult, WriteReport};
 pub use settings::{Settings, SettingsError};

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
     Expr, FromTable, Insert, ObjectName, Set, Statement, TableFactor, TableObject, Update,
@@ -16,12 +16,10 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use thiserror::Error;
 
-use super::engine::{Engine, InsertResult, UpdateResult};
+use super::engine::Engine;
+use super::output::{self, DRY_RUN_COLUMNS, text_batch, text_schema};
 use super::settings::{Settings, SettingsError};
 use crate::dml::{self, DmlError, UpdateSummary};
-
-/// How many per-record failures a notice lists.
-const NOTICE_FAILURES: usize = 5;
 
 /// Who ran a statement; the run log links writes to it.
 #[derive(Debug, Clone)]
@@ -62,7 +60,7 @@ pub struct StatementResult {
 }
 
 impl StatementResult {
-    fn command(tag: &str, rows_affected: Option<usize>) -> Self {
+    pub(super) fn command(tag: &str, rows_affected: Option<usize>) -> Self {
         StatementResult {
             tag: tag.to_string(),
             rows_affected,
@@ -72,7 +70,7 @@ impl StatementResult {
         }
     }
 
-    fn rows(tag: &str, batch: RecordBatch) -> Self {
+    pub(super) fn rows(tag: &str, batch: RecordBatch) -> Self {
         StatementResult {
             tag: tag.to_string(),
             rows_affected: None,
@@ -121,12 +119,7 @@ pub enum Routed<'a> {
 }
 
 fn object_schema(name: &ObjectName) -> Option<String> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
-        .collect();
-    (parts.len() >= 2).then(|| parts[parts.len() - 2].clone())
+    dml::table_ref(name).and_then(|(schema, _)| schema)
 }
 
 impl Engine {
@@ -215,7 +208,7 @@ impl Engine {
                 DRY_RUN_COLUMNS.to_vec()
             }
             Routed::Insert(insert) => {
-                let cols: Vec<String> = returning_columns(insert);
+                let cols: Vec<String> = output::returning_columns(insert);
                 return text_schema(&cols.iter().map(String::as_str).collect::<Vec<_>>());
             }
             _ => vec![],
@@ -247,147 +240,20 @@ impl Engine {
             }
             Routed::Unsupported(message) => Err(StatementError::Unsupported(message)),
             Routed::Update(update) => {
-                let opts = Settings::dml_options(settings);
                 let started = Utc::now();
-                let result = self.update(update, opts).await?;
-                let finished = Utc::now();
-                let mut out = match result {
-                    UpdateResult::DryRun(set) => {
-                        let changed: Vec<_> = set.changed().collect();
-                        let fields: usize = changed.iter().map(|r| r.changes.len()).sum();
-                        let mut out = StatementResult::rows("UPDATE", dry_run_batch(&set)?);
-                        out.notices.push(format!(
-                            "dry run: {} {} records matched, {} would change ({} field values), {} unchanged; nothing was written",
-                            set.records.len(),
-                            set.sobject,
-                            changed.len(),
-                            fields,
-                            set.unchanged()
-                        ));
-                        out.write = Some(WriteReport {
-                            connection: set.connection.clone(),
-                            sobject: set.sobject.clone(),
-                            action: "update",
-                            dry_run: true,
-                            started,
-                            finished,
-                            summary: dml::dry_run_summary(&set),
-                        });
-                        out
-                    }
-                    UpdateResult::Applied { set, summary } => {
-                        let mut out = StatementResult::command("UPDATE", Some(summary.updated));
-                        out.notices
-                            .push(summary_notice(&set.connection, &set.sobject, &summary));
-                        out.write = Some(WriteReport {
-                            connection: set.connection.clone(),
-                            sobject: set.sobject.clone(),
-                            action: "update",
-                            dry_run: false,
-                            started,
-                            finished,
-                            summary,
-                        });
-                        out
-                    }
-                };
-                self.record(&mut out, statement_sql, origin).await;
-                Ok(out)
+                let result = self.update(update, Settings::dml_options(settings)).await?;
+                let (out, write) = output::update_output(result)?;
+                Ok(self
+                    .finish_write(out, write, started, statement_sql, origin)
+                    .await)
             }
             Routed::Insert(insert) => {
-                let opts = Settings::dml_options(settings);
                 let started = Utc::now();
-                let result = self.insert(insert, opts).await?;
-                let finished = Utc::now();
-                let mut out = match result {
-                    InsertResult::DryRun { plan, records } => {
-                        let mut rows = Vec::new();
-                        for r in &records {
-                            for (field, value) in r {
-                                rows.push(vec![
-                                    Some(plan.sobject().to_string()),
-                                    None,
-                                    None,
-                                    Some(field.clone()),
-                                    None,
-                                    dml::display_value(value),
-                                ]);
-                            }
-                        }
-                        let mut out =
-                            StatementResult::rows("INSERT", text_batch(&DRY_RUN_COLUMNS, rows)?);
-                        out.notices.push(format!(
-                            "dry run: {} {} records would be created; nothing was written",
-                            records.len(),
-                            plan.sobject()
-                        ));
-                        let summary = UpdateSummary {
-                            matched: records.len(),
-                            created: records.len(),
-                            ..Default::default()
-                        };
-                        out.write = Some(WriteReport {
-                            connection: plan.connection.clone(),
-                            sobject: plan.sobject().to_string(),
-                            action: "insert",
-                            dry_run: true,
-                            started,
-                            finished,
-                            summary,
-                        });
-                        out
-                    }
-                    InsertResult::Applied {
-                        plan,
-                        records,
-                        summary,
-                    } => {
-                        let mut out = if plan.returning.is_empty() {
-                            StatementResult::command("INSERT 0", Some(summary.created))
-                        } else {
-                            let mut rows = Vec::new();
-                            for (o, r) in summary.outcomes.iter().zip(&records) {
-                                if o.status != dml::OutcomeStatus::Created {
-                                    continue;
-                                }
-                                rows.push(
-                                    plan.returning
-                                        .iter()
-                                        .map(|c| {
-                                            if c == "id" {
-                                                Some(o.id.clone())
-                                            } else {
-                                                r.iter()
-                                                    .find(|(k, _)| k.eq_ignore_ascii_case(c))
-                                                    .and_then(|(_, v)| dml::display_value(v))
-                                            }
-                                        })
-                                        .collect(),
-                                );
-                            }
-                            let cols: Vec<&str> =
-                                plan.returning.iter().map(String::as_str).collect();
-                            let mut out =
-                                StatementResult::rows("INSERT 0", text_batch(&cols, rows)?);
-                            out.rows_affected = Some(summary.created);
-                            out
-                        };
-                        out.notices
-                            .push(insert_notice(&plan.connection, plan.sobject(), &summary));
-                        out.write = Some(WriteReport {
-                            connection: plan.connection.clone(),
-                            sobject: plan.sobject().to_string(),
-                            action: "insert",
-                            dry_run: false,
-                            started,
-                            finished,
-                            summary,
-                        });
-                        out
-                    }
-                };
-                self.record(&mut out, statement_sql, origin).await;
-                Ok(out)
+                let result = self.insert(insert, Settings::dml_options(settings)).await?;
+                let (out, write) = output::insert_output(result)?;
+                Ok(self
+                    .finish_write(out, write, started, statement_sql, origin)
+                    .await)
             }
             Routed::ExplainUpdate(update) => Ok(StatementResult::rows(
                 "EXPLAIN",
@@ -396,14 +262,25 @@ impl Engine {
         }
     }
 
-    async fn record(&self, out: &mut StatementResult, statement_sql: &str, origin: &Origin) {
-        if let (Some(report), Some(recorder)) = (&out.write, self.recorder())
-            && let Err(e) = recorder.record_write(origin, statement_sql, report).await
+    /// Attach the write's report to its result and hand it to the run log.
+    async fn finish_write(
+        &self,
+        mut out: StatementResult,
+        write: output::Written,
+        started: DateTime<Utc>,
+        statement_sql: &str,
+        origin: &Origin,
+    ) -> StatementResult {
+        let report = write.into_report(started, Utc::now());
+        if let Some(recorder) = self.recorder()
+            && let Err(e) = recorder.record_write(origin, statement_sql, &report).await
         {
             out.notices.push(format!(
                 "WARNING: the run log could not store this write: {e}"
             ));
         }
+        out.write = Some(report);
+        out
     }
 
     /// EXPLAIN UPDATE: the statements sfsql will run, and DataFusion's plan
@@ -502,131 +379,4 @@ impl Engine {
         }
         Ok(results)
     }
-}
-
-fn returning_columns(insert: &Insert) -> Vec<String> {
-    insert
-        .returning
-        .iter()
-        .flatten()
-        .map(|item| item.to_string().to_ascii_lowercase())
-        .collect()
-}
-
-fn insert_notice(connection: &str, sobject: &str, summary: &UpdateSummary) -> String {
-    let mut text = format!(
-        "{}.{}: {} created, {} failed, {} unknown, {} skipped; {} write calls",
-        connection,
-        sobject.to_ascii_lowercase(),
-        summary.created,
-        summary.failed,
-        summary.unknown,
-        summary.skipped,
-        summary.write_calls
-    );
-    for (i, f) in summary
-        .outcomes
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| {
-            matches!(
-                o.status,
-                dml::OutcomeStatus::Failed | dml::OutcomeStatus::Unknown
-            )
-        })
-        .take(NOTICE_FAILURES)
-    {
-        text.push_str(&format!(
-            "\n  row {}: {}: {}{}",
-            i + 1,
-            f.error_code.as_deref().unwrap_or("ERROR"),
-            f.message.as_deref().unwrap_or(""),
-            if f.fields.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", f.fields.join(", "))
-            }
-        ));
-    }
-    text
-}
-
-fn summary_notice(connection: &str, sobject: &str, summary: &UpdateSummary) -> String {
-    let mut text = format!(
-        "{}.{}: {} matched, {} updated, {} unchanged, {} failed, {} skipped; {} write calls",
-        connection,
-        sobject.to_ascii_lowercase(),
-        summary.matched,
-        summary.updated,
-        summary.unchanged,
-        summary.failed,
-        summary.skipped,
-        summary.write_calls
-    );
-    for f in summary.failures().take(NOTICE_FAILURES) {
-        text.push_str(&format!(
-            "\n  {} (key {}): {}: {}{}",
-            f.id,
-            f.match_key.as_deref().unwrap_or("-"),
-            f.error_code.as_deref().unwrap_or("ERROR"),
-            f.message.as_deref().unwrap_or(""),
-            if f.fields.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", f.fields.join(", "))
-            }
-        ));
-    }
-    if summary.failed > NOTICE_FAILURES {
-        text.push_str(&format!(
-            "\n  ... and {} more failures",
-            summary.failed - NOTICE_FAILURES
-        ));
-    }
-    text
-}
-
-pub const DRY_RUN_COLUMNS: [&str; 6] = [
-    "sobject",
-    "id",
-    "match_key",
-    "field",
-    "old_value",
-    "new_value",
-];
-
-pub fn text_schema(cols: &[&str]) -> SchemaRef {
-    Arc::new(Schema::new(
-        cols.iter()
-            .map(|c| Field::new(*c, DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
-pub fn text_batch(
-    cols: &[&str],
-    rows: Vec<Vec<Option<String>>>,
-) -> Result<RecordBatch, DataFusionError> {
-    let schema = text_schema(cols);
-    let arrays: Vec<ArrayRef> = (0..cols.len())
-        .map(|c| Arc::new(rows.iter().map(|r| r[c].clone()).collect::<StringArray>()) as ArrayRef)
-        .collect();
-    Ok(RecordBatch::try_new(schema, arrays)?)
-}
-
-fn dry_run_batch(set: &dml::ChangeSet) -> Result<RecordBatch, DataFusionError> {
-    let mut rows = Vec::new();
-    for r in set.changed() {
-        for c in &r.changes {
-            rows.push(vec![
-                Some(set.sobject.clone()),
-                Some(r.id.clone()),
-                r.match_key.clone(),
-                Some(c.field.clone()),
-                dml::display_value(&c.old),
-                dml::display_value(&c.new),
-            ]);
-        }
-    }
-    text_batch(&DRY_RUN_COLUMNS, rows)
 }

@@ -84,61 +84,48 @@ impl Store {
     pub fn upsert_job(&self, spec: &JobSpec, now: DateTime<Utc>) -> Result<i64, StateError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<(i64, String)> = tx
+        let existing: Option<String> = tx
             .query_row(
-                "SELECT jobid, source FROM job WHERE jobname = ?1",
+                "SELECT source FROM job WHERE jobname = ?1",
                 [&spec.name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| r.get(0),
             )
             .optional()?;
-        let id = match existing {
-            Some((id, source)) => {
-                let source = JobSource::decode(&source);
-                let same_kind = matches!(
-                    (&source, &spec.source),
-                    (JobSource::Sql, JobSource::Sql) | (JobSource::File(_), JobSource::File(_))
-                );
-                if !same_kind {
-                    return Err(StateError::DefinedTwice {
-                        name: spec.name.clone(),
-                        first: source.describe(&spec.name),
-                        second: spec.source.describe(&spec.name),
-                    });
-                }
-                tx.execute(
-                    "UPDATE job SET schedule = ?2, command = ?3, timezone = ?4, source = ?5,
-                            username = ?6, updated_at = ?7
-                     WHERE jobid = ?1",
-                    params![
-                        id,
-                        spec.schedule,
-                        spec.command,
-                        spec.timezone,
-                        spec.source.encode(),
-                        spec.username,
-                        to_micros(now)
-                    ],
-                )?;
-                id
+        if let Some(source) = existing {
+            let source = JobSource::decode(&source);
+            let same_kind = matches!(
+                (&source, &spec.source),
+                (JobSource::Sql, JobSource::Sql) | (JobSource::File(_), JobSource::File(_))
+            );
+            if !same_kind {
+                return Err(StateError::DefinedTwice {
+                    name: spec.name.clone(),
+                    first: source.describe(&spec.name),
+                    second: spec.source.describe(&spec.name),
+                });
             }
-            None => {
-                tx.execute(
-                    "INSERT INTO job (jobname, schedule, command, timezone, active, source,
-                                      username, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7)",
-                    params![
-                        spec.name,
-                        spec.schedule,
-                        spec.command,
-                        spec.timezone,
-                        spec.source.encode(),
-                        spec.username,
-                        to_micros(now)
-                    ],
-                )?;
-                tx.last_insert_rowid()
-            }
-        };
+        }
+        // One statement creates or replaces; a replaced job keeps its id.
+        let id: i64 = tx.query_row(
+            "INSERT INTO job (jobname, schedule, command, timezone, active, source,
+                              username, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7)
+             ON CONFLICT (jobname) DO UPDATE SET
+                 schedule = excluded.schedule, command = excluded.command,
+                 timezone = excluded.timezone, source = excluded.source,
+                 username = excluded.username, updated_at = excluded.updated_at
+             RETURNING jobid",
+            params![
+                spec.name,
+                spec.schedule,
+                spec.command,
+                spec.timezone,
+                spec.source.encode(),
+                spec.username,
+                to_micros(now)
+            ],
+            |r| r.get(0),
+        )?;
         tx.commit()?;
         Ok(id)
     }
