@@ -31,7 +31,7 @@ use thiserror::Error;
 pub use hook::CronHook;
 pub use lock::SchedulerLock;
 pub use runner::RunDone;
-pub use schedule::{Clock, SystemClock};
+pub use schedule::{Clock, ManualClock, SystemClock};
 
 use crate::session::Engine;
 use crate::state::{JobRow, JobSource, JobSpec, StateError, Store};
@@ -108,6 +108,14 @@ pub struct Scheduler {
     engine: Arc<Engine>,
     store: Store,
     clock: Arc<dyn Clock>,
+    /// Cuts the loop's sleep short (a test moved its clock, a job changed).
+    wake: tokio::sync::Notify,
+    /// Every finished run, for whoever waits on one (tests, `cron.run`
+    /// callers) instead of polling the store.
+    done: tokio::sync::broadcast::Sender<RunDone>,
+    /// How many ticks the loop has made, so a test knows the loop has seen
+    /// its jobs before it moves the clock.
+    ticks: tokio::sync::watch::Sender<u64>,
 }
 
 /// Where the scheduler keeps and finds things.
@@ -118,6 +126,8 @@ pub struct SchedulerOptions {
     pub sql_dir: Option<PathBuf>,
     /// Run the loop (when the lock is free); off for one-shot CLI use.
     pub run_loop: bool,
+    /// Where "now" comes from: the system clock, or a test's.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl SchedulerOptions {
@@ -132,6 +142,7 @@ impl SchedulerOptions {
             state_dir: parent.join(".sfsql"),
             sql_dir: Some(parent.join("sql")),
             run_loop: true,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -164,7 +175,10 @@ pub async fn start(
     let scheduler = Arc::new(Scheduler {
         engine: Arc::clone(&engine),
         store,
-        clock: Arc::new(SystemClock),
+        clock: Arc::clone(&opts.clock),
+        wake: tokio::sync::Notify::new(),
+        done: tokio::sync::broadcast::channel(64).0,
+        ticks: tokio::sync::watch::channel(0).0,
     });
     tables::register(&scheduler)?;
     if let Some(dir) = &opts.sql_dir {
@@ -209,6 +223,21 @@ impl Scheduler {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Make the loop look at the clock and the jobs now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Finished runs from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RunDone> {
+        self.done.subscribe()
+    }
+
+    /// The loop's tick count.
+    pub fn ticks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ticks.subscribe()
     }
 
     /// `cron.schedule(name, schedule, command)`: create or replace.

@@ -21,6 +21,8 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct RunDone {
     pub runid: i64,
+    pub jobname: String,
+    pub trigger: Trigger,
     pub status: RunStatus,
     pub message: String,
 }
@@ -87,6 +89,14 @@ impl Scheduler {
         };
         self.store
             .finish_run(runid, status, &message, self.clock.now())?;
+        // No receiver is fine: nobody is waiting.
+        let _ = self.done.send(RunDone {
+            runid,
+            jobname: job.jobname.clone(),
+            trigger,
+            status,
+            message: message.clone(),
+        });
         if let Err(e) = result {
             return Err(SchedulerError::RunFailed {
                 job: job.jobname.clone(),
@@ -97,6 +107,8 @@ impl Scheduler {
         }
         Ok(Some(RunDone {
             runid,
+            jobname: job.jobname.clone(),
+            trigger,
             status,
             message,
         }))
@@ -154,18 +166,22 @@ impl Scheduler {
 }
 
 /// The scheduler loop: tick, then sleep until the next due slot (at most
-/// [`MAX_SLEEP`]).
+/// [`MAX_SLEEP`]) or until woken.
 pub async fn run_loop(scheduler: Arc<Scheduler>) {
     let mut timers = Timers::default();
     loop {
         scheduler.tick(&mut timers);
+        scheduler.ticks.send_modify(|n| *n += 1);
         let now = scheduler.clock.now();
         let sleep = timers
             .earliest()
             .and_then(|t| (t - now).to_std().ok())
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP);
-        tokio::time::sleep(sleep).await;
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = scheduler.wake.notified() => {}
+        }
     }
 }
 

@@ -13,16 +13,40 @@ use croner::parser::{CronParser, Seconds, Year};
 
 use super::SchedulerError;
 
-/// Where "now" comes from; tests pass a fixed one.
-pub trait Clock: Send + Sync {
+/// Where "now" comes from; tests pass a [`ManualClock`].
+pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
 }
 
+#[derive(Debug)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// A clock that moves only when told: tests drive the real scheduler loop
+/// through cron slots without sleeping (set it, then
+/// [`Scheduler::wake`](super::Scheduler::wake)).
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(t: DateTime<Utc>) -> ManualClock {
+        ManualClock(std::sync::Mutex::new(t))
+    }
+
+    pub fn set(&self, t: DateTime<Utc>) {
+        // A poisoned lock only means a test panicked; the time is still valid.
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

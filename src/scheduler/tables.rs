@@ -107,10 +107,12 @@ fn schema_of(kind: Kind) -> SchemaRef {
     ))
 }
 
-const COUNT_COLUMNS: [&str; 7] = [
+/// In the order of [`crate::state::RunRow::counts`].
+const COUNT_COLUMNS: [&str; 8] = [
     "rows_matched",
     "rows_updated",
     "rows_created",
+    "rows_unknown",
     "rows_unchanged",
     "rows_skipped",
     "rows_failed",

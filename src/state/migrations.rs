@@ -67,6 +67,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (runid, seq)
     );
     "#,
+    // 2: records sent whose outcome is not known (a lost response on create).
+    r#"
+    ALTER TABLE run ADD COLUMN rows_unknown INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn current_version() -> i64 {

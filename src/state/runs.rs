@@ -89,8 +89,9 @@ pub struct RunRow {
     pub start_time: DateTime<Utc>,
     pub end_time: Option<DateTime<Utc>>,
     pub sobject: Option<String>,
-    /// matched, updated, created, unchanged, skipped, failed, api_calls.
-    pub counts: [i64; 7],
+    /// matched, updated, created, unknown, unchanged, skipped, failed,
+    /// api_calls (the order of `cron.job_run_details`' count columns).
+    pub counts: [i64; 8],
 }
 
 #[derive(Debug, Clone)]
@@ -108,10 +109,11 @@ pub struct RecordRow {
 
 const RUN_COLUMNS: &str = "runid, jobid, jobname, username, command, trigger, status,
     return_message, job_pid, dry_run, start_time, end_time, sobject, rows_matched,
-    rows_updated, rows_created, rows_unchanged, rows_skipped, rows_failed, api_calls";
+    rows_updated, rows_created, rows_unknown, rows_unchanged, rows_skipped, rows_failed,
+    api_calls";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
-    let mut counts = [0i64; 7];
+    let mut counts = [0i64; 8];
     for (i, c) in counts.iter_mut().enumerate() {
         *c = r.get(13 + i)?;
     }
@@ -141,7 +143,7 @@ fn add_write(tx: &Transaction<'_>, runid: i64, report: &WriteReport) -> rusqlite
                 rows_matched = rows_matched + ?4, rows_updated = rows_updated + ?5,
                 rows_unchanged = rows_unchanged + ?6, rows_skipped = rows_skipped + ?7,
                 rows_failed = rows_failed + ?8, api_calls = api_calls + ?9,
-                rows_created = rows_created + ?10
+                rows_created = rows_created + ?10, rows_unknown = rows_unknown + ?11
          WHERE runid = ?1",
         params![
             runid,
@@ -157,7 +159,8 @@ fn add_write(tx: &Transaction<'_>, runid: i64, report: &WriteReport) -> rusqlite
             s.skipped as i64,
             s.failed as i64,
             s.write_calls as i64,
-            s.created as i64
+            s.created as i64,
+            s.unknown as i64
         ],
     )?;
     let base: i64 = tx.query_row(

@@ -177,7 +177,7 @@ fn client_writes_and_job_writes_are_logged_with_records() {
     let run = store.run(runid).expect("run").expect("exists");
     assert_eq!(run.jobname, None);
     assert_eq!(run.trigger, "client");
-    assert_eq!(run.counts, [3, 1, 0, 1, 0, 1, 1]);
+    assert_eq!(run.counts, [3, 1, 0, 0, 1, 0, 1, 1]);
     let records = store.records(Some(runid)).expect("records");
     assert_eq!(records.len(), 3);
     assert_eq!(records[2].error_code.as_deref(), Some("INVALID_FIELD"));

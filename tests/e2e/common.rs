@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sfsql::demo::{self, Demo, DemoOptions};
-use sfsql::scheduler::SchedulerOptions;
+use sfsql::scheduler::{Clock, SchedulerOptions, SystemClock};
 use sfsql::simulator::SimConfig;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -58,6 +59,17 @@ pub async fn start_demo_with_jobs(
     extra_reports: &[(&str, String)],
     job_files: Option<&[(&str, String)]>,
 ) -> TestDemo {
+    start_demo_with_clock(contacts, extra_reports, job_files, Arc::new(SystemClock)).await
+}
+
+/// [`start_demo_with_jobs`] whose scheduler reads time from `clock` (a
+/// [`sfsql::scheduler::ManualClock`] drives the loop without sleeping).
+pub async fn start_demo_with_clock(
+    contacts: usize,
+    extra_reports: &[(&str, String)],
+    job_files: Option<&[(&str, String)]>,
+    clock: Arc<dyn Clock>,
+) -> TestDemo {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&repo_catalog(), dir.path());
     if !extra_reports.is_empty() {
@@ -85,6 +97,7 @@ pub async fn start_demo_with_jobs(
         state_dir: dir.path().join(".sfsql"),
         sql_dir,
         run_loop: true,
+        clock,
     };
     let demo = demo::start_with_jobs(
         DemoOptions {

@@ -7,5 +7,6 @@ mod extended;
 mod insert;
 mod psql;
 mod scheduler;
+mod scheduler_loop;
 mod slt;
 mod update_by_key;
