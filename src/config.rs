@@ -76,8 +76,13 @@ impl Env {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
-    /// `https://login.salesforce.com`, `https://test.salesforce.com`, a My
-    /// Domain URL, or the simulator's org URL.
+    /// `production` (login.salesforce.com) or `sandbox`
+    /// (test.salesforce.com); with `login_url`, what kind of org the My
+    /// Domain belongs to (it picks the JWT audience).
+    #[serde(default)]
+    pub kind: Option<OrgKind>,
+    /// A My Domain URL or the simulator's org URL; from `kind` when absent.
+    #[serde(default)]
     pub login_url: String,
     pub auth: AuthConfig,
     /// Refuse every write through this connection.
@@ -85,9 +90,20 @@ pub struct ConnectionConfig {
     pub read_only: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    Production,
+    Sandbox,
+}
+
+pub const PRODUCTION_LOGIN: &str = "https://login.salesforce.com";
+pub const SANDBOX_LOGIN: &str = "https://test.salesforce.com";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "flow", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthConfig {
+    /// Only with a My Domain `login_url`, as Salesforce requires.
     ClientCredentials {
         client_id_env: String,
         client_secret_env: String,
@@ -97,6 +113,34 @@ pub enum AuthConfig {
         client_secret_env: String,
         refresh_token_env: String,
     },
+    /// Web server flow with PKCE: `sfsql login NAME` stores the refresh token.
+    Web {
+        client_id_env: String,
+        /// When the connected app requires the secret for this flow.
+        #[serde(default)]
+        client_secret_env: Option<String>,
+        /// Local port of `http://localhost:PORT/OAuth/Callback`.
+        #[serde(default = "default_callback_port")]
+        callback_port: u16,
+        #[serde(default = "default_scopes")]
+        scopes: String,
+    },
+    /// JWT bearer: signed with the private key of the certificate uploaded
+    /// to the connected app, for a pre-authorized user.
+    Jwt {
+        client_id_env: String,
+        username: String,
+        /// PEM file; `${VAR}` expands; relative to the catalog directory.
+        private_key_file: PathBuf,
+    },
+}
+
+fn default_callback_port() -> u16 {
+    1717
+}
+
+fn default_scopes() -> String {
+    "api refresh_token offline_access".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +186,9 @@ pub struct UserConfig {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub dir: PathBuf,
+    /// Token store and run log: `.sfsql/` beside the catalog unless the
+    /// command line says otherwise.
+    pub state_dir: PathBuf,
     pub connections: BTreeMap<String, ConnectionConfig>,
     pub reports: BTreeMap<String, ReportConfig>,
     pub server: ServerConfig,
@@ -183,11 +230,10 @@ impl Catalog {
                     message: format!("connection name {name:?} is reserved; pick another"),
                 });
             }
-            c.login_url = env
-                .expand(&c.login_url)
+            c.resolve(name, dir, env)
                 .map_err(|message| ConfigError::Invalid {
                     path: connections_path.clone(),
-                    message: format!("connection {name}: login_url: {message}"),
+                    message: format!("connection {name}: {message}"),
                 })?;
         }
         let reports_path = dir.join("reports.toml");
@@ -206,8 +252,15 @@ impl Catalog {
             }
         }
         let server: ServerConfig = read_toml(&dir.join("server.toml"))?;
+        let state_dir = dir
+            .canonicalize()
+            .ok()
+            .and_then(|c| c.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".sfsql");
         Ok(Catalog {
             dir: dir.to_path_buf(),
+            state_dir,
             connections,
             reports,
             server,
@@ -234,6 +287,82 @@ fn check_name(path: &Path, what: &str, name: &str) -> Result<(), ConfigError> {
 }
 
 impl ConnectionConfig {
+    /// Expand `${VAR}`s, fill `login_url` from `kind`, make the key path
+    /// absolute, and refuse client credentials off My Domain.
+    fn resolve(&mut self, name: &str, dir: &Path, env: &Env) -> Result<(), String> {
+        self.login_url = env
+            .expand(&self.login_url)
+            .map_err(|m| format!("login_url: {m}"))?;
+        if self.login_url.is_empty() {
+            self.login_url = match self.kind {
+                Some(OrgKind::Production) => PRODUCTION_LOGIN.into(),
+                Some(OrgKind::Sandbox) => SANDBOX_LOGIN.into(),
+                None => {
+                    return Err(
+                        "set kind = \"production\" or \"sandbox\", or login_url = your My Domain URL"
+                            .into(),
+                    );
+                }
+            };
+        }
+        if let AuthConfig::Jwt {
+            private_key_file, ..
+        } = &mut self.auth
+        {
+            let expanded = env
+                .expand(&private_key_file.to_string_lossy())
+                .map_err(|m| format!("private_key_file: {m}"))?;
+            *private_key_file = dir.join(expanded);
+        }
+        if matches!(self.auth, AuthConfig::ClientCredentials { .. }) && !self.is_my_domain() {
+            return Err(format!(
+                "the client_credentials flow works only with a My Domain login_url \
+                 (https://yourdomain.my.salesforce.com), not {}; use flow = \"web\" or \"jwt\" \
+                 for {name}, or set login_url",
+                self.login_url
+            ));
+        }
+        Ok(())
+    }
+
+    /// Anything but the two generic login hosts is a My Domain (the
+    /// simulator's org URLs included: like a My Domain, they name one org).
+    pub fn is_my_domain(&self) -> bool {
+        let host = url::Url::parse(&self.login_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        !matches!(
+            host.as_deref(),
+            Some("login.salesforce.com" | "test.salesforce.com")
+        )
+    }
+
+    /// The flow's name as written in the file.
+    pub fn auth_flow(&self) -> &'static str {
+        match self.auth {
+            AuthConfig::ClientCredentials { .. } => "client_credentials",
+            AuthConfig::RefreshToken { .. } => "refresh_token",
+            AuthConfig::Web { .. } => "web",
+            AuthConfig::Jwt { .. } => "jwt",
+        }
+    }
+
+    /// The JWT `aud`: the login host of the org's kind.
+    pub fn audience(&self) -> &'static str {
+        let sandbox = match self.kind {
+            Some(kind) => kind == OrgKind::Sandbox,
+            None => {
+                self.login_url.contains("test.salesforce.com")
+                    || self.login_url.contains(".sandbox.my.salesforce.com")
+            }
+        };
+        if sandbox {
+            SANDBOX_LOGIN
+        } else {
+            PRODUCTION_LOGIN
+        }
+    }
+
     /// Read the secrets this connection names from the environment.
     pub fn credentials(&self, connection: &str, env: &Env) -> Result<Credentials, ConfigError> {
         let need = |var: &str| {
@@ -259,6 +388,36 @@ impl ConnectionConfig {
                 client_secret: SecretString::from(need(client_secret_env)?),
                 refresh_token: SecretString::from(need(refresh_token_env)?),
             },
+            AuthConfig::Web {
+                client_id_env,
+                client_secret_env,
+                ..
+            } => Credentials::Web {
+                client_id: need(client_id_env)?,
+                client_secret: match client_secret_env {
+                    Some(var) => Some(SecretString::from(need(var)?)),
+                    None => None,
+                },
+            },
+            AuthConfig::Jwt {
+                client_id_env,
+                username,
+                private_key_file,
+            } => {
+                let invalid = |message: String| ConfigError::Invalid {
+                    path: private_key_file.clone(),
+                    message: format!("connection {connection}: {message}"),
+                };
+                let pem = std::fs::read(private_key_file)
+                    .map_err(|e| invalid(format!("cannot read the JWT private key: {e}")))?;
+                let key = crate::salesforce::load_jwt_key(&pem).map_err(invalid)?;
+                Credentials::Jwt {
+                    client_id: need(client_id_env)?,
+                    username: username.clone(),
+                    key: std::sync::Arc::new(key),
+                    audience: self.audience().to_string(),
+                }
+            }
         })
     }
 }

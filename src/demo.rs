@@ -54,7 +54,8 @@ pub async fn start_with_jobs(
 ) -> Result<Demo, Box<dyn std::error::Error + Send + Sync>> {
     let sim = simulator::start(opts.sim, opts.sim_addr).await?;
     let env = demo_env(&sim);
-    let catalog = Catalog::load(&opts.catalog, &env)?;
+    let mut catalog = Catalog::load(&opts.catalog, &env)?;
+    catalog.state_dir = jobs.state_dir.clone();
     let engine = Arc::new(Engine::start(&catalog, &env).await?);
     let jobs = scheduler::start(Arc::clone(&engine), &jobs).await?;
     let server = server::start_with_hooks(

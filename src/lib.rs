@@ -6,7 +6,8 @@
 //! | module | owns |
 //! | --- | --- |
 //! | [`config`] | the catalog directory: connections, reports, server users |
-//! | [`salesforce`] | the HTTP client: OAuth token, SOQL query pages, describe, Collections |
+//! | [`salesforce`] | the HTTP client: OAuth flows and token store, SOQL query pages, describe, Collections |
+//! | [`login`] | `sfsql login` / `logout` / `connections` over the catalog and the token store |
 //! | [`soql`] | pure translation of DataFusion filters to SOQL and statement splitting |
 //! | [`provider`] | DataFusion tables: a schema per connection, a table per sObject |
 //! | [`dml`] | UPDATE as change set -> diff -> Collections writes, dry run |
@@ -22,6 +23,7 @@
 pub mod config;
 pub mod demo;
 pub mod dml;
+pub mod login;
 pub mod provider;
 pub mod salesforce;
 pub mod scheduler;

@@ -12,7 +12,7 @@ use sfsql::scheduler::{self, CronHook, SchedulerOptions};
 use sfsql::session::Engine;
 use sfsql::simulator::SimConfig;
 use sfsql::state::Store;
-use sfsql::{demo, server, simulator};
+use sfsql::{demo, login, server, simulator};
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +76,48 @@ enum Command {
     /// Print the `password_md5` value for a server.toml user (reads the
     /// password from standard input).
     HashPassword { user: String },
+    /// Log in to a connection: the web flow prints (and opens) the
+    /// authorize URL and waits for the browser on the callback port; other
+    /// flows check their credentials. Tokens go to `<state dir>/tokens.json`.
+    Login {
+        name: String,
+        #[arg(long, default_value = "catalog")]
+        catalog: PathBuf,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Only print the URL.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Revoke a connection's token at the org and delete it.
+    Logout {
+        name: String,
+        #[arg(long, default_value = "catalog")]
+        catalog: PathBuf,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Each connection's flow, status, user, org, instance, last refresh
+    /// and API usage (never a token).
+    Connections {
+        #[arg(long, default_value = "catalog")]
+        catalog: PathBuf,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+/// Load the catalog with `state_dir` overriding the default state directory.
+fn load_catalog(
+    dir: &std::path::Path,
+    state_dir: Option<PathBuf>,
+    env: &Env,
+) -> Result<Catalog, BoxError> {
+    let mut catalog = Catalog::load(dir, env)?;
+    if let Some(state_dir) = state_dir {
+        catalog.state_dir = state_dir;
+    }
+    Ok(catalog)
 }
 
 #[derive(Subcommand)]
@@ -180,7 +222,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             state_dir,
         } => {
             let env = Env::default();
-            let catalog = Catalog::load(&catalog_dir, &env)?;
+            let catalog = load_catalog(&catalog_dir, state_dir.clone(), &env)?;
             if catalog.server.users.is_empty() {
                 return Err("server.toml has no [users.NAME] entry; add one with password_md5 from `sfsql hash-password NAME`".into());
             }
@@ -215,7 +257,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 }
                 JobsCommand::Run { name, dry_run } => {
                     let env = Env::default();
-                    let loaded = Catalog::load(&catalog, &env)?;
+                    let loaded = load_catalog(&catalog, Some(opts.state_dir.clone()), &env)?;
                     let engine = Arc::new(Engine::start(&loaded, &env).await?);
                     let jobs = scheduler::start(
                         engine,
@@ -257,6 +299,39 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 simulator::DEMO_CLIENT_SECRET
             );
             tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Login {
+            name,
+            catalog,
+            state_dir,
+            no_browser,
+        } => {
+            let env = Env::default();
+            let catalog = load_catalog(&catalog, state_dir, &env)?;
+            let line = login::login(&catalog, &env, &name, |url| {
+                println!("Open this URL in a browser and allow access:\n\n  {url}\n");
+                println!("Waiting for the browser to come back to the callback...");
+                if !no_browser {
+                    login::open_browser(url);
+                }
+            })
+            .await?;
+            println!("{line}");
+            Ok(())
+        }
+        Command::Logout {
+            name,
+            catalog,
+            state_dir,
+        } => {
+            let catalog = load_catalog(&catalog, state_dir, &Env::default())?;
+            println!("{}", login::logout(&catalog, &name).await?);
+            Ok(())
+        }
+        Command::Connections { catalog, state_dir } => {
+            let catalog = load_catalog(&catalog, state_dir, &Env::default())?;
+            print!("{}", login::connections(&catalog)?);
             Ok(())
         }
         Command::HashPassword { user } => {

@@ -172,7 +172,7 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
 
 fn salesforce_sqlstate(e: &SalesforceError) -> &'static str {
     match e {
-        SalesforceError::LoginFailed { .. } | SalesforceError::MissingSecret { .. } => "28000",
+        e if e.is_auth() => "28000",
         SalesforceError::Transport { .. } => "08006",
         SalesforceError::UnknownSObject { .. } => "42P01",
         SalesforceError::Api { code, .. }

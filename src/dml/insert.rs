@@ -253,12 +253,8 @@ pub async fn apply_inserts(
             }
             Err(e) => {
                 let never_sent = matches!(&e, SalesforceError::Transport { source, .. } if source.is_connect())
-                    || matches!(
-                        e,
-                        SalesforceError::Api { .. }
-                            | SalesforceError::LoginFailed { .. }
-                            | SalesforceError::MissingSecret { .. }
-                    );
+                    || matches!(e, SalesforceError::Api { .. })
+                    || e.is_auth();
                 let (status, code, message) = if never_sent {
                     (
                         OutcomeStatus::Failed,

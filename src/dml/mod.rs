@@ -107,8 +107,7 @@ impl DmlError {
             DmlError::Ambiguous(_) => "21000",
             DmlError::Value(_) => "22P02",
             DmlError::Plan(_) => "42000",
-            DmlError::Salesforce(SalesforceError::LoginFailed { .. }) => "28000",
-            DmlError::Salesforce(SalesforceError::MissingSecret { .. }) => "28000",
+            DmlError::Salesforce(e) if e.is_auth() => "28000",
             DmlError::Salesforce(SalesforceError::Transport { .. }) => "08006",
             DmlError::Salesforce(_) => "58000",
         }

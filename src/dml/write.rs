@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::changeset::ChangeSet;
-use crate::salesforce::{COLLECTIONS_BATCH, SalesforceClient, SalesforceError};
+use crate::salesforce::{COLLECTIONS_BATCH, SalesforceClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeStatus {
@@ -150,11 +150,7 @@ pub async fn apply_changes(
                 // the same values is safe to run again).
                 let code = e.code().unwrap_or("REQUEST_FAILED").to_string();
                 let message = e.to_string();
-                if matches!(
-                    e,
-                    SalesforceError::LoginFailed { .. } | SalesforceError::MissingSecret { .. }
-                ) || e.code() == Some("REQUEST_LIMIT_EXCEEDED")
-                {
+                if e.is_auth() || e.code() == Some("REQUEST_LIMIT_EXCEEDED") {
                     stop = Some(format!("not sent: an earlier call failed: {message}"));
                 }
                 for r in chunk {

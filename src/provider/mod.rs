@@ -25,6 +25,9 @@ pub struct SalesforceSchema {
     client: Arc<SalesforceClient>,
     /// Lower-case table name -> sObject API name, from describeGlobal.
     sobjects: RwLock<BTreeMap<String, String>>,
+    /// False until describeGlobal has answered (a disconnected connection
+    /// starts without its list and loads it on first use after a login).
+    listed: std::sync::atomic::AtomicBool,
     tables: Mutex<HashMap<String, Arc<SObjectTable>>>,
 }
 
@@ -33,6 +36,7 @@ impl SalesforceSchema {
         SalesforceSchema {
             client,
             sobjects: RwLock::new(BTreeMap::new()),
+            listed: std::sync::atomic::AtomicBool::new(false),
             tables: Mutex::new(HashMap::new()),
         }
     }
@@ -56,6 +60,8 @@ impl SalesforceSchema {
         if let Ok(mut tables) = self.tables.lock() {
             tables.clear();
         }
+        self.listed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 
@@ -64,6 +70,11 @@ impl SalesforceSchema {
         let key = name.to_ascii_lowercase();
         if let Some(t) = self.tables.lock().ok().and_then(|t| t.get(&key).cloned()) {
             return Ok(Some(t));
+        }
+        if !self.listed.load(std::sync::atomic::Ordering::Relaxed) {
+            self.refresh()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
         }
         let api_name = match self.sobjects.read().ok().and_then(|m| m.get(&key).cloned()) {
             Some(n) => n,

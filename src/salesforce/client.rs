@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::auth::{AccessToken, Credentials, request_token};
+use super::oauth::{AccessToken, Credentials, Session, TokenStore};
 use super::types::{GlobalDescribe, SObjectDescribe, SObjectSummary, SaveResult};
 use super::{API_VERSION, SalesforceError};
 
@@ -61,9 +61,8 @@ pub struct SalesforceClient {
     name: String,
     http: reqwest::Client,
     login_url: String,
-    credentials: Credentials,
-    /// The current session; `None` until the first request or after a 401.
-    session: tokio::sync::Mutex<Option<AccessToken>>,
+    /// Access tokens: obtained on first use, renewed after a 401.
+    auth: Session,
     /// Describe results by lower-case sObject name: describe is costly and
     /// changes only when an admin edits the object.
     describes: Mutex<HashMap<String, Arc<SObjectDescribe>>>,
@@ -97,12 +96,18 @@ impl SalesforceClient {
             name: name.into(),
             http,
             login_url: login_url.into().trim_end_matches('/').to_string(),
-            credentials,
-            session: tokio::sync::Mutex::new(None),
+            auth: Session::new(credentials),
             describes: Mutex::new(HashMap::new()),
             usage: Mutex::new(None),
             requests: AtomicU64::new(0),
         }
+    }
+
+    /// Read the refresh token from, and record the connection's status in,
+    /// `store` (the web flow needs one).
+    pub fn with_token_store(mut self, store: TokenStore) -> Self {
+        self.auth.set_store(store);
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -121,18 +126,18 @@ impl SalesforceClient {
     /// Log in now, so that a bad secret is reported at start rather than at
     /// the first query.
     pub async fn connect(&self) -> Result<(), SalesforceError> {
-        self.access_token(false).await.map(|_| ())
+        self.access_token(None).await.map(|_| ())
     }
 
-    async fn access_token(&self, renew: bool) -> Result<AccessToken, SalesforceError> {
-        let mut session = self.session.lock().await;
-        if !renew && let Some(token) = session.as_ref() {
-            return Ok(token.clone());
-        }
-        let token =
-            request_token(&self.http, &self.name, &self.login_url, &self.credentials).await?;
-        *session = Some(token.clone());
-        Ok(token)
+    /// The current session, or a new one when there is none or when it is
+    /// `failed` (a 401 answered it).
+    async fn access_token(
+        &self,
+        failed: Option<&AccessToken>,
+    ) -> Result<AccessToken, SalesforceError> {
+        self.auth
+            .access_token(&self.http, &self.name, &self.login_url, failed)
+            .await
     }
 
     fn transport(&self, source: reqwest::Error) -> SalesforceError {
@@ -156,7 +161,7 @@ impl SalesforceClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self.access_token(false).await?;
+            let token = self.access_token(None).await?;
             let url = if path.starts_with("/services/") {
                 format!("{}{}", token.instance_url, path)
             } else {
@@ -191,7 +196,7 @@ impl SalesforceClient {
             let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
             if status == StatusCode::UNAUTHORIZED && !renewed {
                 renewed = true;
-                self.access_token(true).await?;
+                self.access_token(Some(&token)).await?;
                 continue;
             }
             if status.is_success() || status == StatusCode::MULTIPLE_CHOICES {
@@ -238,6 +243,8 @@ impl SalesforceClient {
             && let Ok(mut slot) = self.usage.lock()
         {
             *slot = Some(usage);
+            drop(slot);
+            self.auth.save_usage(&self.name, usage.used, usage.max);
         }
     }
 

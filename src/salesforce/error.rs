@@ -42,6 +42,23 @@ pub enum SalesforceError {
 
     #[error("connection {connection}: sObject {sobject} does not exist or is not queryable")]
     UnknownSObject { connection: String, sobject: String },
+
+    /// The connection has no usable login: never logged in, logged out, or
+    /// its refresh token was refused (`invalid_grant`). SQLSTATE 28000;
+    /// the message always starts `connection '<name>' is disconnected`, so
+    /// that the scheduler can pause the jobs that use it.
+    #[error("connection '{connection}' is disconnected ({reason}): run `sfsql login {connection}`")]
+    Disconnected { connection: String, reason: String },
+
+    #[error("token store {path}: {message}")]
+    TokenStore {
+        path: std::path::PathBuf,
+        message: String,
+    },
+
+    /// `sfsql login` could not complete (state mismatch, denied, timeout).
+    #[error("connection {connection}: login failed: {message}")]
+    Login { connection: String, message: String },
 }
 
 impl SalesforceError {
@@ -57,6 +74,24 @@ impl SalesforceError {
             }
             _ => false,
         }
+    }
+
+    /// True when no request could be sent for want of a login (SQLSTATE
+    /// 28000): bad or missing secrets, a disconnected connection.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            SalesforceError::LoginFailed { .. }
+                | SalesforceError::MissingSecret { .. }
+                | SalesforceError::Disconnected { .. }
+                | SalesforceError::TokenStore { .. }
+                | SalesforceError::Login { .. }
+        )
+    }
+
+    /// True when the connection needs `sfsql login` before it works again.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, SalesforceError::Disconnected { .. })
     }
 
     /// The Salesforce error code, when Salesforce sent one.

@@ -5,14 +5,15 @@
 //! `shared/SALESFORCE-API.md`); the same code talks to a real org and to
 //! [`crate::simulator`].
 
-mod auth;
 mod client;
 mod error;
+mod oauth;
 mod types;
 
-pub use auth::Credentials;
 pub use client::{ApiUsage, QueryPage, SalesforceClient};
 pub use error::SalesforceError;
+pub use oauth::jwt::load_key as load_jwt_key;
+pub use oauth::{Credentials, StoredConnection, TOKENS_FILE, TokenStore, web};
 pub use types::{
     FieldDescribe, GlobalDescribe, PicklistValue, SObjectDescribe, SObjectSummary, SaveError,
     SaveResult,

@@ -12,7 +12,7 @@ use thiserror::Error;
 use crate::config::{Catalog, ConfigError, Env, ReportConfig};
 use crate::dml::{self, ChangeSet, DmlError, DmlOptions, UpdateSummary};
 use crate::provider::SalesforceSchema;
-use crate::salesforce::{SalesforceClient, SalesforceError};
+use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 
 pub const CATALOG: &str = "datafusion";
 pub const REPORTS_SCHEMA: &str = "reports";
@@ -92,14 +92,18 @@ impl Engine {
         let mut connections = BTreeMap::new();
         for (name, conn) in &catalog.connections {
             let credentials = conn.credentials(name, env)?;
-            let client = Arc::new(SalesforceClient::new(
-                name.clone(),
-                conn.login_url.clone(),
-                credentials,
-            ));
+            let client = Arc::new(
+                SalesforceClient::new(name.clone(), conn.login_url.clone(), credentials)
+                    .with_token_store(TokenStore::in_dir(&catalog.state_dir)),
+            );
             let schema = Arc::new(SalesforceSchema::new(client));
-            let count = schema.refresh().await?;
-            tracing::info!(connection = %name, sobjects = count, "connected");
+            match schema.refresh().await {
+                Ok(count) => tracing::info!(connection = %name, sobjects = count, "connected"),
+                // Serve the rest; this schema's queries say to log in, and
+                // it lists its tables once a login succeeds.
+                Err(e) if e.is_disconnected() => tracing::warn!(error = %e, "not connected"),
+                Err(e) => return Err(e.into()),
+            }
             df_catalog
                 .register_schema(name, Arc::clone(&schema) as _)
                 .map_err(|e| EngineError::Setup(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! OAuth 2.0 for the simulated orgs: the token endpoint (client
-//! credentials, refresh token), revocation, bearer-token checks and the
-//! identity URL. Tokens are bound to the org that issued them.
+//! credentials, refresh token; the web and JWT grants are in `grants`),
+//! revocation, bearer-token checks, access-token lifetime and the identity
+//! URL. Tokens are bound to the org that issued them.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -19,6 +20,20 @@ use super::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 struct Access {
     org: usize,
     expires: Instant,
+    /// Requests this token may still make, when a test limited them.
+    uses_left: Option<u32>,
+    /// The refresh token it was issued from: revoking that revokes it too.
+    refresh: Option<String>,
+}
+
+/// How long newly issued access tokens live (a test control, see
+/// `POST /__sim/token_lifetime`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Lifetime {
+    /// Overrides `SimConfig::access_token_ttl`.
+    pub ttl: Option<std::time::Duration>,
+    /// Each token is good for this many API requests.
+    pub requests: Option<u32>,
 }
 
 /// Tokens issued by this server.
@@ -27,12 +42,15 @@ pub struct Tokens {
     access: HashMap<String, Access>,
     /// Refresh token → org.
     refresh: HashMap<String, usize>,
+    /// Authorization codes of the web server flow.
+    pub(super) codes: HashMap<String, super::grants::Code>,
+    pub lifetime: Lifetime,
     issued: u64,
 }
 
 impl Tokens {
     /// An unguessable-looking token body; unique per server and call.
-    fn fresh(&mut self, len: usize) -> String {
+    pub(super) fn fresh(&mut self, len: usize) -> String {
         self.issued += 1;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -56,24 +74,46 @@ impl Tokens {
 pub enum OAuthError {
     #[error("invalid client credentials")]
     InvalidClient,
+    #[error("client identifier invalid")]
+    InvalidClientId,
     #[error("authentication failure")]
     InvalidGrant,
     #[error("expired access/refresh token")]
     BadRefreshToken,
+    #[error("invalid authorization code")]
+    BadCode,
+    #[error("invalid code verifier")]
+    BadVerifier,
+    #[error("redirect_uri must match configuration")]
+    BadRedirect,
+    #[error("invalid assertion")]
+    BadAssertion,
+    #[error("audience is invalid")]
+    BadAudience,
+    #[error("user hasn't approved this consumer")]
+    UnknownUser,
     #[error("grant type not supported")]
     UnsupportedGrant,
 }
 
 impl OAuthError {
-    fn code(self) -> &'static str {
+    pub(super) fn code(self) -> &'static str {
         match self {
             OAuthError::InvalidClient => "invalid_client",
-            OAuthError::InvalidGrant | OAuthError::BadRefreshToken => "invalid_grant",
+            OAuthError::InvalidClientId => "invalid_client_id",
+            OAuthError::BadRedirect => "redirect_uri_mismatch",
             OAuthError::UnsupportedGrant => "unsupported_grant_type",
+            OAuthError::InvalidGrant
+            | OAuthError::BadRefreshToken
+            | OAuthError::BadCode
+            | OAuthError::BadVerifier
+            | OAuthError::BadAssertion
+            | OAuthError::BadAudience
+            | OAuthError::UnknownUser => "invalid_grant",
         }
     }
 
-    fn into_response(self) -> Response {
+    pub(super) fn into_response(self) -> Response {
         json_response(
             StatusCode::BAD_REQUEST,
             &json!({ "error": self.code(), "error_description": self.to_string() }),
@@ -145,17 +185,27 @@ fn client_credentials(
     )
 }
 
-fn issue(sim: &Sim, org: usize) -> Response {
+/// How a token response comes about: `refresh` is the refresh token the
+/// access token hangs off; `new_refresh` says to return it (web flow).
+pub(super) struct Grant {
+    pub refresh: Option<String>,
+    pub new_refresh: bool,
+}
+
+pub(super) fn issue(sim: &Sim, org: usize, grant: Grant) -> Response {
     let o = &sim.orgs[org];
     let (token, signature) = {
         let mut tokens = sim.tokens();
         let body = tokens.fresh(96);
         let token = format!("{}!AQ{body}", &o.org_id[..15]);
+        let lifetime = tokens.lifetime;
         tokens.access.insert(
             token.clone(),
             Access {
                 org,
-                expires: Instant::now() + sim.config.access_token_ttl,
+                expires: Instant::now() + lifetime.ttl.unwrap_or(sim.config.access_token_ttl),
+                uses_left: lifetime.requests,
+                refresh: grant.refresh.clone(),
             },
         );
         let signature = base64_encode(tokens.fresh(32).as_bytes());
@@ -165,18 +215,19 @@ fn issue(sim: &Sim, org: usize) -> Response {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let url = sim.org_url(o.name);
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "access_token": token,
-            "instance_url": url,
-            "id": format!("{url}/id/{}/{}", o.org_id, o.integration_user),
-            "token_type": "Bearer",
-            "issued_at": issued_at.to_string(),
-            "signature": signature,
-            "scope": "api",
-        }),
-    )
+    let mut body = json!({
+        "access_token": token,
+        "instance_url": url,
+        "id": format!("{url}/id/{}/{}", o.org_id, o.integration_user),
+        "token_type": "Bearer",
+        "issued_at": issued_at.to_string(),
+        "signature": signature,
+        "scope": if grant.refresh.is_some() { "api refresh_token offline_access" } else { "api" },
+    });
+    if let (true, Some(refresh)) = (grant.new_refresh, grant.refresh) {
+        body["refresh_token"] = json!(refresh);
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// `POST /services/oauth2/token` of org `org`.
@@ -185,30 +236,50 @@ pub fn token(sim: &Sim, org: usize, headers: &HeaderMap, body: &[u8]) -> Respons
     let (id, secret) = client_credentials(headers, &form);
     let client_ok =
         id.as_deref() == Some(DEMO_CLIENT_ID) && secret.as_deref() == Some(DEMO_CLIENT_SECRET);
+    // A connected app that does not require the secret for the web server
+    // flow (PKCE only) may omit it there and when refreshing; a wrong one
+    // is always an error.
+    let public_ok = id.as_deref() == Some(DEMO_CLIENT_ID)
+        && secret.as_deref().is_none_or(|s| s == DEMO_CLIENT_SECRET);
+    let no_refresh = Grant {
+        refresh: None,
+        new_refresh: false,
+    };
     let outcome = match form.get("grant_type").map(String::as_str) {
-        Some("client_credentials") if client_ok => Ok(()),
+        Some("client_credentials") if client_ok => Ok(no_refresh),
         Some("client_credentials") => Err(OAuthError::InvalidClient),
-        Some("refresh_token") if !client_ok => Err(OAuthError::InvalidClient),
+        Some("refresh_token") if !public_ok => Err(OAuthError::InvalidClient),
         Some("refresh_token") => {
             let refresh = form
                 .get("refresh_token")
                 .map(String::as_str)
                 .unwrap_or_default();
             match sim.tokens().refresh.get(refresh) {
-                Some(o) if *o == org => Ok(()),
+                Some(o) if *o == org => Ok(Grant {
+                    refresh: Some(refresh.to_string()),
+                    new_refresh: false,
+                }),
                 _ => Err(OAuthError::BadRefreshToken),
             }
+        }
+        Some("authorization_code") if !public_ok => Err(OAuthError::InvalidClient),
+        Some("authorization_code") => super::grants::redeem_code(sim, org, &form).map(|t| Grant {
+            refresh: Some(t),
+            new_refresh: true,
+        }),
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+            super::grants::check_assertion(sim, org, &form).map(|()| no_refresh)
         }
         Some("password") => Err(OAuthError::InvalidGrant),
         _ => Err(OAuthError::UnsupportedGrant),
     };
     match outcome {
-        Ok(()) => issue(sim, org),
+        Ok(grant) => issue(sim, org, grant),
         Err(e) => e.into_response(),
     }
 }
 
-/// A refresh token for `org` (test helper; there is no web flow yet).
+/// A new refresh token for `org` (the web flow's, and a test helper).
 pub fn mint_refresh_token(sim: &Sim, org: usize) -> String {
     let mut tokens = sim.tokens();
     let token = format!("5Aep861{}", tokens.fresh(80));
@@ -222,6 +293,10 @@ pub fn revoke(sim: &Sim, body: &[u8]) -> Response {
     let token = form.get("token").cloned().unwrap_or_default();
     let mut tokens = sim.tokens();
     let known = tokens.access.remove(&token).is_some() | tokens.refresh.remove(&token).is_some();
+    // Revoking a refresh token ends the sessions issued from it too.
+    tokens
+        .access
+        .retain(|_, a| a.refresh.as_deref() != Some(token.as_str()));
     if known {
         json_response(StatusCode::OK, &json!({}))
     } else {
@@ -249,24 +324,38 @@ pub fn check_bearer(sim: &Sim, org: usize, headers: &HeaderMap) -> Result<(), Ap
         .map(str::trim)
         .ok_or_else(ApiError::invalid_session)?;
     let mut tokens = sim.tokens();
-    match tokens.access.get(token) {
-        Some(a) if a.expires <= Instant::now() => {
+    match tokens.access.get_mut(token) {
+        Some(a) if a.expires <= Instant::now() || a.uses_left == Some(0) => {
             tokens.access.remove(token);
             Err(ApiError::invalid_session())
         }
-        Some(a) if a.org == org => Ok(()),
+        Some(a) if a.org == org => {
+            if let Some(n) = a.uses_left.as_mut() {
+                *n -= 1;
+            }
+            Ok(())
+        }
         _ => Err(ApiError::invalid_session()),
     }
+}
+
+/// The integration user's username in `org` (the JWT `sub` it accepts).
+pub fn integration_username(sim: &Sim, org: usize) -> String {
+    format!(
+        "integration@sfsql-demo.example{}",
+        if sim.orgs[org].name == "sandbox" {
+            ".sandbox"
+        } else {
+            ""
+        }
+    )
 }
 
 /// `GET /id/{orgId}/{userId}`: the identity of the integration user.
 pub fn identity(sim: &Sim, org: usize) -> Response {
     let o = &sim.orgs[org];
     let url = sim.org_url(o.name);
-    let username = format!(
-        "integration@sfsql-demo.example{}",
-        if o.name == "sandbox" { ".sandbox" } else { "" }
-    );
+    let username = integration_username(sim, org);
     json_response(
         StatusCode::OK,
         &json!({

@@ -149,6 +149,19 @@ fn sim_route(sim: &Sim, req: &Incoming, segs: &[&str]) -> Response {
                 None => ApiError::not_found().into_response(),
             }
         }
+        (&Method::POST, ["token_lifetime"]) => {
+            let param = |name: &str| {
+                url::form_urlencoded::parse(req.query.as_bytes())
+                    .find(|(k, _)| k == name)
+                    .and_then(|(_, v)| v.parse::<u64>().ok())
+            };
+            let lifetime = auth::Lifetime {
+                ttl: param("seconds").map(std::time::Duration::from_secs),
+                requests: param("requests").and_then(|n| u32::try_from(n).ok()),
+            };
+            sim.tokens().lifetime = lifetime;
+            json_response(StatusCode::OK, &serde_json::json!({}))
+        }
         (&Method::POST, ["expire_tokens"]) => {
             auth::expire_access_tokens(sim);
             json_response(StatusCode::OK, &serde_json::json!({}))
@@ -170,6 +183,10 @@ fn org_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Response {
                     .into_response();
             }
             auth::token(sim, org, &req.headers, &req.body)
+        }
+        ["services", "oauth2", "authorize"] => {
+            count(sim, org, RequestKind::Authorize);
+            super::grants::authorize(sim, org, &req.query)
         }
         ["services", "oauth2", "revoke"] => {
             count(sim, org, RequestKind::Revoke);

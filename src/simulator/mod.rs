@@ -7,7 +7,8 @@
 //! - `http`: the axum front — latency, URI limit, routing by org prefix,
 //!   request counting, `Sforce-Limit-Info`; `api`: the versioned
 //!   `/services/data` resources and `POST /composite`.
-//! - `auth`: OAuth token endpoint, bearer checks, identity URL.
+//! - `auth`: OAuth token endpoint, bearer checks, identity URL; `grants`:
+//!   the authorize endpoint, code exchange with PKCE, JWT assertions.
 //! - `describe`: describeGlobal and describe from `schema` (metadata types)
 //!   and `objects` (the simulated sObjects and their fields).
 //! - `query`: query, queryAll, queryMore cursors and record rendering, over
@@ -28,6 +29,8 @@
 //! on Salesforce. Test helpers without prefix or auth: `GET /__sim/stats`,
 //! `POST /__sim/stats/reset`, `POST /__sim/refresh_token?org=` (mints a
 //! refresh token), `POST /__sim/expire_tokens` (expires access tokens),
+//! `POST /__sim/token_lifetime?seconds=&requests=` (access tokens issued
+//! from now on live that long or for that many requests; neither resets),
 //! `POST /__sim/fail_next?org=&status=503&count=1&code=` (the next data
 //! requests of the org fail with that status and errorCode).
 
@@ -37,6 +40,7 @@ mod collections;
 mod convert;
 mod describe;
 mod error;
+mod grants;
 mod http;
 mod ids;
 mod objects;
@@ -76,6 +80,9 @@ pub struct SimConfig {
     /// DailyApiRequests Max reported by /limits and Sforce-Limit-Info; past
     /// it, requests get 403 REQUEST_LIMIT_EXCEEDED.
     pub daily_api_limit: u64,
+    /// PEM public key that JWT bearer assertions must be signed with;
+    /// without one the JWT grant fails with `invalid_grant`.
+    pub jwt_public_key_pem: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -85,6 +92,7 @@ impl Default for SimConfig {
             latency: Duration::ZERO,
             access_token_ttl: Duration::from_secs(2 * 60 * 60),
             daily_api_limit: 15_000,
+            jwt_public_key_pem: None,
         }
     }
 }

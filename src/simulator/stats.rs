@@ -9,6 +9,7 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RequestKind {
     Token,
+    Authorize,
     Revoke,
     Identity,
     Versions,
@@ -32,6 +33,7 @@ impl RequestKind {
     pub fn name(self) -> &'static str {
         match self {
             RequestKind::Token => "token",
+            RequestKind::Authorize => "authorize",
             RequestKind::Revoke => "revoke",
             RequestKind::Identity => "identity",
             RequestKind::Versions => "versions",

@@ -22,23 +22,32 @@ impl TestDemo {
     }
 
     pub async fn connect(&self) -> Client {
-        let conn_str = format!(
-            "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
-            self.port()
-        );
-        let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
-            .await
-            .expect("connect to sfsql");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
+        connect_port(self.port()).await
     }
 
     /// Request counters of the simulator, by org.
     pub fn stats(&self) -> serde_json::Value {
         self.demo.sim.stats()
     }
+}
+
+/// Connect as the demo user to an sfsql server on `port`.
+pub async fn connect_port(port: u16) -> Client {
+    let conn_str = format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo");
+    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
+        .await
+        .expect("connect to sfsql");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// The SQLSTATE and message of a statement that must fail.
+pub async fn error_of(client: &Client, sql: &str) -> (String, String) {
+    let err = client.simple_query(sql).await.expect_err(sql);
+    let db = err.as_db_error().expect("a database error");
+    (db.code().code().to_string(), db.message().to_string())
 }
 
 pub fn repo_catalog() -> PathBuf {

@@ -5,6 +5,7 @@
 mod common;
 mod extended;
 mod insert;
+mod oauth;
 mod psql;
 mod scheduler;
 mod scheduler_loop;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
-use crate::common::{TestDemo, rows, start_demo, start_demo_with_jobs};
+use crate::common::{TestDemo, error_of, rows, start_demo, start_demo_with_jobs};
 
 const NPS_QUIZ: &str = "UPDATE sandbox.contact SET wm_quiz_name__c = r.quiz_name \
     FROM reports.nps_score r WHERE lower(contact.email) = lower(r.account_email)";
@@ -28,12 +28,6 @@ fn int(v: &Option<String>) -> i64 {
     v.as_deref()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not a number: {v:?}"))
-}
-
-async fn error_of(client: &Client, sql: &str) -> (String, String) {
-    let err = client.simple_query(sql).await.expect_err(sql);
-    let db = err.as_db_error().expect("a database error");
-    (db.code().code().to_string(), db.message().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
