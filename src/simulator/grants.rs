@@ -189,8 +189,8 @@ mod tests {
     fn s256_matches_rfc_7636_example() {
         // RFC 7636, appendix B.
         assert_eq!(
-            s256("dBjftJeZ4CVP-mJ0kZCGKxOWsJ-n55z84Nj6kcOIq0Y"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGeSJTJ2Ow"
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 

@@ -10,4 +10,5 @@ mod psql;
 mod scheduler;
 mod scheduler_loop;
 mod slt;
+mod token_expiry;
 mod update_by_key;
