@@ -9,6 +9,7 @@ use serde_json::{Value as Json, json};
 
 use super::API_VERSION;
 use super::auth;
+use super::bulk;
 use super::collections::{self, Operation};
 use super::describe;
 use super::error::ApiError;
@@ -24,18 +25,44 @@ const MAX_SUBREQUESTS: usize = 25;
 pub struct Reply {
     pub status: StatusCode,
     pub body: Vec<u8>,
+    /// `application/json` except for Bulk CSV results.
+    pub content_type: &'static str,
+    /// Extra response headers (Bulk query's `Sforce-Locator`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
-    fn json(status: StatusCode, body: &impl serde::Serialize) -> Reply {
+    pub fn bytes(status: StatusCode, body: Vec<u8>) -> Reply {
         Reply {
             status,
-            body: serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec()),
+            body,
+            content_type: "application/json;charset=UTF-8",
+            headers: Vec::new(),
         }
     }
 
-    fn ok(body: &impl serde::Serialize) -> Reply {
+    fn json(status: StatusCode, body: &impl serde::Serialize) -> Reply {
+        Reply::bytes(
+            status,
+            serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec()),
+        )
+    }
+
+    pub fn ok(body: &impl serde::Serialize) -> Reply {
         Reply::json(StatusCode::OK, body)
+    }
+
+    /// A response without a body (201 after an upload, 204 after a delete).
+    pub fn empty(status: StatusCode) -> Reply {
+        Reply::bytes(status, Vec::new())
+    }
+
+    /// A CSV body, as Bulk results come.
+    pub fn csv(body: Vec<u8>) -> Reply {
+        Reply {
+            content_type: "text/csv",
+            ..Reply::bytes(StatusCode::OK, body)
+        }
     }
 }
 
@@ -61,6 +88,11 @@ fn kind_of(method: &Method, rest: &[&str]) -> RequestKind {
         ["composite", "sobjects"] if method == Method::DELETE => RequestKind::CollectionsDelete,
         ["composite", "sobjects"] => RequestKind::CollectionsUpdate,
         ["composite", "sobjects", _, _] => RequestKind::CollectionsUpsert,
+        ["jobs", "ingest"] => RequestKind::BulkIngestCreate,
+        ["jobs", "ingest", _] if method == Method::GET => RequestKind::BulkIngestInfo,
+        ["jobs", "ingest", _] => RequestKind::BulkIngestState,
+        ["jobs", "ingest", _, "batches"] => RequestKind::BulkIngestUpload,
+        ["jobs", "ingest", _, _] => RequestKind::BulkIngestResults,
         _ => RequestKind::NotFound,
     }
 }
@@ -141,6 +173,7 @@ fn resource(
                 "queryAll": format!("{base}/queryAll"),
                 "limits": format!("{base}/limits"),
                 "composite": format!("{base}/composite"),
+                "jobs": format!("{base}/jobs"),
             })))
         }
         RequestKind::DescribeGlobal => {
@@ -166,19 +199,13 @@ fn resource(
             let batch = query::batch_size(&req.headers);
             let reply = query::run(o, version, &q, kind == RequestKind::QueryAll, batch)?;
             o.stats().records_returned += reply.records as u64;
-            Ok(Reply {
-                status: StatusCode::OK,
-                body: reply.body,
-            })
+            Ok(Reply::bytes(StatusCode::OK, reply.body))
         }
         RequestKind::QueryMore => {
             get_only()?;
             let reply = query::more(o, version, rest[1])?;
             o.stats().records_returned += reply.records as u64;
-            Ok(Reply {
-                status: StatusCode::OK,
-                body: reply.body,
-            })
+            Ok(Reply::bytes(StatusCode::OK, reply.body))
         }
         RequestKind::Limits => {
             get_only()?;
@@ -215,6 +242,15 @@ fn resource(
         RequestKind::Composite => {
             require(&req.method, &[Method::POST])?;
             composite(sim, org, req)
+        }
+        RequestKind::BulkIngestCreate
+        | RequestKind::BulkIngestUpload
+        | RequestKind::BulkIngestState
+        | RequestKind::BulkIngestInfo
+        | RequestKind::BulkIngestResults => {
+            let (reply, records) = bulk::ingest(o, req, &rest[2..])?;
+            o.stats().bulk_records_processed += records;
+            Ok(reply)
         }
         _ => Err(ApiError::not_found()),
     }

@@ -12,7 +12,7 @@ use super::ids::canonical;
 use super::org::Org;
 use super::schema::{ObjId, schema};
 use super::store::{Store, index_key};
-use super::validate::{self, Pending, Prepared, RecordError};
+use super::validate::{self, ParsedRecord, Pending, Prepared, RecordError};
 use super::writes::{self, WriteCtx};
 
 /// One entry of the response array.
@@ -32,18 +32,29 @@ pub enum Operation {
     Update,
 }
 
-enum Action {
+pub(super) enum Action {
     Write(Prepared),
     Delete(ObjId, u32),
 }
 
 /// What became of one record before anything was applied.
-struct Outcome {
+pub(super) struct Outcome {
     /// Id to report: the target record's, when known.
     id: Option<String>,
     /// `Some` for upserts.
     created: Option<bool>,
     action: Result<Action, Vec<RecordError>>,
+}
+
+impl Outcome {
+    /// A record that failed before validation (Bulk: unreadable CSV values).
+    pub(super) fn failed(id: Option<String>, error: RecordError) -> Outcome {
+        Outcome {
+            id,
+            created: None,
+            action: Err(vec![error]),
+        }
+    }
 }
 
 fn rolled_back() -> RecordError {
@@ -55,7 +66,7 @@ fn rolled_back() -> RecordError {
 }
 
 /// Applies the outcomes (or none of them, under allOrNone with a failure).
-fn finish(
+pub(super) fn finish(
     org: &Org,
     store: &mut Store,
     outcomes: Vec<Outcome>,
@@ -101,6 +112,34 @@ fn finish(
         .collect()
 }
 
+/// Validates one create or update of a Collections or Bulk request.
+pub(super) fn save_one(
+    store: &Store,
+    op: Operation,
+    rec: &ParsedRecord,
+    pending: &mut Pending,
+) -> Outcome {
+    let row = match op {
+        Operation::Create => None,
+        Operation::Update => match validate::locate(store, rec.obj, rec.id.as_deref()) {
+            Ok(row) => Some(row),
+            Err(e) => {
+                return Outcome {
+                    id: rec.id.as_deref().and_then(canonical),
+                    created: None,
+                    action: Err(vec![e]),
+                };
+            }
+        },
+    };
+    let id = row.and_then(|r| store.table(rec.obj).get(r, 0).as_str().map(str::to_string));
+    Outcome {
+        id,
+        created: None,
+        action: validate::prepare(store, rec, row, pending).map(Action::Write),
+    }
+}
+
 /// `POST` / `PATCH /composite/sobjects`. Returns the results and the number
 /// of records in the body.
 pub fn save(org: &Org, op: Operation, body: &[u8]) -> Result<(Vec<SaveResult>, usize), ApiError> {
@@ -114,32 +153,29 @@ pub fn save(org: &Org, op: Operation, body: &[u8]) -> Result<(Vec<SaveResult>, u
     let mut pending = Pending::default();
     let outcomes = parsed
         .iter()
-        .map(|rec| {
-            let row = match op {
-                Operation::Create => None,
-                Operation::Update => match validate::locate(&store, rec.obj, rec.id.as_deref()) {
-                    Ok(row) => Some(row),
-                    Err(e) => {
-                        return Outcome {
-                            id: rec.id.as_deref().and_then(canonical),
-                            created: None,
-                            action: Err(vec![e]),
-                        };
-                    }
-                },
-            };
-            let id = row.and_then(|r| store.table(rec.obj).get(r, 0).as_str().map(str::to_string));
-            Outcome {
-                id,
-                created: None,
-                action: validate::prepare(&store, rec, row, &mut pending).map(Action::Write),
-            }
-        })
+        .map(|rec| save_one(&store, op, rec, &mut pending))
         .collect();
     Ok((
         finish(org, &mut store, outcomes, all_or_none),
         records.len(),
     ))
+}
+
+/// The index of `ext_field`, the external id field an upsert matches on
+/// (`Id` included), or Salesforce's 404 when it is not one.
+pub(super) fn external_id_field(obj: ObjId, ext_field: &str) -> Result<usize, ApiError> {
+    let def = schema().object(obj);
+    def.field_index(ext_field)
+        .filter(|f| *f == 0 || def.fields[*f].external_id)
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!(
+                    "Provided external ID field does not exist or is not accessible: {ext_field}"
+                ),
+            )
+        })
 }
 
 /// `PATCH /composite/sobjects/{Object}/{ExternalIdField}`.
@@ -151,18 +187,7 @@ pub fn upsert(
 ) -> Result<(Vec<SaveResult>, usize), ApiError> {
     let obj = schema().object_id(object).ok_or_else(ApiError::not_found)?;
     let def = schema().object(obj);
-    let ext = def
-        .field_index(ext_field)
-        .filter(|f| *f == 0 || def.fields[*f].external_id)
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                format!(
-                    "Provided external ID field does not exist or is not accessible: {ext_field}"
-                ),
-            )
-        })?;
+    let ext = external_id_field(obj, ext_field)?;
     let (all_or_none, records) = parse_body(body)?;
     let text = String::from_utf8_lossy(body);
     let mut parsed = Vec::with_capacity(records.len());
@@ -180,67 +205,78 @@ pub fn upsert(
     let mut pending = Pending::default();
     let outcomes = parsed
         .into_iter()
-        .map(|mut rec| {
-            let key = if ext == 0 {
-                rec.id.take().and_then(|id| canonical(&id))
-            } else {
-                rec.fields
-                    .iter()
-                    .find(|(f, _)| *f == ext)
-                    .and_then(|(_, v)| v.as_str())
-                    .map(|s| index_key(def.fields[ext].ftype.kind(), s).into_string())
-            };
-            let Some(key) = key else {
-                return Outcome {
-                    id: None,
-                    created: Some(false),
-                    action: Err(vec![RecordError::new(
-                        "MISSING_ARGUMENT",
-                        format!("{} not specified", def.fields[ext].name),
-                        &[],
-                    )]),
-                };
-            };
-            let matches: Vec<u32> = store
-                .table(obj)
-                .lookup(ext, &key)
-                .iter()
-                .copied()
-                .filter(|r| validate::is_live(&store, obj, *r))
-                .collect();
-            let id_of = |r: u32| store.table(obj).get(r, 0).as_str().map(str::to_string);
-            if matches.len() > 1 {
-                let ids: Vec<String> = matches.iter().filter_map(|r| id_of(*r)).collect();
-                return Outcome {
-                    id: None,
-                    created: Some(false),
-                    action: Err(vec![RecordError::new(
-                        "DUPLICATE_EXTERNAL_ID",
-                        format!(
-                            "{}: more than one record found for external id field: [{}]",
-                            def.fields[ext].label,
-                            ids.join(", ")
-                        ),
-                        &[def.fields[ext].name],
-                    )]),
-                };
-            }
-            let row = matches.first().copied();
-            if row.is_some() {
-                // Matching on the key field does not update it.
-                rec.fields.retain(|(f, _)| *f != ext);
-            }
-            Outcome {
-                id: row.and_then(id_of),
-                created: Some(row.is_none()),
-                action: validate::prepare(&store, &rec, row, &mut pending).map(Action::Write),
-            }
-        })
+        .map(|rec| upsert_one(&store, ext, rec, &mut pending))
         .collect();
     Ok((
         finish(org, &mut store, outcomes, all_or_none),
         records.len(),
     ))
+}
+
+/// Matches one upsert record on external id field `ext` and validates it
+/// as a create or an update.
+pub(super) fn upsert_one(
+    store: &Store,
+    ext: usize,
+    mut rec: ParsedRecord,
+    pending: &mut Pending,
+) -> Outcome {
+    let obj = rec.obj;
+    let def = schema().object(obj);
+    let key = if ext == 0 {
+        rec.id.take().and_then(|id| canonical(&id))
+    } else {
+        rec.fields
+            .iter()
+            .find(|(f, _)| *f == ext)
+            .and_then(|(_, v)| v.as_str())
+            .map(|s| index_key(def.fields[ext].ftype.kind(), s).into_string())
+    };
+    let Some(key) = key else {
+        return Outcome {
+            id: None,
+            created: Some(false),
+            action: Err(vec![RecordError::new(
+                "MISSING_ARGUMENT",
+                format!("{} not specified", def.fields[ext].name),
+                &[],
+            )]),
+        };
+    };
+    let matches: Vec<u32> = store
+        .table(obj)
+        .lookup(ext, &key)
+        .iter()
+        .copied()
+        .filter(|r| validate::is_live(store, obj, *r))
+        .collect();
+    let id_of = |r: u32| store.table(obj).get(r, 0).as_str().map(str::to_string);
+    if matches.len() > 1 {
+        let ids: Vec<String> = matches.iter().filter_map(|r| id_of(*r)).collect();
+        return Outcome {
+            id: None,
+            created: Some(false),
+            action: Err(vec![RecordError::new(
+                "DUPLICATE_EXTERNAL_ID",
+                format!(
+                    "{}: more than one record found for external id field: [{}]",
+                    def.fields[ext].label,
+                    ids.join(", ")
+                ),
+                &[def.fields[ext].name],
+            )]),
+        };
+    }
+    let row = matches.first().copied();
+    if row.is_some() {
+        // Matching on the key field does not update it.
+        rec.fields.retain(|(f, _)| *f != ext);
+    }
+    Outcome {
+        id: row.and_then(id_of),
+        created: Some(row.is_none()),
+        action: validate::prepare(store, &rec, row, pending).map(Action::Write),
+    }
 }
 
 /// `DELETE /composite/sobjects?ids=…&allOrNone=…`.
@@ -273,41 +309,39 @@ pub fn delete(org: &Org, query: &str) -> Result<(Vec<SaveResult>, usize), ApiErr
         return Err(convert::too_many_records());
     }
     let mut store = org.write();
-    let outcomes = ids
-        .iter()
-        .map(|raw| {
-            let Some(id) = canonical(raw) else {
-                return Outcome {
-                    id: None,
-                    created: None,
-                    action: Err(vec![RecordError::new(
-                        "MALFORMED_ID",
-                        format!("malformed id {raw}"),
-                        &[],
-                    )]),
-                };
-            };
-            let action = match store.find(&id) {
-                Some((obj, _)) if !schema().object(obj).deletable => Err(vec![RecordError::new(
-                    "INSUFFICIENT_ACCESS_OR_READONLY",
-                    "insufficient access rights on object id",
-                    &[],
-                )]),
-                Some((obj, row)) if validate::is_live(&store, obj, row) => {
-                    Ok(Action::Delete(obj, row))
-                }
-                _ => Err(vec![RecordError::new(
-                    "ENTITY_IS_DELETED",
-                    "entity is deleted",
-                    &[],
-                )]),
-            };
-            Outcome {
-                id: Some(id),
-                created: None,
-                action,
-            }
-        })
-        .collect();
+    let outcomes = ids.iter().map(|raw| delete_one(&store, raw)).collect();
     Ok((finish(org, &mut store, outcomes, all_or_none), ids.len()))
+}
+
+/// Checks one id of a delete.
+pub(super) fn delete_one(store: &Store, raw: &str) -> Outcome {
+    let Some(id) = canonical(raw) else {
+        return Outcome {
+            id: None,
+            created: None,
+            action: Err(vec![RecordError::new(
+                "MALFORMED_ID",
+                format!("malformed id {raw}"),
+                &[],
+            )]),
+        };
+    };
+    let action = match store.find(&id) {
+        Some((obj, _)) if !schema().object(obj).deletable => Err(vec![RecordError::new(
+            "INSUFFICIENT_ACCESS_OR_READONLY",
+            "insufficient access rights on object id",
+            &[],
+        )]),
+        Some((obj, row)) if validate::is_live(store, obj, row) => Ok(Action::Delete(obj, row)),
+        _ => Err(vec![RecordError::new(
+            "ENTITY_IS_DELETED",
+            "entity is deleted",
+            &[],
+        )]),
+    };
+    Outcome {
+        id: Some(id),
+        created: None,
+        action,
+    }
 }

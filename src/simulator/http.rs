@@ -20,8 +20,9 @@ use super::stats::RequestKind;
 
 /// Longest request URI Salesforce accepts.
 pub const MAX_URI_BYTES: usize = 16_384;
-/// Largest request body read (Collections bodies are far smaller).
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Largest request body read: Bulk uploads up to their 100 MB limit are
+/// read so that one just past it gets Salesforce's error, not a reset.
+const MAX_BODY_BYTES: usize = 150 * 1024 * 1024;
 
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"null".to_vec());
@@ -202,7 +203,16 @@ fn org_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Response {
         }
         ["services", "data", rest @ ..] => {
             let reply = api::data_route(sim, org, req, rest);
-            let mut resp = json_bytes(reply.status, reply.body);
+            let mut resp = (reply.status, reply.body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(reply.content_type),
+            );
+            for (name, value) in reply.headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
             let o = &sim.orgs[org];
             let info = format!("api-usage={}/{}", o.api_used(), sim.config.daily_api_limit);
             if let Ok(v) = HeaderValue::from_str(&info) {

@@ -15,6 +15,8 @@
 //!   `soql` (lexer, parser, compile against the schema, evaluator).
 //! - `collections`: sObject Collections requests, over `convert` (reading
 //!   JSON values), `validate` (per-record checks) and `writes` (applying).
+//! - `bulk`: Bulk API 2.0 jobs and their states; `bulk_ingest`: ingest CSV
+//!   through the same per-record checks as Collections.
 //! - `store`: records, id and lookup indexes; `seed`: the deterministic
 //!   data and its email rules; `ids`: 15/18-character ids.
 //! - `org`: server state (both orgs, tokens); `stats`: counters;
@@ -36,6 +38,8 @@
 
 mod api;
 mod auth;
+mod bulk;
+mod bulk_ingest;
 mod collections;
 mod convert;
 mod describe;

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 
 use super::SimConfig;
 use super::auth::Tokens;
+use super::bulk::Jobs;
 use super::ids::{make_id, seq_for_index};
 use super::query::Cursors;
 use super::seed;
@@ -36,6 +37,8 @@ pub struct Org {
     api_used: AtomicU64,
     /// Injected failures for the next data requests: (HTTP status, errorCode).
     faults: Mutex<std::collections::VecDeque<(u16, String)>>,
+    /// Bulk API 2.0 jobs.
+    bulk: Mutex<Jobs>,
 }
 
 // Records are left out: an org can hold hundreds of thousands.
@@ -76,6 +79,7 @@ impl Org {
             stats: Mutex::new(OrgStats::default()),
             api_used: AtomicU64::new(0),
             faults: Mutex::new(std::collections::VecDeque::new()),
+            bulk: Mutex::new(Jobs::default()),
         }
     }
 
@@ -89,6 +93,10 @@ impl Org {
 
     pub fn cursors(&self) -> MutexGuard<'_, Cursors> {
         lock(&self.cursors)
+    }
+
+    pub fn bulk_jobs(&self) -> MutexGuard<'_, Jobs> {
+        lock(&self.bulk)
     }
 
     pub fn stats(&self) -> MutexGuard<'_, OrgStats> {

@@ -26,6 +26,11 @@ pub enum RequestKind {
     CollectionsUpsert,
     CollectionsDelete,
     Composite,
+    BulkIngestCreate,
+    BulkIngestUpload,
+    BulkIngestState,
+    BulkIngestInfo,
+    BulkIngestResults,
     NotFound,
 }
 
@@ -50,6 +55,11 @@ impl RequestKind {
             RequestKind::CollectionsUpsert => "collections_upsert",
             RequestKind::CollectionsDelete => "collections_delete",
             RequestKind::Composite => "composite",
+            RequestKind::BulkIngestCreate => "bulk_ingest_create",
+            RequestKind::BulkIngestUpload => "bulk_ingest_upload",
+            RequestKind::BulkIngestState => "bulk_ingest_state",
+            RequestKind::BulkIngestInfo => "bulk_ingest_info",
+            RequestKind::BulkIngestResults => "bulk_ingest_results",
             RequestKind::NotFound => "not_found",
         }
     }
@@ -64,6 +74,8 @@ pub struct OrgStats {
     pub records_returned: u64,
     /// Records in Collections request bodies (ids for delete).
     pub records_written: u64,
+    /// Records that Bulk 2.0 ingest jobs processed (failed ones included).
+    pub bulk_records_processed: u64,
 }
 
 impl OrgStats {

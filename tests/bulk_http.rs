@@ -1,0 +1,385 @@
+//! Bulk API 2.0 over real HTTP: the simulator's job resources spoken to
+//! directly, and sfsql's Bulk client against the simulator.
+
+use std::net::SocketAddr;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use sfsql::simulator::{self, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimConfig, SimHandle};
+
+const V: &str = "/services/data/v62.0";
+
+async fn sim(contacts: usize) -> SimHandle {
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    simulator::start(
+        SimConfig {
+            contacts,
+            ..SimConfig::default()
+        },
+        addr,
+    )
+    .await
+    .expect("simulator starts")
+}
+
+/// A logged-in raw HTTP connection to the production org.
+struct Conn {
+    http: Client,
+    base: String,
+    token: String,
+}
+
+async fn login(sim: &SimHandle) -> Conn {
+    let http = Client::new();
+    let body: Value = http
+        .post(format!(
+            "{}/services/oauth2/token",
+            sim.org_url("production")
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DEMO_CLIENT_ID),
+            ("client_secret", DEMO_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    Conn {
+        http,
+        base: format!("{}{V}", body["instance_url"].as_str().expect("instance")),
+        token: body["access_token"].as_str().expect("token").to_string(),
+    }
+}
+
+impl Conn {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Value>,
+        csv: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(j) = json {
+            req = req.json(&j);
+        }
+        if let Some(c) = csv {
+            req = req.header("Content-Type", "text/csv").body(c.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.text().await.expect("body"))
+    }
+
+    async fn json(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let (status, text) = self.call(method, path, body, None).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn upload(&self, job: &str, csv: &str) -> (StatusCode, String) {
+        let path = format!("/jobs/ingest/{job}/batches");
+        self.call(Method::PUT, &path, None, Some(csv)).await
+    }
+
+    /// `successfulResults`, `failedResults` or `unprocessedrecords` of a job.
+    async fn results(&self, job: &str, kind: &str) -> (StatusCode, String) {
+        let path = format!("/jobs/ingest/{job}/{kind}/");
+        self.call(Method::GET, &path, None, None).await
+    }
+
+    async fn set_state(&self, job: &str, state: &str) -> (StatusCode, Value) {
+        let path = format!("/jobs/ingest/{job}");
+        self.json(Method::PATCH, &path, Some(json!({ "state": state })))
+            .await
+    }
+
+    /// A new insert job on Contact; its id.
+    async fn open_insert_job(&self) -> String {
+        let spec = json!({"object": "Contact", "operation": "insert"});
+        let (_, job) = self.json(Method::POST, "/jobs/ingest", Some(spec)).await;
+        job["id"].as_str().expect("job id").to_string()
+    }
+
+    async fn stats(&self, sim: &SimHandle) -> Value {
+        sim.stats()["production"].clone()
+    }
+}
+
+async fn contact_ids(conn: &Conn, n: usize) -> Vec<String> {
+    let (_, body) = conn
+        .json(
+            Method::GET,
+            &format!("/query?q=SELECT+Id+FROM+Contact+ORDER+BY+Id+LIMIT+{n}"),
+            None,
+        )
+        .await;
+    body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["Id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn ingest_job_goes_through_its_states_and_reports_every_record() {
+    let sim = sim(50).await;
+    let conn = login(&sim).await;
+    let ids = contact_ids(&conn, 3).await;
+    let (status, job) = conn
+        .json(
+            Method::POST,
+            "/jobs/ingest",
+            Some(json!({"object": "Contact", "operation": "update", "contentType": "CSV", "lineEnding": "LF"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["state"], "Open");
+    assert_eq!(job["operation"], "update");
+    let id = job["id"].as_str().expect("job id").to_string();
+    assert!(id.starts_with("750"), "{id}");
+    assert!(job.get("numberRecordsProcessed").is_none());
+
+    let early = conn.results(&id, "successfulResults").await;
+    assert_eq!(early.0, StatusCode::BAD_REQUEST);
+    assert!(early.1.contains("INVALIDJOBSTATE"), "{}", early.1);
+
+    // Second row: a bad email; third: an unreadable number; fourth: no such id.
+    let csv = format!(
+        "Id,Title,Email,WM_NPS_Score__c\n{},\"Boss, \"\"big\"\"\",,9\n{},,not-an-email,\n{},,,abc\n003000000000000AAA,x,,\n",
+        ids[0], ids[1], ids[2]
+    );
+    let (status, body) = conn.upload(&id, &csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = conn.upload(&id, &csv).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "only one upload per job");
+    assert!(body.contains("INVALIDJOBSTATE"));
+
+    let (status, closed) = conn.set_state(&id, "UploadComplete").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(closed["state"], "UploadComplete");
+
+    let (_, first) = conn
+        .json(Method::GET, &format!("/jobs/ingest/{id}"), None)
+        .await;
+    assert_eq!(first["state"], "InProgress");
+    let (_, done) = conn
+        .json(Method::GET, &format!("/jobs/ingest/{id}"), None)
+        .await;
+    assert_eq!(done["state"], "JobComplete");
+    assert_eq!(done["numberRecordsProcessed"], 4);
+    assert_eq!(done["numberRecordsFailed"], 3);
+    assert_eq!(done["jobType"], "V2Ingest");
+
+    let (_, ok) = conn.results(&id, "successfulResults").await;
+    assert_eq!(
+        ok,
+        format!(
+            "sf__Id,sf__Created,Id,Title,Email,WM_NPS_Score__c\n{0},false,{0},\"Boss, \"\"big\"\"\",,9\n",
+            ids[0]
+        )
+    );
+    let (_, failed) = conn.results(&id, "failedResults").await;
+    let lines: Vec<&str> = failed.lines().collect();
+    assert_eq!(lines[0], "sf__Id,sf__Error,Id,Title,Email,WM_NPS_Score__c");
+    assert!(
+        lines[1].starts_with(&format!(
+            "{},INVALID_EMAIL_ADDRESS:Email: invalid email address: not-an-email:Email --",
+            ids[1]
+        )),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("INVALID_FIELD:Failed to deserialize field at col 4"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].contains("INVALID_CROSS_REFERENCE_KEY"),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines.len(), 4);
+    let (_, unprocessed) = conn.results(&id, "unprocessedrecords").await;
+    assert_eq!(unprocessed, "Id,Title,Email,WM_NPS_Score__c\n");
+
+    // The update took effect; the quoted comma and quotes survived.
+    let (_, row) = conn
+        .json(
+            Method::GET,
+            &format!(
+                "/query?q=SELECT+Title,WM_NPS_Score__c+FROM+Contact+WHERE+Id='{}'",
+                ids[0]
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(row["records"][0]["Title"], "Boss, \"big\"");
+    assert_eq!(row["records"][0]["WM_NPS_Score__c"], 9.0);
+
+    let stats = conn.stats(&sim).await;
+    assert_eq!(stats["requests"]["bulk_ingest_create"], 1);
+    assert_eq!(stats["requests"]["bulk_ingest_upload"], 2);
+    assert_eq!(stats["requests"]["bulk_ingest_state"], 1);
+    assert_eq!(stats["requests"]["bulk_ingest_info"], 2);
+    assert_eq!(stats["requests"]["bulk_ingest_results"], 4);
+    assert_eq!(stats["bulk_records_processed"], 4);
+
+    let (status, _) = conn
+        .call(Method::DELETE, &format!("/jobs/ingest/{id}"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = conn
+        .json(Method::GET, &format!("/jobs/ingest/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Runs one job to completion over raw HTTP; returns its final info.
+async fn run_job(conn: &Conn, spec: Value, csv: &str) -> (String, Value) {
+    let (status, job) = conn.json(Method::POST, "/jobs/ingest", Some(spec)).await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    conn.upload(&id, csv).await;
+    conn.set_state(&id, "UploadComplete").await;
+    loop {
+        let (_, info) = conn
+            .json(Method::GET, &format!("/jobs/ingest/{id}"), None)
+            .await;
+        if info["state"] != "InProgress" && info["state"] != "UploadComplete" {
+            return (id, info);
+        }
+    }
+}
+
+#[tokio::test]
+async fn insert_upsert_delete_and_job_level_failures() {
+    let sim = sim(20).await;
+    let conn = login(&sim).await;
+    let (id, info) = run_job(
+        &conn,
+        json!({"object": "Contact", "operation": "insert", "lineEnding": "CRLF"}),
+        "LastName,FirstName,Email\r\nBulk,Ann,ann@example.com\r\n,NoLast,\r\n",
+    )
+    .await;
+    assert_eq!(info["numberRecordsFailed"], 1);
+    let (_, ok) = conn.results(&id, "successfulResults").await;
+    let created = ok.lines().nth(1).expect("one created").to_string();
+    assert!(
+        created.ends_with(",true,Bulk,Ann,ann@example.com"),
+        "{created}"
+    );
+    let new_id = created.split(',').next().expect("id").to_string();
+    let (_, failed) = conn.results(&id, "failedResults").await;
+    assert!(
+        failed.contains(
+            ",REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --,,NoLast,"
+        ),
+        "{failed}"
+    );
+
+    // Upsert on an external id: one create, then an update of the same key.
+    let spec = json!({"object": "Task", "operation": "upsert", "externalIdFieldName": "External_Activity_Id__c"});
+    let (_, first) = run_job(
+        &conn,
+        spec.clone(),
+        "External_Activity_Id__c,Subject\nA-1,Call\n",
+    )
+    .await;
+    assert_eq!(first["externalIdFieldName"], "External_Activity_Id__c");
+    assert_eq!(first["numberRecordsFailed"], 0);
+    let (id2, _) = run_job(
+        &conn,
+        spec,
+        "External_Activity_Id__c,Subject\nA-1,Call again\n",
+    )
+    .await;
+    let (_, ok) = conn.results(&id2, "successfulResults").await;
+    assert!(
+        ok.lines()
+            .nth(1)
+            .expect("row")
+            .contains(",false,A-1,Call again"),
+        "{ok}"
+    );
+
+    // Delete the contact created above, twice: the second is ENTITY_IS_DELETED.
+    let csv = format!("Id\n{new_id}\n{new_id}\n");
+    let (_, info) = run_job(
+        &conn,
+        json!({"object": "Contact", "operation": "delete"}),
+        &csv,
+    )
+    .await;
+    assert_eq!(info["numberRecordsProcessed"], 2);
+
+    // Header naming no field: the job fails, every row unprocessed.
+    let (id, info) = run_job(
+        &conn,
+        json!({"object": "Contact", "operation": "insert"}),
+        "LastName,Nope__c\nX,1\n",
+    )
+    .await;
+    assert_eq!(info["state"], "Failed");
+    assert_eq!(
+        info["errorMessage"],
+        "InvalidBatch : Field name not found : Nope__c"
+    );
+    let (_, un) = conn.results(&id, "unprocessedrecords").await;
+    assert_eq!(un, "LastName,Nope__c\nX,1\n");
+
+    // Bad job specs are refused at creation.
+    for (spec, code) in [
+        (
+            json!({"object": "Nope", "operation": "insert"}),
+            "INVALIDJOB",
+        ),
+        (
+            json!({"object": "Task", "operation": "upsert"}),
+            "INVALIDJOB",
+        ),
+        (
+            json!({"object": "Contact", "operation": "merge"}),
+            "INVALIDJOB",
+        ),
+        (
+            json!({"object": "Contact", "operation": "insert", "columnDelimiter": "X"}),
+            "INVALIDJOB",
+        ),
+    ] {
+        let (status, body) = conn.json(Method::POST, "/jobs/ingest", Some(spec)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body[0]["errorCode"], code, "{body}");
+    }
+
+    // An aborted job cannot be closed; its upload is unprocessed.
+    let id = conn.open_insert_job().await;
+    conn.upload(&id, "LastName\nZ\n").await;
+    let (_, aborted) = conn.set_state(&id, "Aborted").await;
+    assert_eq!(aborted["state"], "Aborted");
+    let (status, _) = conn.set_state(&id, "UploadComplete").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, un) = conn.results(&id, "unprocessedrecords").await;
+    assert_eq!(un, "LastName\nZ\n");
+}
+
+#[tokio::test]
+async fn upload_over_100_mb_is_refused() {
+    let sim = sim(5).await;
+    let conn = login(&sim).await;
+    let id = conn.open_insert_job().await;
+    let big = "a".repeat(100 * 1024 * 1024 + 1);
+    let (status, body) = conn.upload(&id, &big).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("split the records over several jobs"),
+        "{body}"
+    );
+}
