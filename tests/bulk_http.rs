@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
+use sfsql::salesforce::{
+    BulkIngestWriter, BulkOperation, BulkRecordResult, Credentials, PollPolicy, SalesforceClient,
+};
 use sfsql::simulator::{self, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimConfig, SimHandle};
 
 const V: &str = "/services/data/v62.0";
@@ -382,4 +385,170 @@ async fn upload_over_100_mb_is_refused() {
         body.contains("split the records over several jobs"),
         "{body}"
     );
+}
+
+fn client(sim: &SimHandle) -> std::sync::Arc<SalesforceClient> {
+    std::sync::Arc::new(SalesforceClient::new(
+        "production",
+        sim.org_url("production"),
+        Credentials::ClientCredentials {
+            client_id: DEMO_CLIENT_ID.into(),
+            client_secret: DEMO_CLIENT_SECRET.to_string().into(),
+        },
+    ))
+}
+
+fn fast_polls() -> PollPolicy {
+    PollPolicy {
+        initial: std::time::Duration::from_millis(20),
+        ..PollPolicy::default()
+    }
+}
+
+fn code(r: &BulkRecordResult) -> &str {
+    match r {
+        BulkRecordResult::Failed(e) => &e.status_code,
+        _ => "",
+    }
+}
+
+#[tokio::test]
+async fn writer_accounts_for_every_record_of_each_operation() {
+    let sim = sim(40).await;
+    let conn = login(&sim).await;
+    let sf = client(&sim);
+    let ids = contact_ids(&conn, 4).await;
+    let s = |v: &str| Some(json!(v));
+
+    // Update with a cleared field, an unchanged cell, a failure, and a row
+    // whose content repeats another's.
+    let cols = vec!["Id".to_string(), "Title".to_string(), "Email".to_string()];
+    let rows = vec![
+        vec![s(&ids[0]), s("CEO, \"Acme\""), None],
+        vec![s(&ids[1]), Some(Value::Null), s("bad email")],
+        vec![s(&ids[2]), s("CTO"), s("")],
+        vec![s(&ids[3]), s("CTO"), s("")],
+    ];
+    let report = BulkIngestWriter::new(sf.clone(), "Contact", BulkOperation::Update)
+        .poll(fast_polls())
+        .write(&cols, rows)
+        .await
+        .expect("bulk update");
+    assert_eq!(report.job_ids.len(), 1);
+    assert!(report.polls >= 2, "processing finishes on a later poll");
+    assert_eq!(
+        report.results[0],
+        BulkRecordResult::Saved {
+            id: ids[0].clone(),
+            created: false
+        }
+    );
+    assert_eq!(code(&report.results[1]), "INVALID_EMAIL_ADDRESS");
+    assert!(matches!(report.results[2], BulkRecordResult::Saved { .. }));
+    assert!(matches!(report.results[3], BulkRecordResult::Saved { .. }));
+    let (_, row) = conn
+        .json(
+            Method::GET,
+            &format!(
+                "/query?q=SELECT+Title,Email+FROM+Contact+WHERE+Id='{}'",
+                ids[0]
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(row["records"][0]["Title"], "CEO, \"Acme\"");
+    assert!(
+        row["records"][0]["Email"].is_string(),
+        "empty cell left Email alone"
+    );
+
+    // Insert split over three jobs by a tiny upload limit; one row fails.
+    let cols = vec!["LastName".to_string(), "FirstName".to_string()];
+    let rows: Vec<_> = (0..7)
+        .map(|i| vec![if i == 3 { None } else { s(&format!("Bulk{i}")) }, s("Ann")])
+        .collect();
+    let report = BulkIngestWriter::new(sf.clone(), "Contact", BulkOperation::Insert)
+        .poll(fast_polls())
+        .max_upload_bytes(40)
+        .write(&cols, rows)
+        .await
+        .expect("bulk insert");
+    assert!(report.job_ids.len() >= 3, "{:?}", report.job_ids);
+    let created: Vec<&str> = report
+        .results
+        .iter()
+        .filter_map(|r| match r {
+            BulkRecordResult::Saved { id, created: true } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 6);
+    assert_eq!(code(&report.results[3]), "REQUIRED_FIELD_MISSING");
+
+    // Upsert: a create and an update in one job.
+    let spec = vec!["External_Activity_Id__c".to_string(), "Subject".to_string()];
+    let upsert = BulkIngestWriter::new(sf.clone(), "Task", BulkOperation::Upsert)
+        .external_id("External_Activity_Id__c")
+        .poll(fast_polls());
+    upsert
+        .write(&spec, vec![vec![s("K-1"), s("One")]])
+        .await
+        .expect("first upsert");
+    let report = upsert
+        .write(
+            &spec,
+            vec![vec![s("K-1"), s("One again")], vec![s("K-2"), s("Two")]],
+        )
+        .await
+        .expect("second upsert");
+    assert!(matches!(
+        report.results[0],
+        BulkRecordResult::Saved { created: false, .. }
+    ));
+    assert!(matches!(
+        report.results[1],
+        BulkRecordResult::Saved { created: true, .. }
+    ));
+
+    // Delete: one live record, one malformed id.
+    let report = BulkIngestWriter::new(sf.clone(), "Contact", BulkOperation::Delete)
+        .poll(fast_polls())
+        .write(
+            &["Id".to_string()],
+            vec![vec![s(created[0])], vec![s("nope")]],
+        )
+        .await
+        .expect("bulk delete");
+    assert_eq!(
+        report.results[0],
+        BulkRecordResult::Saved {
+            id: created[0].to_string(),
+            created: false
+        }
+    );
+    assert_eq!(code(&report.results[1]), "MALFORMED_ID");
+
+    // A job that fails as a whole leaves its rows unprocessed.
+    let report = BulkIngestWriter::new(sf.clone(), "Contact", BulkOperation::Insert)
+        .poll(fast_polls())
+        .write(&["Nope__c".to_string()], vec![vec![s("x")]])
+        .await
+        .expect("failed job still reports");
+    match &report.results[0] {
+        BulkRecordResult::Unprocessed(reason) => {
+            assert!(
+                reason.contains("Field name not found : Nope__c"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected unprocessed, got {other:?}"),
+    }
+
+    // A refused job creation fails its records with Salesforce's code.
+    let report = BulkIngestWriter::new(sf.clone(), "NoSuchObject", BulkOperation::Insert)
+        .poll(fast_polls())
+        .write(&["Name".to_string()], vec![vec![s("x")]])
+        .await
+        .expect("report");
+    assert_eq!(code(&report.results[0]), "INVALIDJOB");
 }

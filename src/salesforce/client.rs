@@ -56,6 +56,14 @@ struct ApiErrorBody {
 
 const MAX_ATTEMPTS: u32 = 4;
 
+/// A request body.
+pub(super) enum Payload<'a> {
+    None,
+    Json(&'a Value),
+    /// Bulk job data; `Bytes` so that a retry does not copy it.
+    Csv(bytes::Bytes),
+}
+
 pub struct SalesforceClient {
     /// The catalog name of the connection; it prefixes every error.
     name: String,
@@ -157,6 +165,18 @@ impl SalesforceClient {
         body: Option<&Value>,
         idempotent: bool,
     ) -> Result<(StatusCode, bytes::Bytes), SalesforceError> {
+        let payload = body.map_or(Payload::None, Payload::Json);
+        self.send_payload(method, path, payload, idempotent).await
+    }
+
+    /// [`send`](Self::send) with a JSON or CSV body (Bulk uploads).
+    pub(super) async fn send_payload(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        idempotent: bool,
+    ) -> Result<(StatusCode, bytes::Bytes), SalesforceError> {
         let mut renewed = false;
         let mut attempt = 0;
         loop {
@@ -175,8 +195,14 @@ impl SalesforceClient {
                 .request(method.clone(), &url)
                 .bearer_auth(token.token.expose_secret())
                 .header("Sforce-Query-Options", "batchSize=2000");
-            if let Some(body) = body {
-                request = request.json(body);
+            match &payload {
+                Payload::None => {}
+                Payload::Json(body) => request = request.json(body),
+                Payload::Csv(csv) => {
+                    request = request
+                        .header(reqwest::header::CONTENT_TYPE, "text/csv")
+                        .body(csv.clone())
+                }
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
             let result = request.send().await;
@@ -248,7 +274,7 @@ impl SalesforceClient {
         }
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(
+    pub(super) fn decode<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
         bytes: &[u8],

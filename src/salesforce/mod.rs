@@ -1,15 +1,21 @@
 //! The Salesforce HTTP client: authentication, SOQL queries with pagination,
-//! describe (cached) and sObject Collections writes.
+//! describe (cached), sObject Collections writes and Bulk API 2.0 ingest.
 //!
 //! Everything here speaks the REST API's documented JSON shapes (see
 //! `shared/SALESFORCE-API.md`); the same code talks to a real org and to
 //! [`crate::simulator`].
 
+mod bulk;
+mod bulk_csv;
 mod client;
 mod error;
 mod oauth;
 mod types;
 
+pub use bulk::{
+    BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT,
+    MAX_UPLOAD_BYTES, PollPolicy,
+};
 pub use client::{ApiUsage, QueryPage, SalesforceClient};
 pub use error::SalesforceError;
 pub use oauth::jwt::load_key as load_jwt_key;
