@@ -8,12 +8,14 @@
 //! (dry run) or written through sObject Collections ([`write`]). Nothing is
 //! written while planning or explaining.
 
+mod bulk_write;
 mod changeset;
 mod insert;
 mod update;
 mod validate;
 mod write;
 
+pub use bulk_write::WriteMethod;
 pub use changeset::{
     ChangeSet, FieldChange, RecordChange, build_change_set, display_value,
     key_literals as key_literal_list,
@@ -50,13 +52,21 @@ impl MatchPolicy {
 pub struct DmlOptions {
     pub dry_run: bool,
     pub on_multiple_matches: MatchPolicy,
+    /// Change sets with more changed records than this go through Bulk
+    /// API 2.0 ingest instead of sObject Collections.
+    pub bulk_threshold: usize,
 }
+
+/// Default of `sfsql.bulk_threshold`: ten Collections calls' worth, where
+/// a Bulk job (about six calls and a wait) starts to save API requests.
+pub const DEFAULT_BULK_THRESHOLD: usize = 2000;
 
 impl Default for DmlOptions {
     fn default() -> Self {
         DmlOptions {
             dry_run: false,
             on_multiple_matches: MatchPolicy::Error,
+            bulk_threshold: DEFAULT_BULK_THRESHOLD,
         }
     }
 }

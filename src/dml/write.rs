@@ -1,10 +1,12 @@
-//! Applying a change set through sObject Collections, 200 records a call,
-//! and recording one outcome per matched record.
+//! Applying a change set through sObject Collections, 200 records a call
+//! (or Bulk API 2.0 above the threshold), and recording one outcome per
+//! matched record.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::bulk_write::{WriteMethod, update_through_bulk};
 use super::changeset::ChangeSet;
 use crate::salesforce::{COLLECTIONS_BATCH, SalesforceClient};
 
@@ -57,6 +59,8 @@ pub struct UpdateSummary {
     pub failed: usize,
     /// Collections calls made.
     pub write_calls: usize,
+    /// Bulk API 2.0 jobs the write went through (empty for Collections).
+    pub bulk_jobs: Vec<String>,
     pub outcomes: Vec<RecordOutcome>,
 }
 
@@ -75,10 +79,12 @@ impl UpdateSummary {
 }
 
 /// Write the changed records of `set`; unchanged records cost no call.
+/// More than `bulk_threshold` changed records go through Bulk API 2.0.
 pub async fn apply_changes(
     client: &Arc<SalesforceClient>,
     set: &ChangeSet,
     all_or_none: bool,
+    bulk_threshold: usize,
 ) -> UpdateSummary {
     let mut summary = UpdateSummary {
         matched: set.records.len(),
@@ -95,6 +101,10 @@ pub async fn apply_changes(
         });
     }
     let changed: Vec<_> = set.changed().collect();
+    if WriteMethod::choose(changed.len(), bulk_threshold) == WriteMethod::Bulk {
+        update_through_bulk(client, set, &changed, &mut summary).await;
+        return summary;
+    }
     let mut stop: Option<String> = None;
     for chunk in changed.chunks(COLLECTIONS_BATCH) {
         if let Some(reason) = &stop {

@@ -83,6 +83,8 @@ pub struct BulkReport {
     pub job_ids: Vec<String>,
     /// Job-info requests made while waiting for jobs to finish.
     pub polls: usize,
+    /// Every request the write made (jobs, uploads, polls, results).
+    pub calls: usize,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +268,8 @@ impl BulkIngestWriter {
             .send_payload(Method::POST, "jobs/ingest", Payload::Json(&spec), false)
             .await
             .map_err(before)?;
+        // Upload and close follow; polls and result reads count themselves.
+        report.calls += 3;
         let job: JobInfo = client.decode("Bulk job", &bytes).map_err(before)?;
         report.job_ids.push(job.id.clone());
         let path = format!("jobs/ingest/{}", job.id);
@@ -320,6 +324,7 @@ impl BulkIngestWriter {
                 .send_payload(Method::GET, path, Payload::None, true)
                 .await?;
             report.polls += 1;
+            report.calls += 1;
             let info: JobInfo = self.client.decode("Bulk job info", &bytes)?;
             if matches!(info.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
                 return Ok(info);
@@ -356,6 +361,7 @@ impl BulkIngestWriter {
         keys: &mut HashMap<u64, Vec<usize>>,
         report: &mut BulkReport,
     ) -> Result<(), SalesforceError> {
+        report.calls += 1;
         let bytes = self.fetch_csv(path, kind).await?;
         let mut reader = csv::Reader::from_reader(&bytes[..]);
         for row in reader.records() {
@@ -385,6 +391,7 @@ impl BulkIngestWriter {
         keys: &mut HashMap<u64, Vec<usize>>,
         report: &mut BulkReport,
     ) -> Result<(), SalesforceError> {
+        report.calls += 1;
         let bytes = self.fetch_csv(path, "unprocessedrecords").await?;
         let mut reader = csv::Reader::from_reader(&bytes[..]);
         for row in reader.records() {

@@ -257,7 +257,8 @@ impl Engine {
         if opts.dry_run {
             return Ok(UpdateResult::DryRun(set));
         }
-        let summary = dml::apply_changes(conn.schema.client(), &set, false).await;
+        let summary =
+            dml::apply_changes(conn.schema.client(), &set, false, opts.bulk_threshold).await;
         Ok(UpdateResult::Applied { set, summary })
     }
 }

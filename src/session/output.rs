@@ -48,19 +48,23 @@ impl Written {
     }
 }
 
-pub fn update_output(result: UpdateResult) -> Result<(StatementResult, Written), DataFusionError> {
+pub fn update_output(
+    result: UpdateResult,
+    bulk_threshold: usize,
+) -> Result<(StatementResult, Written), DataFusionError> {
     Ok(match result {
         UpdateResult::DryRun(set) => {
             let changed: Vec<_> = set.changed().collect();
             let fields: usize = changed.iter().map(|r| r.changes.len()).sum();
             let mut out = StatementResult::rows("UPDATE", dry_run_batch(&set)?);
             out.notices.push(format!(
-                "dry run: {} {} records matched, {} would change ({} field values), {} unchanged; nothing was written",
+                "dry run: {} {} records matched, {} would change ({} field values), {} unchanged; would write through {}; nothing was written",
                 set.records.len(),
                 set.sobject,
                 changed.len(),
                 fields,
-                set.unchanged()
+                set.unchanged(),
+                dml::WriteMethod::choose(changed.len(), bulk_threshold).describe(changed.len())
             ));
             let summary = dml::dry_run_summary(&set);
             (
@@ -81,6 +85,12 @@ pub fn update_output(result: UpdateResult) -> Result<(StatementResult, Written),
                 summary.skipped,
                 summary.write_calls
             );
+            if !summary.bulk_jobs.is_empty() {
+                notice.push_str(&format!(
+                    " through Bulk API 2.0 job {}",
+                    summary.bulk_jobs.join(", ")
+                ));
+            }
             notice.push_str(&failures_text(&summary, |_, f| {
                 format!("{} (key {})", f.id, f.match_key.as_deref().unwrap_or("-"))
             }));

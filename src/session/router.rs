@@ -241,8 +241,9 @@ impl Engine {
             Routed::Unsupported(message) => Err(StatementError::Unsupported(message)),
             Routed::Update(update) => {
                 let started = Utc::now();
-                let result = self.update(update, Settings::dml_options(settings)).await?;
-                let (out, write) = output::update_output(result)?;
+                let opts = Settings::dml_options(settings);
+                let result = self.update(update, opts).await?;
+                let (out, write) = output::update_output(result, opts.bulk_threshold)?;
                 Ok(self
                     .finish_write(out, write, started, statement_sql, origin)
                     .await)
@@ -257,7 +258,8 @@ impl Engine {
             }
             Routed::ExplainUpdate(update) => Ok(StatementResult::rows(
                 "EXPLAIN",
-                self.explain_update(update).await?,
+                self.explain_update(update, Settings::dml_options(settings).bulk_threshold)
+                    .await?,
             )),
         }
     }
@@ -286,7 +288,11 @@ impl Engine {
     /// EXPLAIN UPDATE: the statements sfsql will run, and DataFusion's plan
     /// of the change set with the exact SOQL of each scan. The source keys
     /// are read (a read, never a write) so the SOQL shown is what is sent.
-    async fn explain_update(&self, update: &Update) -> Result<RecordBatch, StatementError> {
+    async fn explain_update(
+        &self,
+        update: &Update,
+        bulk_threshold: usize,
+    ) -> Result<RecordBatch, StatementError> {
         let plan = self.plan_update(update).await?;
         let mut rows: Vec<Vec<Option<String>>> = Vec::new();
         let mut key_filter = None;
@@ -318,7 +324,7 @@ impl Engine {
         rows.push(vec![
             Some("sfsql: write".into()),
             Some(format!(
-                "diff against current values; PATCH /composite/sobjects with only the changed fields of changed {} records, 200 per call",
+                "diff against current values; PATCH /composite/sobjects with only the changed fields of changed {} records, 200 per call; Bulk API 2.0 ingest above {bulk_threshold} changed records (sfsql.bulk_threshold; the dry run says which)",
                 plan.sobject()
             )),
         ]);

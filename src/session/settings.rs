@@ -9,6 +9,7 @@ use crate::dml::{DmlOptions, MatchPolicy};
 
 pub const DRY_RUN: &str = "sfsql.dry_run";
 pub const ON_MULTIPLE_MATCHES: &str = "sfsql.on_multiple_matches";
+pub const BULK_THRESHOLD: &str = "sfsql.bulk_threshold";
 
 /// Every `sfsql.*` setting with its default and what it does.
 pub const ALL: &[(&str, &str, &str)] = &[
@@ -21,6 +22,11 @@ pub const ALL: &[(&str, &str, &str)] = &[
         ON_MULTIPLE_MATCHES,
         "error",
         "error | all: what UPDATE does when one source key matches several records",
+    ),
+    (
+        BULK_THRESHOLD,
+        "2000",
+        "writes of more records than this go through Bulk API 2.0 ingest instead of sObject Collections",
     ),
 ];
 
@@ -70,6 +76,16 @@ impl Settings {
                     });
                 }
             },
+            BULK_THRESHOLD => match v.parse::<usize>() {
+                Ok(n) => n.to_string(),
+                Err(_) => {
+                    return Err(SettingsError::InvalidValue {
+                        name,
+                        value: value.to_string(),
+                        expected: "a number of records, 0 or more",
+                    });
+                }
+            },
             _ => return Err(SettingsError::Unknown(name)),
         };
         Ok((name, normalised))
@@ -94,9 +110,14 @@ impl Settings {
             .get(ON_MULTIPLE_MATCHES)
             .and_then(|v| MatchPolicy::parse(v))
             .unwrap_or(MatchPolicy::Error);
+        let bulk_threshold = metadata
+            .get(BULK_THRESHOLD)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::dml::DEFAULT_BULK_THRESHOLD);
         DmlOptions {
             dry_run,
             on_multiple_matches,
+            bulk_threshold,
         }
     }
 }

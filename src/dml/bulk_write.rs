@@ -1,0 +1,193 @@
+//! Writing a change set through Bulk API 2.0 ingest, the route for change
+//! sets above `sfsql.bulk_threshold`: one CSV column per changed field
+//! (empty cells leave the other fields alone) and each record's outcome
+//! read back from the job's results.
+
+use std::sync::Arc;
+
+use super::changeset::{ChangeSet, RecordChange};
+use super::write::{OutcomeStatus, RecordOutcome, UpdateSummary};
+use crate::salesforce::{
+    BulkIngestWriter, BulkOperation, BulkRecordResult, PollPolicy, SalesforceClient,
+};
+
+/// How a change set is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    /// sObject Collections, 200 records a call.
+    Collections,
+    /// Bulk API 2.0 ingest jobs.
+    Bulk,
+}
+
+impl WriteMethod {
+    /// Bulk when more than `threshold` records are to be written.
+    pub fn choose(records: usize, threshold: usize) -> WriteMethod {
+        if records > threshold {
+            WriteMethod::Bulk
+        } else {
+            WriteMethod::Collections
+        }
+    }
+
+    /// How a dry run or EXPLAIN names the method and its cost.
+    pub fn describe(self, records: usize) -> String {
+        match self {
+            WriteMethod::Collections => format!(
+                "sObject Collections ({} calls of up to 200 records)",
+                records.div_ceil(crate::salesforce::COLLECTIONS_BATCH)
+            ),
+            WriteMethod::Bulk => format!(
+                "Bulk API 2.0 ingest ({records} records in one job per 100 MB of CSV; \
+                 create, upload, close, polls, results)"
+            ),
+        }
+    }
+}
+
+/// The outcome of one record from its Bulk result; `done` is the status a
+/// success means (updated or created).
+pub fn bulk_outcome(
+    id: &str,
+    match_key: Option<&str>,
+    result: BulkRecordResult,
+    done: OutcomeStatus,
+) -> RecordOutcome {
+    let mut outcome = RecordOutcome {
+        id: id.to_string(),
+        match_key: match_key.map(str::to_string),
+        status: done,
+        error_code: None,
+        message: None,
+        fields: vec![],
+    };
+    match result {
+        BulkRecordResult::Saved { id, .. } => {
+            if outcome.id.is_empty() {
+                outcome.id = id;
+            }
+        }
+        BulkRecordResult::Failed(e) => {
+            outcome.status = OutcomeStatus::Failed;
+            outcome.error_code = Some(e.status_code);
+            outcome.message = Some(e.message);
+            outcome.fields = e.fields;
+        }
+        BulkRecordResult::Unprocessed(reason) => {
+            outcome.status = OutcomeStatus::Skipped;
+            outcome.message = Some(reason);
+        }
+        BulkRecordResult::Unknown(reason) => {
+            outcome.status = OutcomeStatus::Unknown;
+            outcome.message = Some(reason);
+        }
+    }
+    outcome
+}
+
+/// Updates the `changed` records of `set` through one or more Bulk jobs.
+pub async fn update_through_bulk(
+    client: &Arc<SalesforceClient>,
+    set: &ChangeSet,
+    changed: &[&RecordChange],
+    summary: &mut UpdateSummary,
+) {
+    let mut columns = vec!["Id".to_string()];
+    for r in changed {
+        for c in &r.changes {
+            if !columns.iter().any(|k| k.eq_ignore_ascii_case(&c.field)) {
+                columns.push(c.field.clone());
+            }
+        }
+    }
+    let rows = changed
+        .iter()
+        .map(|r| {
+            let mut row = vec![None; columns.len()];
+            row[0] = Some(serde_json::Value::String(r.id.clone()));
+            for c in &r.changes {
+                if let Some(i) = columns
+                    .iter()
+                    .position(|k| k.eq_ignore_ascii_case(&c.field))
+                {
+                    row[i] = Some(c.new.clone());
+                }
+            }
+            row
+        })
+        .collect();
+    let writer = BulkIngestWriter::new(Arc::clone(client), &set.sobject, BulkOperation::Update)
+        .poll(PollPolicy::default());
+    match writer.write(&columns, rows).await {
+        Ok(report) => {
+            summary.write_calls += report.calls;
+            summary.bulk_jobs.extend(report.job_ids);
+            for (r, result) in changed.iter().zip(report.results) {
+                summary.push(bulk_outcome(
+                    &r.id,
+                    r.match_key.as_deref(),
+                    result,
+                    OutcomeStatus::Updated,
+                ));
+            }
+        }
+        Err(e) => {
+            let reason = format!("not sent: {e}");
+            for r in changed {
+                summary.push(bulk_outcome(
+                    &r.id,
+                    r.match_key.as_deref(),
+                    BulkRecordResult::Unprocessed(reason.clone()),
+                    OutcomeStatus::Updated,
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::SaveError;
+
+    #[test]
+    fn method_follows_threshold() {
+        assert_eq!(WriteMethod::choose(2000, 2000), WriteMethod::Collections);
+        assert_eq!(WriteMethod::choose(2001, 2000), WriteMethod::Bulk);
+        assert!(WriteMethod::Collections.describe(401).contains("3 calls"));
+    }
+
+    #[test]
+    fn results_map_to_one_outcome_each() {
+        let saved = BulkRecordResult::Saved {
+            id: "003X".into(),
+            created: false,
+        };
+        assert_eq!(
+            bulk_outcome("003X", None, saved, OutcomeStatus::Updated).status,
+            OutcomeStatus::Updated
+        );
+        let failed = BulkRecordResult::Failed(SaveError {
+            status_code: "STRING_TOO_LONG".into(),
+            message: "too long".into(),
+            fields: vec!["Title".into()],
+        });
+        let o = bulk_outcome("003X", Some("k"), failed, OutcomeStatus::Updated);
+        assert_eq!(o.status, OutcomeStatus::Failed);
+        assert_eq!(o.error_code.as_deref(), Some("STRING_TOO_LONG"));
+        assert_eq!(o.fields, vec!["Title"]);
+        let skipped = BulkRecordResult::Unprocessed("job failed".into());
+        assert_eq!(
+            bulk_outcome("003X", None, skipped, OutcomeStatus::Updated).status,
+            OutcomeStatus::Skipped
+        );
+        let created = BulkRecordResult::Saved {
+            id: "00TN".into(),
+            created: true,
+        };
+        assert_eq!(
+            bulk_outcome("", None, created, OutcomeStatus::Created).id,
+            "00TN"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Write routing: an UPDATE whose change set is above `sfsql.bulk_threshold`
+//! goes through one Bulk API 2.0 ingest job (polled until done) and makes no
+//! Collections call; EXPLAIN and the dry run say which method is used.
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
+
+use crate::common::{TestDemo, command_count, rows, start_demo};
+
+fn count(stats: &Value, kind: &str) -> u64 {
+    stats["production"]["requests"][kind].as_u64().unwrap_or(0)
+}
+
+/// A connection whose NOTICE messages are collected.
+async fn connect_with_notices(
+    demo: &TestDemo,
+) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let conn_str = format!(
+        "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
+        demo.port()
+    );
+    let (client, mut connection) = tokio_postgres::connect(&conn_str, NoTls)
+        .await
+        .expect("connect to sfsql");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let AsyncMessage::Notice(n) = m {
+                let _ = tx.send(n.message().to_string());
+            }
+        }
+    });
+    (client, rx)
+}
+
+fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    let mut all = Vec::new();
+    while let Ok(n) = rx.try_recv() {
+        all.push(n);
+    }
+    all.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_above_threshold_goes_through_one_bulk_job() {
+    let demo = start_demo(400, &[]).await;
+    let (client, mut notices) = connect_with_notices(&demo).await;
+    let update = "UPDATE production.contact SET title = 'Bulk VP' WHERE lastname IS NOT NULL";
+    let total: u64 = rows(&client, "SELECT count(*) FROM production.contact").await[0][0]
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .expect("count");
+    assert!(total > 100, "{total}");
+
+    assert_eq!(
+        rows(&client, "SHOW sfsql.bulk_threshold").await[0][0].as_deref(),
+        Some("2000")
+    );
+    client
+        .simple_query("SET sfsql.bulk_threshold = 100")
+        .await
+        .expect("set threshold");
+    let explain = rows(&client, &format!("EXPLAIN {update}")).await;
+    let write = explain
+        .iter()
+        .find(|r| r[0].as_deref() == Some("sfsql: write"))
+        .and_then(|r| r[1].clone())
+        .expect("write row");
+    assert!(
+        write.contains("Bulk API 2.0 ingest above 100 changed records"),
+        "{write}"
+    );
+
+    client
+        .simple_query("SET sfsql.dry_run = on")
+        .await
+        .expect("dry run on");
+    let before = demo.stats();
+    rows(&client, update).await;
+    let dry = drain(&mut notices);
+    assert!(
+        dry.contains("would write through Bulk API 2.0 ingest"),
+        "{dry}"
+    );
+    let after = demo.stats();
+    assert_eq!(
+        count(&after, "bulk_ingest_create"),
+        count(&before, "bulk_ingest_create")
+    );
+
+    client
+        .simple_query("SET sfsql.dry_run = off")
+        .await
+        .expect("dry run off");
+    let before = demo.stats();
+    let updated = command_count(&client, update).await;
+    let after = demo.stats();
+    let delta = |kind| count(&after, kind) - count(&before, kind);
+    assert_eq!(updated, total);
+    assert_eq!(delta("bulk_ingest_create"), 1);
+    assert_eq!(delta("bulk_ingest_upload"), 1);
+    assert_eq!(delta("bulk_ingest_state"), 1);
+    assert!(
+        delta("bulk_ingest_info") >= 2,
+        "processing ends on a later poll"
+    );
+    assert_eq!(
+        delta("bulk_ingest_results"),
+        1,
+        "only successfulResults: none failed"
+    );
+    assert_eq!(delta("collections_update"), 0);
+    let applied = drain(&mut notices);
+    assert!(
+        applied.contains("through Bulk API 2.0 job 750"),
+        "{applied}"
+    );
+    let bulk_titled = rows(
+        &client,
+        "SELECT count(*) FROM production.contact WHERE title = 'Bulk VP'",
+    )
+    .await;
+    assert_eq!(
+        bulk_titled[0][0].as_deref(),
+        Some(total.to_string().as_str())
+    );
+
+    // Below the threshold the same statement uses Collections.
+    client
+        .simple_query("SET sfsql.bulk_threshold = 100000")
+        .await
+        .expect("raise threshold");
+    let before = demo.stats();
+    let n = command_count(
+        &client,
+        "UPDATE production.contact SET title = 'Collections VP' WHERE lastname IS NOT NULL",
+    )
+    .await;
+    let after = demo.stats();
+    assert_eq!(n, total);
+    assert_eq!(
+        count(&after, "collections_update") - count(&before, "collections_update"),
+        total.div_ceil(200)
+    );
+    assert_eq!(
+        count(&after, "bulk_ingest_create"),
+        count(&before, "bulk_ingest_create")
+    );
+}
