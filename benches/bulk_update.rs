@@ -1,0 +1,144 @@
+//! Benchmark: `UPDATE production.contact SET title = ... ` of every contact
+//! in orgs of 1,000 / 100,000 / 1,000,000 contacts, over a real Postgres
+//! connection against the simulator with a per-call latency. Reports the
+//! write method, API calls against the minimum (ceil(n/200) for
+//! Collections; one job + polls for Bulk), wall time, the time spent in
+//! simulated latency, the rest ("engine" time: sfsql plus the in-process
+//! simulator's own work) and peak RSS of the process.
+//!
+//! `cargo bench --profile dev --bench bulk_update -- [LATENCY_MS] [N...]`
+//! (defaults 80 1000 100000). Collections is also measured for N <= 100000.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sfsql::demo::{self, DemoOptions};
+use sfsql::simulator::SimConfig;
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+fn requests(stats: &Value) -> u64 {
+    stats["production"]["requests"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+}
+
+fn req(stats: &Value, kind: &str) -> u64 {
+    stats["production"]["requests"][kind].as_u64().unwrap_or(0)
+}
+
+/// Peak and current resident set size of this process, in MB.
+fn rss_mb() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let latency = Duration::from_millis(args.first().copied().unwrap_or(80));
+    let sizes: Vec<usize> = if args.len() > 1 {
+        args[1..].iter().map(|n| *n as usize).collect()
+    } else {
+        vec![1_000, 100_000]
+    };
+    println!(
+        "| contacts | method | query calls | write calls | minimum write calls | polls | wall s | latency s | engine s | engine % | RSS before MB | peak RSS MB |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for n in sizes {
+        let dir = tempfile::tempdir()?;
+        for f in ["connections.toml", "server.toml"] {
+            std::fs::copy(
+                format!("{}/catalog/{f}", env!("CARGO_MANIFEST_DIR")),
+                dir.path().join(f),
+            )?;
+        }
+        let d = demo::start(DemoOptions {
+            catalog: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sim: SimConfig {
+                contacts: n,
+                latency,
+                daily_api_limit: 1_000_000,
+                ..SimConfig::default()
+            },
+        })
+        .await?;
+        let conn = format!(
+            "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
+            d.server.addr.port()
+        );
+        let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
+        tokio::spawn(connection);
+        let mut runs = vec![("bulk (default threshold)", "2000", "Bench Bulk")];
+        if n <= 100_000 {
+            runs.push(("collections", "1000000000", "Bench Collections"));
+        }
+        for (method, threshold, title) in runs {
+            client
+                .simple_query(&format!("SET sfsql.bulk_threshold = {threshold}"))
+                .await?;
+            let (_, rss_before) = rss_mb();
+            let before = d.sim.stats();
+            let t = Instant::now();
+            let msgs = client
+                .simple_query(&format!(
+                    "UPDATE production.contact SET title = '{title}' WHERE lastname IS NOT NULL"
+                ))
+                .await?;
+            let wall = t.elapsed();
+            let after = d.sim.stats();
+            let (peak, _) = rss_mb();
+            let updated = msgs
+                .iter()
+                .find_map(|m| match m {
+                    SimpleQueryMessage::CommandComplete(c) => Some(*c),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            let delta = |k: &str| req(&after, k) - req(&before, k);
+            let queries = delta("query") + delta("query_more");
+            let bulk = delta("bulk_ingest_create")
+                + delta("bulk_ingest_upload")
+                + delta("bulk_ingest_state")
+                + delta("bulk_ingest_info")
+                + delta("bulk_ingest_results");
+            let writes = delta("collections_update") + bulk;
+            let minimum = if bulk > 0 {
+                // create, upload, close, one poll, successfulResults
+                "5 (1 job)".to_string()
+            } else {
+                updated.div_ceil(200).to_string()
+            };
+            let total = requests(&after) - requests(&before);
+            let simulated = latency * total as u32;
+            let engine = wall.saturating_sub(simulated);
+            println!(
+                "| {n} ({updated} updated) | {method} | {queries} | {writes} | {minimum} | {} | {:.2} | {:.2} | {:.2} | {:.0}% | {rss_before} | {peak} |",
+                delta("bulk_ingest_info"),
+                wall.as_secs_f64(),
+                simulated.as_secs_f64(),
+                engine.as_secs_f64(),
+                100.0 * engine.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            );
+        }
+    }
+    println!(
+        "latency s = per-call latency x requests (calls are sequential); engine s = wall - latency s, \
+         which includes the in-process simulator's own processing and the client's poll waits"
+    );
+    Ok(())
+}
