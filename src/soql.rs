@@ -392,6 +392,31 @@ fn format_float(v: f64) -> String {
     }
 }
 
+/// The condition that fetches the records whose field matches one of a
+/// join's keys: `Some(Some(field IN (...)))`, `Some(None)` when there are
+/// no keys (nothing to fetch), or `None` when a key has no SOQL form for
+/// this field (the caller then scans). Nulls never match a join key.
+/// Text keys are deduplicated case-insensitively, as SOQL compares them.
+pub fn key_condition(field: &FieldInfo, keys: &[ScalarValue]) -> Option<Option<Condition>> {
+    let mut seen = HashSet::new();
+    let mut values = Vec::with_capacity(keys.len());
+    for key in keys.iter().filter(|k| !k.is_null()) {
+        let rendered = render_literal(key, &field.sf_type)?;
+        let fold = if field.is_text() {
+            rendered.to_lowercase()
+        } else {
+            rendered.clone()
+        };
+        if seen.insert(fold) {
+            values.push(rendered);
+        }
+    }
+    Some((!values.is_empty()).then(|| Condition::InList {
+        field: field.api_name.clone(),
+        values,
+    }))
+}
+
 /// The longest URL-encoded SOQL statement sfsql sends in one GET: the URI
 /// and headers together must stay under 16,384 bytes.
 pub const MAX_ENCODED_STATEMENT: usize = 12_000;
@@ -607,6 +632,38 @@ mod tests {
         assert_eq!(
             render_literal(&ts, "datetime").as_deref(),
             Some("2015-10-19T13:51:35.000Z")
+        );
+    }
+
+    #[test]
+    fn join_keys_become_one_deduplicated_in_list() {
+        let email = lookup("email").unwrap();
+        let keys = vec![
+            ScalarValue::Utf8(Some("a@x.com".into())),
+            ScalarValue::Utf8(Some("A@X.com".into())),
+            ScalarValue::Utf8(None),
+            ScalarValue::Utf8View(Some("o'b@x.com".into())),
+        ];
+        assert_eq!(
+            key_condition(&email, &keys),
+            Some(Some(Condition::InList {
+                field: "Email".into(),
+                values: vec!["'a@x.com'".into(), r"'o\'b@x.com'".into()],
+            }))
+        );
+        assert_eq!(
+            key_condition(&email, &[ScalarValue::Utf8(None)]),
+            Some(None)
+        );
+        // a number has no SOQL form for a text field: the caller scans
+        assert_eq!(key_condition(&email, &[ScalarValue::Int64(Some(1))]), None);
+        let score = lookup("wm_nps_score__c").unwrap();
+        assert_eq!(
+            key_condition(&score, &[ScalarValue::Float64(Some(7.0))]),
+            Some(Some(Condition::InList {
+                field: "WM_NPS_Score__c".into(),
+                values: vec!["7".into()],
+            }))
         );
     }
 

@@ -1,12 +1,17 @@
 //! DataFusion providers: one schema per Salesforce connection with one table
-//! per queryable sObject, described lazily on first use.
+//! per queryable sObject, described lazily on first use, and the lookup-join
+//! rule that fetches an sObject by the keys of a join's small side.
 
 mod arrow;
+mod lookup;
+mod lookup_rule;
 mod scan;
 mod table;
 
 pub use self::arrow::{arrow_type, parse_date, parse_datetime};
-pub use scan::SObjectScanExec;
+pub use lookup::KeyCollectExec;
+pub use lookup_rule::LookupJoin;
+pub use scan::{SObjectScanExec, ScanSpec, fetch_pages};
 pub use table::SObjectTable;
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,4 +120,18 @@ impl SchemaProvider for SalesforceSchema {
             .map(|m| m.contains_key(&name.to_ascii_lowercase()))
             .unwrap_or(false)
     }
+}
+
+/// DataFusion's physical optimizer rules with [`LookupJoin`] right after
+/// join selection (which fixes the join sides) and before distribution is
+/// enforced (which then coalesces the key collector's input).
+pub fn physical_optimizer_rules()
+-> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .map_or(0, |i| i + 1);
+    rules.insert(at, Arc::new(LookupJoin));
+    rules
 }

@@ -1,5 +1,7 @@
-//! `SObjectScanExec`: runs the SOQL statements of one scan, in order, and
-//! streams each page as a record batch as soon as it arrives.
+//! `SObjectScanExec`: runs the SOQL statements of one scan and streams each
+//! page as a record batch as soon as it arrives. A scan can also be the
+//! lookup side of a join: then its statements are built at execution time
+//! from the keys the join's other side produced (`WHERE Email IN (...)`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,10 +16,50 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::arrow::records_to_batch;
-use crate::salesforce::SalesforceClient;
+use super::lookup::KeySlot;
+use crate::salesforce::{QueryPage, SalesforceClient, SalesforceError};
+use crate::soql::{self, Condition, FieldInfo, MAX_ENCODED_STATEMENT};
+
+/// Key-lookup statements run this many at a time: their results are
+/// disjoint and a join does not care about order.
+const LOOKUP_CONCURRENCY: usize = 4;
+
+/// What one scan asks Salesforce for, before any join keys are known.
+#[derive(Debug, Clone)]
+pub struct ScanSpec {
+    pub sobject: String,
+    /// The SOQL field list (never empty: `Id` when nothing is projected).
+    pub select: Vec<String>,
+    pub conditions: Vec<Condition>,
+    pub limit: Option<usize>,
+}
+
+impl ScanSpec {
+    pub fn statements(&self, extra: Option<Condition>) -> Result<Vec<String>> {
+        let mut conditions = self.conditions.clone();
+        conditions.extend(extra);
+        soql::build_statements(
+            &self.select,
+            &self.sobject,
+            &conditions,
+            self.limit,
+            MAX_ENCODED_STATEMENT,
+        )
+        .map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.sobject)))
+    }
+}
+
+/// The scan fetches only the records whose `column` matches a key that
+/// the join's build side published into `slot`.
+#[derive(Debug, Clone)]
+struct Lookup {
+    column: usize,
+    slot: Arc<KeySlot>,
+}
 
 #[derive(Debug)]
 pub struct SObjectScanExec {
@@ -25,10 +67,13 @@ pub struct SObjectScanExec {
     schema: SchemaRef,
     /// JSON keys of the output columns, parallel to `schema`.
     api_names: Vec<String>,
-    /// The SOQL statements, run one after the other; their results are
-    /// disjoint.
+    /// What the translator knows of each output column, parallel to `schema`.
+    fields: Vec<FieldInfo>,
+    spec: ScanSpec,
+    /// The statements of a plain scan, run one after the other; their
+    /// results are disjoint.
     statements: Vec<String>,
-    limit: Option<usize>,
+    lookup: Option<Lookup>,
     properties: Arc<PlanProperties>,
 }
 
@@ -36,46 +81,102 @@ impl SObjectScanExec {
     pub fn new(
         client: Arc<SalesforceClient>,
         schema: SchemaRef,
-        api_names: Vec<String>,
-        statements: Vec<String>,
-        limit: Option<usize>,
-    ) -> Self {
+        fields: Vec<FieldInfo>,
+        spec: ScanSpec,
+    ) -> Result<Self> {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        SObjectScanExec {
+        Ok(SObjectScanExec {
             client,
+            api_names: fields.iter().map(|f| f.api_name.clone()).collect(),
             schema,
-            api_names,
-            statements,
-            limit,
+            fields,
+            statements: spec.statements(None)?,
+            spec,
+            lookup: None,
             properties,
-        }
+        })
     }
 
     pub fn statements(&self) -> &[String] {
         &self.statements
     }
+
+    pub fn spec(&self) -> &ScanSpec {
+        &self.spec
+    }
+
+    /// The field behind output column `index`.
+    pub fn field(&self, index: usize) -> Option<&FieldInfo> {
+        self.fields.get(index)
+    }
+
+    pub fn is_lookup(&self) -> bool {
+        self.lookup.is_some()
+    }
+
+    /// The same scan, fetching only records whose column `column` matches
+    /// a key published into `slot`.
+    pub fn with_lookup(&self, column: usize, slot: Arc<KeySlot>) -> SObjectScanExec {
+        SObjectScanExec {
+            client: Arc::clone(&self.client),
+            schema: Arc::clone(&self.schema),
+            api_names: self.api_names.clone(),
+            fields: self.fields.clone(),
+            spec: self.spec.clone(),
+            statements: self.statements.clone(),
+            lookup: Some(Lookup { column, slot }),
+            properties: Arc::clone(&self.properties),
+        }
+    }
+}
+
+/// Fetch the pages of `statements`, up to `concurrency` statements at a
+/// time. The one place a scan talks to Salesforce: a Bulk API 2.0 path for
+/// large scans slots in here.
+pub fn fetch_pages(
+    client: Arc<SalesforceClient>,
+    statements: Vec<String>,
+    concurrency: usize,
+) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
+    let queries = stream::iter(statements).map(move |soql| client.query(soql));
+    if concurrency <= 1 {
+        queries.flatten().boxed()
+    } else {
+        queries.flatten_unordered(concurrency).boxed()
+    }
 }
 
 impl DisplayAs for SObjectScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let conn = self.client.name();
+        if let Some(lookup) = &self.lookup {
+            let field = &self.fields[lookup.column].api_name;
+            let base = self.spec.statements(None).ok();
+            let base = base
+                .as_ref()
+                .and_then(|s| s.first())
+                .map_or("", String::as_str);
+            let joiner = if self.spec.conditions.is_empty() {
+                " WHERE"
+            } else {
+                " AND"
+            };
+            return write!(
+                f,
+                "SObjectScanExec: connection={conn}, lookup by key=[{base}{joiner} {field} IN (<keys from {}>)] (split under the URI limit)",
+                lookup.slot.describe()
+            );
+        }
         let first = self.statements.first().map(String::as_str).unwrap_or("");
         match (t, self.statements.len()) {
-            (_, 1) => write!(
-                f,
-                "SObjectScanExec: connection={}, soql=[{first}]",
-                self.client.name()
-            ),
+            (_, 1) => write!(f, "SObjectScanExec: connection={conn}, soql=[{first}]"),
             (DisplayFormatType::Verbose, n) => {
-                write!(
-                    f,
-                    "SObjectScanExec: connection={}, {n} statements: ",
-                    self.client.name()
-                )?;
+                write!(f, "SObjectScanExec: connection={conn}, {n} statements: ")?;
                 for (i, s) in self.statements.iter().enumerate() {
                     write!(f, "[{}] {s} ", i + 1)?;
                 }
@@ -86,8 +187,7 @@ impl DisplayAs for SObjectScanExec {
                 let ellipsis = if shown.len() < first.len() { "..." } else { "" };
                 write!(
                     f,
-                    "SObjectScanExec: connection={}, {n} statements (IN list split; EXPLAIN VERBOSE shows all), first=[{shown}{ellipsis}]",
-                    self.client.name()
+                    "SObjectScanExec: connection={conn}, {n} statements (IN list split; EXPLAIN VERBOSE shows all), first=[{shown}{ellipsis}]"
                 )
             }
         }
@@ -138,12 +238,34 @@ impl ExecutionPlan for SObjectScanExec {
             )));
         }
         let client = Arc::clone(&self.client);
+        let pages: BoxStream<'static, Result<QueryPage>> = match &self.lookup {
+            None => fetch_pages(client, self.statements.clone(), 1)
+                .map_err(|e| DataFusionError::External(Box::new(e)))
+                .boxed(),
+            Some(lookup) => {
+                let slot = Arc::clone(&lookup.slot);
+                let field = self.fields[lookup.column].clone();
+                let spec = self.spec.clone();
+                let fallback = self.statements.clone();
+                stream::once(async move {
+                    let keys = slot.wait().await?;
+                    let statements = match soql::key_condition(&field, &keys) {
+                        // Some key has no SOQL form: scan, the join still filters.
+                        None => fallback,
+                        Some(None) => vec![],
+                        Some(Some(cond)) => spec.statements(Some(cond))?,
+                    };
+                    Ok::<_, DataFusionError>(
+                        fetch_pages(client, statements, LOOKUP_CONCURRENCY)
+                            .map_err(|e| DataFusionError::External(Box::new(e))),
+                    )
+                })
+                .try_flatten()
+                .boxed()
+            }
+        };
         let schema = Arc::clone(&self.schema);
         let api_names = Arc::new(self.api_names.clone());
-        let pages = stream::iter(self.statements.clone())
-            .map(move |soql| client.query(soql))
-            .flatten()
-            .map_err(|e| DataFusionError::External(Box::new(e)));
         let batch_schema = Arc::clone(&schema);
         let batches = pages.and_then(move |page| {
             let schema = Arc::clone(&batch_schema);
@@ -152,7 +274,7 @@ impl ExecutionPlan for SObjectScanExec {
                 records_to_batch(&schema, &api_names, &page.records).map_err(DataFusionError::from)
             }
         });
-        let limited: futures::stream::BoxStream<'static, Result<_>> = match self.limit {
+        let limited: BoxStream<'static, Result<_>> = match self.spec.limit {
             None => batches.boxed(),
             // Stop polling (and so stop sending requests) once the limit is met.
             Some(limit) => stream::unfold(

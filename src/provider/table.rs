@@ -16,14 +16,14 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::arrow::arrow_field;
-use super::scan::SObjectScanExec;
+use super::scan::{SObjectScanExec, ScanSpec};
 use crate::salesforce::{SObjectDescribe, SalesforceClient};
-use crate::soql::{self, Condition, FieldInfo, MAX_ENCODED_STATEMENT};
+use crate::soql::{self, Condition, FieldInfo};
 
 #[derive(Debug)]
 pub struct SObjectTable {
@@ -128,35 +128,29 @@ impl TableProvider for SObjectTable {
             None => (0..self.fields.len()).collect(),
         };
         let schema = Arc::new(self.schema.project(&indices)?);
-        let api_names: Vec<String> = indices
-            .iter()
-            .map(|&i| self.fields[i].api_name.clone())
-            .collect();
+        let fields: Vec<FieldInfo> = indices.iter().map(|&i| self.fields[i].clone()).collect();
         // SOQL needs at least one field; `count(*)` projects none.
-        let select = if api_names.is_empty() {
+        let select = if fields.is_empty() {
             vec!["Id".to_string()]
         } else {
-            api_names.clone()
+            fields.iter().map(|f| f.api_name.clone()).collect()
         };
         let conditions: Vec<Condition> = filters
             .iter()
             .filter_map(|f| self.translate(f))
             .map(|t| t.condition)
             .collect();
-        let statements = soql::build_statements(
-            &select,
-            &self.describe.name,
-            &conditions,
+        let spec = ScanSpec {
+            sobject: self.describe.name.clone(),
+            select,
+            conditions,
             limit,
-            MAX_ENCODED_STATEMENT,
-        )
-        .map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.describe.name)))?;
+        };
         Ok(Arc::new(SObjectScanExec::new(
             Arc::clone(&self.client),
             schema,
-            api_names,
-            statements,
-            limit,
-        )))
+            fields,
+            spec,
+        )?))
     }
 }

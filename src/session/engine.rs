@@ -84,7 +84,12 @@ impl Engine {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, "public");
-        let ctx = SessionContext::new_with_config(config);
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rules(crate::provider::physical_optimizer_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let df_catalog = ctx
             .catalog(CATALOG)
             .ok_or_else(|| EngineError::Setup("default catalog missing".into()))?;

@@ -6,6 +6,7 @@ mod bulk_write;
 mod common;
 mod extended;
 mod insert;
+mod joins;
 mod oauth;
 mod psql;
 mod scheduler;
