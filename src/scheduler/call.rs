@@ -2,6 +2,7 @@
 //! the function needs, with pg_cron's signatures. Pure, so every mistake a
 //! user can make is tested here.
 
+use super::options::OPTION_NAMES;
 use super::{JobRef, SchedulerError};
 
 /// One literal argument.
@@ -19,6 +20,8 @@ pub enum CronCall {
         name: String,
         schedule: String,
         command: String,
+        /// sfsql's named extras (`retries := 3`), as text.
+        options: Vec<(String, String)>,
     },
     Unschedule(JobRef),
     AlterJob {
@@ -26,6 +29,7 @@ pub enum CronCall {
         schedule: Option<String>,
         command: Option<String>,
         active: Option<bool>,
+        options: Vec<(String, String)>,
     },
     /// `job` is a name or an id, as text.
     Run {
@@ -34,8 +38,8 @@ pub enum CronCall {
     },
 }
 
-const SIGNATURES: &str = "cron.schedule(name, schedule, command), cron.unschedule(name | id), \
-cron.alter_job(job_id, schedule, command, database, username, active), cron.run(name | id [, dry_run])";
+const SIGNATURES: &str = "cron.schedule(name, schedule, command [, retries :=, timeout :=, delay :=, min_interval :=]), cron.unschedule(name | id), \
+cron.alter_job(job_id, schedule, command, database, username, active [, retries :=, ...]), cron.run(name | id [, dry_run])";
 
 fn bad(message: String) -> SchedulerError {
     SchedulerError::BadCall(message)
@@ -95,6 +99,28 @@ fn required(function: &str, param: &str, a: &Arg) -> Result<String, SchedulerErr
     })
 }
 
+/// The options given among `a` (bound after `first` pg_cron arguments).
+fn options_of(
+    function: &str,
+    a: &[Arg],
+    first: usize,
+) -> Result<Vec<(String, String)>, SchedulerError> {
+    let mut out = Vec::new();
+    for (name, value) in OPTION_NAMES.iter().zip(&a[first..]) {
+        if let Some(v) = text(function, name, value)? {
+            out.push((name.to_string(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// pg_cron's parameters followed by sfsql's options.
+fn params_with_options<'a>(pg_cron: &[&'a str]) -> Vec<&'a str> {
+    let mut p = pg_cron.to_vec();
+    p.extend(OPTION_NAMES);
+    p
+}
+
 impl CronCall {
     pub fn parse(
         function: &str,
@@ -107,11 +133,16 @@ impl CronCall {
                         "cron.schedule needs a job name first: cron.schedule('name', '0 9 * * *', $$UPDATE ...$$)".into(),
                     ));
                 }
-                let a = bind(function, &["job_name", "schedule", "command"], args)?;
+                let a = bind(
+                    function,
+                    &params_with_options(&["job_name", "schedule", "command"]),
+                    args,
+                )?;
                 Ok(CronCall::Schedule {
                     name: required(function, "job_name", &a[0])?,
                     schedule: required(function, "schedule", &a[1])?,
                     command: required(function, "command", &a[2])?,
+                    options: options_of(function, &a, 3)?,
                 })
             }
             "unschedule" => {
@@ -124,9 +155,9 @@ impl CronCall {
             "alter_job" => {
                 let a = bind(
                     function,
-                    &[
+                    &params_with_options(&[
                         "job_id", "schedule", "command", "database", "username", "active",
-                    ],
+                    ]),
                     args,
                 )?;
                 let Arg::Int(id) = a[0] else {
@@ -152,6 +183,7 @@ impl CronCall {
                     schedule: text(function, "schedule", &a[1])?,
                     command: text(function, "command", &a[2])?,
                     active,
+                    options: options_of(function, &a, 6)?,
                 })
             }
             "run" => {
@@ -186,7 +218,8 @@ mod tests {
             CronCall::Schedule {
                 name: "a".into(),
                 schedule: "0 9 * * *".into(),
-                command: "UPDATE x".into()
+                command: "UPDATE x".into(),
+                options: vec![]
             }
         );
         let err =
@@ -210,8 +243,28 @@ mod tests {
                 id: 3,
                 schedule: None,
                 command: None,
-                active: Some(false)
+                active: Some(false),
+                options: vec![]
             }
+        );
+        let call = CronCall::parse(
+            "alter_job",
+            vec![
+                (None, Arg::Int(3)),
+                (Some("retries".into()), Arg::Int(2)),
+                (Some("timeout".into()), Arg::Text("10m".into())),
+            ],
+        )
+        .expect("ok");
+        let CronCall::AlterJob { options, .. } = call else {
+            panic!("{call:?}")
+        };
+        assert_eq!(
+            options,
+            vec![
+                ("retries".into(), "2".into()),
+                ("timeout".into(), "10m".into())
+            ]
         );
         let err = CronCall::parse(
             "alter_job",

@@ -1,11 +1,14 @@
 //! Jobs as code: each `sql/*.sql` file whose header has `-- schedule:
 //! <cron>` is a job named after the file. The header is the run of comment
-//! lines at the top; `-- timezone:` is optional.
+//! lines at the top; `-- timezone:`, `-- retries:`, `-- timeout:`,
+//! `-- delay:` and `-- min_interval:` are optional (see [`super::options`]).
 
 use std::path::Path;
 
 use super::SchedulerError;
+use super::options::set_option;
 use super::schedule::parse_schedule;
+use crate::state::JobOptions;
 
 /// A job read from a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +20,8 @@ pub struct FileJob {
     pub timezone: String,
     /// The whole file: comments are kept, they document the job.
     pub command: String,
+    pub options: JobOptions,
 }
-
-/// Header keys the issue plans but this version does not act on yet; a
-/// file using one is refused rather than silently run without it.
-const NOT_YET: &[&str] = &["retries", "timeout", "delay", "min_interval"];
 
 /// Read one file's text. `Ok(None)`: no `-- schedule:` header, so the file
 /// is a saved statement, not a job.
@@ -36,6 +36,7 @@ pub fn parse_job_file(
     };
     let mut schedule = None;
     let mut timezone = String::new();
+    let mut options = JobOptions::default();
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() {
@@ -52,12 +53,10 @@ pub fn parse_job_file(
         match key.as_str() {
             "schedule" => schedule = Some(value.to_string()),
             "timezone" => timezone = value.to_string(),
-            k if NOT_YET.contains(&k) => {
-                return Err(bad(format!(
-                    "the '-- {k}:' header is not supported yet; remove it"
-                )));
+            k => {
+                // Other `-- word: text` lines are prose, not settings.
+                set_option(&mut options, k, value).map_err(bad)?;
             }
-            _ => {}
         }
     }
     let Some(schedule) = schedule else {
@@ -79,6 +78,7 @@ pub fn parse_job_file(
             timezone
         },
         command: text.to_string(),
+        options,
     }))
 }
 
@@ -153,9 +153,25 @@ mod tests {
         let err = parse_job_file("j", "sql/j.sql", "-- schedule: every day\nSELECT 1")
             .expect_err("bad cron");
         assert!(err.to_string().contains("sql/j.sql"), "{err}");
-        let err = parse_job_file("j", "sql/j.sql", "-- schedule: 0 9 * * *\n-- retries: 3\n")
-            .expect_err("not yet");
+        let err = parse_job_file(
+            "j",
+            "sql/j.sql",
+            "-- schedule: 0 9 * * *\n-- retries: many\n",
+        )
+        .expect_err("bad retries");
         assert!(err.to_string().contains("retries"), "{err}");
+    }
+
+    #[test]
+    fn options_in_the_header() {
+        let text = "-- schedule: 0 9 * * *\n-- retries: 2\n-- timeout: 10m\n-- delay: 0-10m\n-- min_interval: 2h\nSELECT 1";
+        let job = parse_job_file("j", "sql/j.sql", text)
+            .expect("parse")
+            .expect("a job");
+        assert_eq!(job.options.retries, 2);
+        assert_eq!(job.options.timeout_secs, Some(600));
+        assert_eq!(job.options.delay_secs, Some((0, 600)));
+        assert_eq!(job.options.min_interval_secs, Some(7200));
     }
 
     #[test]

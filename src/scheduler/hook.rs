@@ -216,8 +216,9 @@ impl CronHook {
                 name,
                 schedule,
                 command,
+                options,
             } => Arc::new(Int64Array::from(vec![
-                s.schedule(&name, &schedule, &command, user)?,
+                s.schedule(&name, &schedule, &command, user, &options)?,
             ])),
             CronCall::Unschedule(job) => {
                 s.unschedule(&job)?;
@@ -228,8 +229,15 @@ impl CronHook {
                 schedule,
                 command,
                 active,
+                options,
             } => {
-                s.alter_job(id, schedule.as_deref(), command.as_deref(), active)?;
+                s.alter_job(
+                    id,
+                    schedule.as_deref(),
+                    command.as_deref(),
+                    active,
+                    &options,
+                )?;
                 Arc::new(StringArray::from(vec![None::<&str>]))
             }
             CronCall::Run { job, dry_run } => {

@@ -11,6 +11,7 @@
 //! | `runner` | running one job: begin, execute, finish; the loop |
 //! | `tables` | `cron.job`, `cron.job_run_details`, `cron.job_run_records` |
 //! | `call` | binding `cron.*` call arguments (pure) |
+//! | [`options`] | retries, timeout, delay, min_interval: parsing, backoff (pure) |
 //! | [`cli`] | `sfsql jobs list/run/logs` as text |
 //! | `hook` | `SELECT cron.schedule/unschedule/alter_job/run(...)` over pgwire |
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod files;
 mod hook;
 mod lock;
+pub mod options;
 mod runner;
 pub mod schedule;
 mod tables;
@@ -34,7 +36,7 @@ pub use runner::RunDone;
 pub use schedule::{Clock, ManualClock, SystemClock};
 
 use crate::session::Engine;
-use crate::state::{JobRow, JobSource, JobSpec, StateError, Store};
+use crate::state::{JobOptions, JobRow, JobSource, JobSpec, StateError, Store};
 
 /// The SQL schema of the log tables.
 pub const CRON_SCHEMA: &str = "cron";
@@ -76,6 +78,20 @@ pub enum SchedulerError {
     },
     #[error("{0}")]
     BadCall(String),
+    #[error(
+        "{0}; options are retries := 3, timeout := '10m', delay := '0-10m', min_interval := '2h'"
+    )]
+    BadOption(String),
+    #[error(
+        "job {job} may run again at {next} (min_interval {min_interval}; run {last} started at {last_start})"
+    )]
+    TooEarly {
+        job: String,
+        next: chrono::DateTime<chrono::Utc>,
+        min_interval: String,
+        last: i64,
+        last_start: chrono::DateTime<chrono::Utc>,
+    },
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -85,7 +101,9 @@ impl SchedulerError {
         match self {
             SchedulerError::BadSchedule { .. }
             | SchedulerError::BadTimezone(_)
-            | SchedulerError::BadJobFile { .. } => "22023",
+            | SchedulerError::BadJobFile { .. }
+            | SchedulerError::BadOption(_) => "22023",
+            SchedulerError::TooEarly { .. } => "55000",
             SchedulerError::StillRunning { .. } => "55006",
             SchedulerError::RunFailed { sqlstate, .. } => sqlstate,
             SchedulerError::BadCall(_) => "42883",
@@ -94,6 +112,17 @@ impl SchedulerError {
             _ => "58000",
         }
     }
+}
+
+/// `opts` with the named options set.
+fn apply_options(
+    mut opts: JobOptions,
+    given: &[(String, String)],
+) -> Result<JobOptions, SchedulerError> {
+    for (k, v) in given {
+        options::set_option(&mut opts, k, v).map_err(SchedulerError::BadOption)?;
+    }
+    Ok(opts)
 }
 
 /// A job named by name or by id (`cron.unschedule` takes either).
@@ -116,6 +145,13 @@ pub struct Scheduler {
     /// How many ticks the loop has made, so a test knows the loop has seen
     /// its jobs before it moves the clock.
     ticks: tokio::sync::watch::Sender<u64>,
+    /// Every run that has started, for tests that act mid-run.
+    started: tokio::sync::broadcast::Sender<i64>,
+    /// Runs waiting for their time: delayed slots and retries.
+    pending: std::sync::Mutex<Vec<runner::Pending>>,
+    /// Runs going in this process, with their timeout deadline and the
+    /// switch that cancels them.
+    running: std::sync::Mutex<Vec<runner::Running>>,
 }
 
 /// Where the scheduler keeps and finds things.
@@ -179,6 +215,9 @@ pub async fn start(
         wake: tokio::sync::Notify::new(),
         done: tokio::sync::broadcast::channel(64).0,
         ticks: tokio::sync::watch::channel(0).0,
+        started: tokio::sync::broadcast::channel(64).0,
+        pending: std::sync::Mutex::new(Vec::new()),
+        running: std::sync::Mutex::new(Vec::new()),
     });
     tables::register(&scheduler)?;
     if let Some(dir) = &opts.sql_dir {
@@ -235,6 +274,11 @@ impl Scheduler {
         self.done.subscribe()
     }
 
+    /// Runs that start from now on (their run ids).
+    pub fn subscribe_started(&self) -> tokio::sync::broadcast::Receiver<i64> {
+        self.started.subscribe()
+    }
+
     /// The loop's tick count.
     pub fn ticks(&self) -> tokio::sync::watch::Receiver<u64> {
         self.ticks.subscribe()
@@ -247,7 +291,9 @@ impl Scheduler {
         schedule: &str,
         command: &str,
         username: &str,
+        options: &[(String, String)],
     ) -> Result<i64, SchedulerError> {
+        let options = apply_options(JobOptions::default(), options)?;
         schedule::parse_schedule(schedule, "")?;
         if name.trim().is_empty() {
             return Err(SchedulerError::BadCall(
@@ -263,6 +309,7 @@ impl Scheduler {
                 timezone: "UTC".into(),
                 source: JobSource::Sql,
                 username: username.to_string(),
+                options,
             },
             self.clock.now(),
         )?)
@@ -294,21 +341,35 @@ impl Scheduler {
         Ok(self.store.delete_job(row.jobid)?)
     }
 
-    /// `cron.alter_job(id, schedule, command, active)`; `None` keeps.
+    /// `cron.alter_job(id, schedule, command, active, options...)`;
+    /// what is not given is kept.
     pub fn alter_job(
         &self,
         id: i64,
         schedule: Option<&str>,
         command: Option<&str>,
         active: Option<bool>,
+        options: &[(String, String)],
     ) -> Result<(), SchedulerError> {
         let row = self.job(&JobRef::Id(id))?;
         if let Some(s) = schedule {
             schedule::parse_schedule(s, &row.timezone)?;
         }
-        Ok(self
-            .store
-            .alter_job(id, schedule, command, active, self.clock.now())?)
+        let options = if options.is_empty() {
+            None
+        } else {
+            Some(apply_options(row.options.clone(), options)?)
+        };
+        self.store.alter_job(
+            id,
+            schedule,
+            command,
+            active,
+            options.as_ref(),
+            self.clock.now(),
+        )?;
+        self.wake();
+        Ok(())
     }
 
     /// Load `sql/*.sql` jobs, replacing earlier versions and dropping jobs
@@ -326,6 +387,7 @@ impl Scheduler {
                     timezone: job.timezone,
                     source: JobSource::File(job.path),
                     username: "sfsql".into(),
+                    options: job.options,
                 },
                 now,
             )?;

@@ -1,16 +1,22 @@
 //! Running one job (begin the run without overlap, execute its command
 //! through the engine as `Origin::Job`, finish the run with its outcome)
-//! and the loop that does it for due slots.
+//! and the loop that does it: due slots after their delay, retries after
+//! their backoff, timeouts. Waiting runs are kept in memory: after a
+//! restart, the missed-run policy decides what runs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use datafusion::error::DataFusionError;
+use tokio::sync::oneshot;
 
+use super::options::{backoff_secs, show_duration, slot_delay};
 use super::schedule::{TimerJob, Timers, parse_schedule};
 use super::{JobRef, Scheduler, SchedulerError};
-use crate::session::{Origin, StatementResult};
+use crate::salesforce::SalesforceError;
+use crate::session::{Origin, StatementError, StatementResult};
 use crate::state::{BeginRun, JobRow, NewRun, RunStatus, Trigger};
 
 /// The longest the loop sleeps, so jobs changed by another process are
@@ -39,6 +45,46 @@ fn tags(results: &[StatementResult]) -> String {
         .join("; ")
 }
 
+/// A run waiting for its time: a slot's delay, or a retry's backoff.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub jobid: i64,
+    pub at: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub slot: Option<DateTime<Utc>>,
+    pub attempt: u32,
+}
+
+/// A run going in this process.
+pub struct Running {
+    runid: i64,
+    deadline: Option<DateTime<Utc>>,
+    cancel: Option<oneshot::Sender<()>>,
+}
+
+/// Whether trying the same run again may succeed: a lost connection, a
+/// 5xx or lock contention at Salesforce, wherever in the error it sits.
+pub fn is_retriable(e: &StatementError) -> bool {
+    if matches!(
+        e.sqlstate(),
+        "08006" | "08001" | "40001" | "40P01" | "55P03"
+    ) {
+        return true;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(sf) = err.downcast_ref::<SalesforceError>() {
+            return sf.is_retriable();
+        }
+        if let Some(DataFusionError::External(inner)) = err.downcast_ref::<DataFusionError>() {
+            cur = Some(inner.as_ref());
+            continue;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 impl Scheduler {
     /// Run `job` now. `Ok(None)`: another server already ran this slot.
     pub async fn run_job(
@@ -47,6 +93,7 @@ impl Scheduler {
         trigger: Trigger,
         slot: Option<DateTime<Utc>>,
         dry_run: bool,
+        attempt: u32,
     ) -> Result<Option<RunDone>, SchedulerError> {
         let begin = self.store.begin_run(
             &NewRun {
@@ -57,6 +104,7 @@ impl Scheduler {
                 trigger,
                 dry_run,
                 scheduled_for: slot,
+                attempt,
             },
             self.clock.now(),
         )?;
@@ -71,6 +119,14 @@ impl Scheduler {
             }
             BeginRun::Started { runid } => runid,
         };
+        let timeout = job.options.timeout_secs;
+        let (cancel, cancelled) = oneshot::channel();
+        self.running_runs().push(Running {
+            runid,
+            deadline: timeout.map(|t| self.clock.now() + chrono::Duration::seconds(t)),
+            cancel: Some(cancel),
+        });
+        let _ = self.started.send(runid);
         let mut settings = HashMap::new();
         if dry_run {
             settings.insert("sfsql.dry_run".to_string(), "on".to_string());
@@ -79,14 +135,50 @@ impl Scheduler {
             job_id: job.jobid,
             run_id: runid,
         };
-        let result = self
-            .engine
-            .execute_sql(&job.command, &mut settings, &origin)
-            .await;
-        let (status, message) = match &result {
-            Ok(results) => (RunStatus::Succeeded, tags(results)),
-            Err(e) => (RunStatus::Failed, e.to_string()),
+        // Timed out by the loop (the scheduler's clock passed the deadline)
+        // or by a plain timer, whichever comes first: dropping the
+        // statement's future cancels its requests.
+        let real_timeout = Duration::from_secs(timeout.unwrap_or(0).max(0) as u64);
+        let result = tokio::select! {
+            r = self.engine.execute_sql(&job.command, &mut settings, &origin) => Some(r),
+            _ = cancelled => None,
+            _ = tokio::time::sleep(real_timeout), if timeout.is_some() => None,
         };
+        self.running_runs().retain(|r| r.runid != runid);
+        let (status, mut message, failure) = match &result {
+            Some(Ok(results)) => (RunStatus::Succeeded, tags(results), None),
+            Some(Err(e)) => (
+                RunStatus::Failed,
+                e.to_string(),
+                Some((e.sqlstate(), is_retriable(e))),
+            ),
+            None => (
+                RunStatus::Failed,
+                format!(
+                    "timeout: cancelled after {}; records written before it are in cron.job_run_records",
+                    show_duration(timeout.unwrap_or(0))
+                ),
+                Some(("57014", false)),
+            ),
+        };
+        if let Some((_, true)) = failure
+            && attempt <= job.options.retries
+        {
+            let at = self.clock.now() + chrono::Duration::seconds(backoff_secs(attempt));
+            message = format!(
+                "{message}; retry {attempt} of {} at {}",
+                job.options.retries,
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            self.pending_runs().push(Pending {
+                jobid: job.jobid,
+                at,
+                trigger: Trigger::Retry,
+                slot: None,
+                attempt: attempt + 1,
+            });
+            self.wake();
+        }
         self.store
             .finish_run(runid, status, &message, self.clock.now())?;
         // No receiver is fine: nobody is waiting.
@@ -97,12 +189,12 @@ impl Scheduler {
             status,
             message: message.clone(),
         });
-        if let Err(e) = result {
+        if let Some((sqlstate, _)) = failure {
             return Err(SchedulerError::RunFailed {
                 job: job.jobname.clone(),
                 runid,
                 message,
-                sqlstate: e.sqlstate(),
+                sqlstate,
             });
         }
         Ok(Some(RunDone {
@@ -114,17 +206,57 @@ impl Scheduler {
         }))
     }
 
+    fn running_runs(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
+        // The list stays valid if a holder panicked mid-update.
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pending_runs(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// "Run now": `cron.run(name)` and `sfsql jobs run NAME`; returns
-    /// when the run is done.
+    /// when the run is done. Refused while the job's `min_interval` since
+    /// its last run has not passed.
     pub async fn run_now(&self, job: &JobRef, dry_run: bool) -> Result<RunDone, SchedulerError> {
         let row = self.job(job)?;
-        self.run_job(&row, Trigger::Manual, None, dry_run)
+        if let Some(min) = row.options.min_interval_secs {
+            let last = self.store.last_started_run(row.jobid)?;
+            if let Some(last) = last {
+                let next = last.start_time + chrono::Duration::seconds(min);
+                if self.clock.now() < next {
+                    return Err(SchedulerError::TooEarly {
+                        job: row.jobname.clone(),
+                        next,
+                        min_interval: show_duration(min),
+                        last: last.runid,
+                        last_start: last.start_time,
+                    });
+                }
+            }
+        }
+        self.run_job(&row, Trigger::Manual, None, dry_run, 1)
             .await?
             .ok_or_else(|| SchedulerError::BadCall("the run was not started".into()))
     }
 
-    /// One tick: start every due slot (each in its own task, so a long run
-    /// never delays another job's slot). Returns the slots started.
+    fn spawn_run(self: &Arc<Self>, job: JobRow, p: Pending) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            match me.run_job(&job, p.trigger, p.slot, false, p.attempt).await {
+                Ok(Some(done)) => tracing::info!(
+                    job = %job.jobname, runid = done.runid, message = %done.message, "run finished"
+                ),
+                Ok(None) => tracing::debug!(job = %job.jobname, "slot taken by another server"),
+                Err(e) => tracing::warn!(job = %job.jobname, error = %e, "run did not succeed"),
+            }
+        });
+    }
+
+    /// One tick: queue every due slot (after its delay), start what is
+    /// waiting and due (each run in its own task, so a long run never
+    /// delays another job), and cancel runs past their timeout. Returns
+    /// the slots that came due.
     pub fn tick(self: &Arc<Self>, timers: &mut Timers) -> Vec<(i64, DateTime<Utc>)> {
         let jobs = match self.store.jobs() {
             Ok(j) => j,
@@ -144,24 +276,55 @@ impl Scheduler {
                     .flatten(),
             })
             .collect();
-        let due = timers.due(&timer_jobs, self.clock.now());
-        for (jobid, slot) in &due {
-            let Some(job) = jobs.iter().find(|j| j.jobid == *jobid).cloned() else {
-                continue;
-            };
-            let me = Arc::clone(self);
-            let slot = *slot;
-            tokio::spawn(async move {
-                match me.run_job(&job, Trigger::Schedule, Some(slot), false).await {
-                    Ok(Some(done)) => tracing::info!(
-                        job = %job.jobname, runid = done.runid, message = %done.message, "run finished"
-                    ),
-                    Ok(None) => tracing::debug!(job = %job.jobname, "slot taken by another server"),
-                    Err(e) => tracing::warn!(job = %job.jobname, error = %e, "run did not succeed"),
-                }
-            });
+        let now = self.clock.now();
+        let due = timers.due(&timer_jobs, now);
+        {
+            let mut pending = self.pending_runs();
+            for (jobid, slot) in &due {
+                let Some(job) = jobs.iter().find(|j| j.jobid == *jobid) else {
+                    continue;
+                };
+                let delay = slot_delay(&job.options, job.jobid, *slot);
+                pending.push(Pending {
+                    jobid: *jobid,
+                    at: *slot + chrono::Duration::seconds(delay),
+                    trigger: Trigger::Schedule,
+                    slot: Some(*slot),
+                    attempt: 1,
+                });
+            }
+        }
+        let ready: Vec<Pending> = {
+            let mut pending = self.pending_runs();
+            let (ready, wait): (Vec<_>, Vec<_>) = pending.drain(..).partition(|p| p.at <= now);
+            *pending = wait;
+            ready
+        };
+        for p in ready {
+            // A job removed or paused while its run waited does not run.
+            if let Some(job) = jobs.iter().find(|j| j.jobid == p.jobid && j.active) {
+                self.spawn_run(job.clone(), p);
+            }
+        }
+        for r in self.running_runs().iter_mut() {
+            if r.deadline.is_some_and(|d| d <= now)
+                && let Some(cancel) = r.cancel.take()
+            {
+                let _ = cancel.send(());
+            }
         }
         due
+    }
+
+    /// The earliest time the loop must look again: a timer, a waiting run
+    /// or a timeout.
+    fn next_wake(&self, timers: &Timers) -> Option<DateTime<Utc>> {
+        let pending = self.pending_runs().iter().map(|p| p.at).min();
+        let deadline = self.running_runs().iter().filter_map(|r| r.deadline).min();
+        [timers.earliest(), pending, deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -173,8 +336,8 @@ pub async fn run_loop(scheduler: Arc<Scheduler>) {
         scheduler.tick(&mut timers);
         scheduler.ticks.send_modify(|n| *n += 1);
         let now = scheduler.clock.now();
-        let sleep = timers
-            .earliest()
+        let sleep = scheduler
+            .next_wake(&timers)
             .and_then(|t| (t - now).to_std().ok())
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP);

@@ -18,6 +18,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::options::show_duration;
 use super::{CRON_SCHEMA, Clock, Scheduler, SchedulerError, schedule};
 use crate::session::Engine;
 use crate::state::{StateError, Store, to_micros};
@@ -64,6 +65,10 @@ fn schema_of(kind: Kind) -> SchemaRef {
             ("next_run", ts()),
             ("last_run", ts()),
             ("last_status", Utf8),
+            ("retries", Int64),
+            ("timeout", Utf8),
+            ("delay", Utf8),
+            ("min_interval", Utf8),
         ],
         Kind::RunDetails => {
             let mut c = vec![
@@ -79,6 +84,7 @@ fn schema_of(kind: Kind) -> SchemaRef {
                 ("end_time", ts()),
                 ("jobname", Utf8),
                 ("trigger", Utf8),
+                ("attempt", Int64),
                 ("dry_run", Boolean),
                 ("duration", DataType::Duration(TimeUnit::Millisecond)),
                 ("sobject", Utf8),
@@ -189,6 +195,20 @@ impl CronTable {
                             .map(to_micros)
                     })
                     .collect();
+                let opt_texts: Vec<[Option<String>; 3]> = jobs
+                    .iter()
+                    .map(|j| {
+                        let o = &j.options;
+                        [
+                            o.timeout_secs.map(show_duration),
+                            o.delay_secs.map(|(lo, hi)| match lo == hi {
+                                true => show_duration(lo),
+                                false => format!("{}-{}", show_duration(lo), show_duration(hi)),
+                            }),
+                            o.min_interval_secs.map(show_duration),
+                        ]
+                    })
+                    .collect();
                 let sources: Vec<String> = jobs
                     .iter()
                     .map(|j| match &j.source {
@@ -221,6 +241,10 @@ impl CronTable {
                         jobs.iter()
                             .map(|j| last_of(j.jobid).map(|r| r.status.as_str())),
                     ),
+                    ints(jobs.iter().map(|j| Some(i64::from(j.options.retries)))),
+                    strs(opt_texts.iter().map(|o| o[0].as_deref())),
+                    strs(opt_texts.iter().map(|o| o[1].as_deref())),
+                    strs(opt_texts.iter().map(|o| o[2].as_deref())),
                 ]
             }
             Kind::RunDetails => {
@@ -242,6 +266,7 @@ impl CronTable {
                     times(runs.iter().map(|r| r.end_time.map(to_micros))),
                     strs(runs.iter().map(|r| r.jobname.as_deref())),
                     strs(runs.iter().map(|r| Some(r.trigger.as_str()))),
+                    ints(runs.iter().map(|r| Some(i64::from(r.attempt)))),
                     Arc::new(
                         runs.iter()
                             .map(|r| Some(r.dry_run))

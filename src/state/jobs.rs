@@ -40,6 +40,19 @@ impl JobSource {
     }
 }
 
+/// How a job's runs behave (parsed by `scheduler::options`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobOptions {
+    /// Extra attempts after a retriable failure.
+    pub retries: u32,
+    /// A run still going after this is cancelled and logged failed.
+    pub timeout_secs: Option<i64>,
+    /// Wait after the slot before running: (low, high), equal when fixed.
+    pub delay_secs: Option<(i64, i64)>,
+    /// The least time between two runs' starts; a manual run sooner is refused.
+    pub min_interval_secs: Option<i64>,
+}
+
 /// A job to create or replace.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
@@ -49,6 +62,7 @@ pub struct JobSpec {
     pub timezone: String,
     pub source: JobSource,
     pub username: String,
+    pub options: JobOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -61,9 +75,11 @@ pub struct JobRow {
     pub active: bool,
     pub source: JobSource,
     pub username: String,
+    pub options: JobOptions,
 }
 
-const JOB_COLUMNS: &str = "jobid, jobname, schedule, command, timezone, active, source, username";
+const JOB_COLUMNS: &str = "jobid, jobname, schedule, command, timezone, active, source, username,
+    retries, timeout_secs, delay_min_secs, delay_max_secs, min_interval_secs";
 
 fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -75,6 +91,15 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         active: r.get(5)?,
         source: JobSource::decode(&r.get::<_, String>(6)?),
         username: r.get(7)?,
+        options: JobOptions {
+            retries: r.get(8)?,
+            timeout_secs: r.get(9)?,
+            delay_secs: match (r.get::<_, Option<i64>>(10)?, r.get::<_, Option<i64>>(11)?) {
+                (Some(lo), Some(hi)) => Some((lo, hi)),
+                _ => None,
+            },
+            min_interval_secs: r.get(12)?,
+        },
     })
 }
 
@@ -108,12 +133,17 @@ impl Store {
         // One statement creates or replaces; a replaced job keeps its id.
         let id: i64 = tx.query_row(
             "INSERT INTO job (jobname, schedule, command, timezone, active, source,
-                              username, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7)
+                              username, created_at, updated_at, retries, timeout_secs,
+                              delay_min_secs, delay_max_secs, min_interval_secs)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (jobname) DO UPDATE SET
                  schedule = excluded.schedule, command = excluded.command,
                  timezone = excluded.timezone, source = excluded.source,
-                 username = excluded.username, updated_at = excluded.updated_at
+                 username = excluded.username, updated_at = excluded.updated_at,
+                 retries = excluded.retries, timeout_secs = excluded.timeout_secs,
+                 delay_min_secs = excluded.delay_min_secs,
+                 delay_max_secs = excluded.delay_max_secs,
+                 min_interval_secs = excluded.min_interval_secs
              RETURNING jobid",
             params![
                 spec.name,
@@ -122,7 +152,12 @@ impl Store {
                 spec.timezone,
                 spec.source.encode(),
                 spec.username,
-                to_micros(now)
+                to_micros(now),
+                spec.options.retries,
+                spec.options.timeout_secs,
+                spec.options.delay_secs.map(|d| d.0),
+                spec.options.delay_secs.map(|d| d.1),
+                spec.options.min_interval_secs
             ],
             |r| r.get(0),
         )?;
@@ -169,21 +204,41 @@ impl Store {
         Ok(())
     }
 
-    /// Change what is given; `None` keeps the current value.
+    /// Change what is given; `None` keeps the current value (`options`
+    /// replaces all four options when given).
     pub fn alter_job(
         &self,
         id: i64,
         schedule: Option<&str>,
         command: Option<&str>,
         active: Option<bool>,
+        options: Option<&JobOptions>,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let conn = self.lock()?;
+        let o = options.cloned().unwrap_or_default();
         let n = conn.execute(
             "UPDATE job SET schedule = coalesce(?2, schedule), command = coalesce(?3, command),
-                    active = coalesce(?4, active), updated_at = ?5
+                    active = coalesce(?4, active), updated_at = ?5,
+                    retries = CASE WHEN ?6 THEN ?7 ELSE retries END,
+                    timeout_secs = CASE WHEN ?6 THEN ?8 ELSE timeout_secs END,
+                    delay_min_secs = CASE WHEN ?6 THEN ?9 ELSE delay_min_secs END,
+                    delay_max_secs = CASE WHEN ?6 THEN ?10 ELSE delay_max_secs END,
+                    min_interval_secs = CASE WHEN ?6 THEN ?11 ELSE min_interval_secs END
              WHERE jobid = ?1",
-            params![id, schedule, command, active, to_micros(now)],
+            params![
+                id,
+                schedule,
+                command,
+                active,
+                to_micros(now),
+                options.is_some(),
+                o.retries,
+                o.timeout_secs,
+                o.delay_secs.map(|d| d.0),
+                o.delay_secs.map(|d| d.1),
+                o.min_interval_secs
+            ],
         )?;
         if n == 0 {
             return Err(StateError::NoSuchJob(id.to_string()));

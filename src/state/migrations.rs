@@ -71,6 +71,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE run ADD COLUMN rows_unknown INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 3: per-job run options and the attempt number of each run.
+    r#"
+    ALTER TABLE job ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job ADD COLUMN timeout_secs INTEGER;
+    ALTER TABLE job ADD COLUMN delay_min_secs INTEGER;
+    ALTER TABLE job ADD COLUMN delay_max_secs INTEGER;
+    ALTER TABLE job ADD COLUMN min_interval_secs INTEGER;
+    ALTER TABLE run ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 pub fn current_version() -> i64 {

@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 use thiserror::Error;
 
-pub use jobs::{JobRow, JobSource, JobSpec};
+pub use jobs::{JobOptions, JobRow, JobSource, JobSpec};
 pub use runs::{BeginRun, NewRun, RecordRow, RunRow, RunStatus, Trigger};
 
 /// The file inside the state directory.

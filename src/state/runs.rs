@@ -13,6 +13,8 @@ use crate::session::{Origin, RunRecorder, WriteReport};
 pub enum Trigger {
     Schedule,
     Manual,
+    /// Another attempt after a retriable failure.
+    Retry,
     /// A statement from psql or another client (no job).
     Client,
 }
@@ -22,6 +24,7 @@ impl Trigger {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
+            Trigger::Retry => "retry",
             Trigger::Client => "client",
         }
     }
@@ -57,6 +60,8 @@ pub struct NewRun {
     pub dry_run: bool,
     /// The cron slot, for scheduled runs.
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// 1 for the first try, n for the (n-1)th retry.
+    pub attempt: u32,
 }
 
 /// What [`Store::begin_run`] decided.
@@ -89,6 +94,7 @@ pub struct RunRow {
     pub start_time: DateTime<Utc>,
     pub end_time: Option<DateTime<Utc>>,
     pub sobject: Option<String>,
+    pub attempt: u32,
     /// matched, updated, created, unknown, unchanged, skipped, failed,
     /// api_calls (the order of `cron.job_run_details`' count columns).
     pub counts: [i64; 8],
@@ -110,7 +116,7 @@ pub struct RecordRow {
 const RUN_COLUMNS: &str = "runid, jobid, jobname, username, command, trigger, status,
     return_message, job_pid, dry_run, start_time, end_time, sobject, rows_matched,
     rows_updated, rows_created, rows_unknown, rows_unchanged, rows_skipped, rows_failed,
-    api_calls";
+    api_calls, attempt";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     let mut counts = [0i64; 8];
@@ -131,6 +137,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         start_time: from_micros(r.get(10)?),
         end_time: r.get::<_, Option<i64>>(11)?.map(from_micros),
         sobject: r.get(12)?,
+        attempt: r.get(21)?,
         counts,
     })
 }
@@ -227,8 +234,8 @@ impl Store {
         };
         tx.execute(
             "INSERT INTO run (jobid, jobname, username, command, trigger, status, return_message,
-                              job_pid, dry_run, scheduled_for, start_time, end_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                              job_pid, dry_run, scheduled_for, start_time, end_time, attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 run.jobid,
                 run.jobname,
@@ -241,7 +248,8 @@ impl Store {
                 run.dry_run,
                 run.scheduled_for.map(to_micros),
                 to_micros(now),
-                end
+                end,
+                run.attempt
             ],
         )?;
         let runid = tx.last_insert_rowid();
@@ -328,6 +336,21 @@ impl Store {
             .query_row(
                 &format!("SELECT {RUN_COLUMNS} FROM run WHERE runid = ?1"),
                 [runid],
+                run_row,
+            )
+            .optional()?)
+    }
+
+    /// The job's latest run that started (not skipped), for min_interval.
+    pub fn last_started_run(&self, jobid: i64) -> Result<Option<RunRow>, StateError> {
+        let conn = self.lock()?;
+        Ok(conn
+            .query_row(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM run WHERE jobid = ?1 AND status <> 'skipped'
+                     ORDER BY runid DESC LIMIT 1"
+                ),
+                [jobid],
                 run_row,
             )
             .optional()?)

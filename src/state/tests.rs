@@ -21,6 +21,7 @@ fn spec(name: &str, source: JobSource) -> JobSpec {
         timezone: "UTC".into(),
         source,
         username: "demo".into(),
+        options: JobOptions::default(),
     }
 }
 
@@ -37,6 +38,7 @@ fn new_run(jobid: i64, slot: Option<DateTime<Utc>>) -> NewRun {
         },
         dry_run: false,
         scheduled_for: slot,
+        attempt: 1,
     }
 }
 

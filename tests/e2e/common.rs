@@ -68,13 +68,17 @@ pub async fn start_demo_with_jobs(
     extra_reports: &[(&str, String)],
     job_files: Option<&[(&str, String)]>,
 ) -> TestDemo {
-    start_demo_with_clock(contacts, extra_reports, job_files, Arc::new(SystemClock)).await
+    let sim = SimConfig {
+        contacts,
+        ..SimConfig::default()
+    };
+    start_demo_with_clock(sim, extra_reports, job_files, Arc::new(SystemClock)).await
 }
 
 /// [`start_demo_with_jobs`] whose scheduler reads time from `clock` (a
 /// [`sfsql::scheduler::ManualClock`] drives the loop without sleeping).
 pub async fn start_demo_with_clock(
-    contacts: usize,
+    sim: SimConfig,
     extra_reports: &[(&str, String)],
     job_files: Option<&[(&str, String)]>,
     clock: Arc<dyn Clock>,
@@ -113,10 +117,7 @@ pub async fn start_demo_with_clock(
             catalog: catalog_dir,
             listen: "127.0.0.1:0".into(),
             sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            sim: SimConfig {
-                contacts,
-                ..SimConfig::default()
-            },
+            sim,
         },
         jobs,
     )

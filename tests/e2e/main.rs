@@ -11,6 +11,7 @@ mod oauth;
 mod psql;
 mod scheduler;
 mod scheduler_loop;
+mod scheduler_options;
 mod slt;
 mod token_expiry;
 mod update_by_key;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sfsql::scheduler::{ManualClock, RunDone};
+use sfsql::scheduler::{ManualClock, RunDone, Scheduler};
+use sfsql::simulator::SimConfig;
 use tokio::sync::broadcast::Receiver;
 
 use crate::common::{TestDemo, rows, start_demo_with_clock};
@@ -27,7 +28,21 @@ pub fn seed_job() -> (&'static str, String) {
 /// A demo whose scheduler reads `clock`, once its loop has looked at the
 /// jobs (so moving the clock after this is seen as time passing).
 pub async fn demo_at(clock: &Arc<ManualClock>, jobs: &[(&str, String)]) -> TestDemo {
-    let demo = start_demo_with_clock(300, &[], Some(jobs), Arc::clone(clock) as _).await;
+    demo_at_latency(clock, jobs, Duration::ZERO).await
+}
+
+/// [`demo_at`] whose simulator answers each request after `latency`.
+pub async fn demo_at_latency(
+    clock: &Arc<ManualClock>,
+    jobs: &[(&str, String)],
+    latency: Duration,
+) -> TestDemo {
+    let sim = SimConfig {
+        contacts: 300,
+        latency,
+        ..SimConfig::default()
+    };
+    let demo = start_demo_with_clock(sim, &[], Some(jobs), Arc::clone(clock) as _).await;
     let mut ticks = demo.demo.jobs.scheduler.ticks();
     tokio::time::timeout(Duration::from_secs(30), ticks.wait_for(|n| *n >= 1))
         .await
@@ -42,6 +57,14 @@ pub async fn next_done(done: &mut Receiver<RunDone>) -> RunDone {
         .await
         .expect("a run finishes")
         .expect("the scheduler is running")
+}
+
+/// Wake the loop and wait until it has ticked (looked at clock and jobs).
+pub async fn tick(scheduler: &Scheduler) {
+    let mut ticks = scheduler.ticks();
+    let seen = *ticks.borrow_and_update();
+    scheduler.wake();
+    ticks.wait_for(|n| *n > seen).await.expect("tick");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
