@@ -14,6 +14,6 @@ mod router;
 mod settings;
 
 pub use engine::{Connection, Engine, EngineError, InsertResult, RunRecorder, UpdateResult};
-pub use hook::{SfsqlHook, described_plan, rows_response};
+pub use hook::{SfsqlHook, described_plan, rows_response, user_error};
 pub use router::{Origin, Routed, StatementError, StatementResult, WriteReport};
 pub use settings::{Settings, SettingsError};

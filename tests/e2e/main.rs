@@ -3,6 +3,7 @@
 //! to the server over TCP.
 
 mod bulk_write;
+mod clients;
 mod common;
 mod extended;
 mod insert;

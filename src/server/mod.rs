@@ -6,26 +6,40 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::fmt::Debug;
+
 use async_trait::async_trait;
-use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
 use datafusion_postgres::DfSessionService;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use futures::Sink;
 use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers};
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::api::results::Response;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
 
+mod compat;
+mod copy;
+mod errors;
+
+use errors::SqlStateErrors;
+
 use crate::config::UserConfig;
-use crate::salesforce::SalesforceError;
-use crate::session::{Engine, SfsqlHook};
+use crate::session::{Engine, SfsqlHook, user_error};
 
 /// Checks passwords against `md5` hashes from `server.toml`; the plain
 /// password is never stored.
@@ -58,6 +72,7 @@ pub fn md5_password_hash(user: &str, password: &str) -> String {
 
 pub struct Handlers {
     service: Arc<DfSessionService>,
+    simple: Arc<SimpleFrontend>,
     auth: Arc<CatalogAuthSource>,
     connections: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
@@ -79,16 +94,23 @@ impl Handlers {
             vec![Arc::new(SfsqlHook::new(Arc::clone(&engine)))];
         hooks.extend(extra);
         hooks.extend([
+            Arc::new(compat::CompatHook) as Arc<dyn QueryHook>,
             Arc::new(CursorStatementHook) as Arc<dyn QueryHook>,
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ]);
+        compat::register_functions(&engine.ctx);
         let service = Arc::new(DfSessionService::new_with_hooks(
             Arc::clone(&engine.ctx),
             hooks,
         ));
         let connections = Arc::new(ConnectionManager::new());
         Handlers {
+            simple: Arc::new(SimpleFrontend {
+                service: Arc::clone(&service),
+                ctx: Arc::clone(&engine.ctx),
+                parser: PostgresCompatibilityParser::new(),
+            }),
             service,
             auth: Arc::new(CatalogAuthSource { users }),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
@@ -99,7 +121,7 @@ impl Handlers {
 
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::clone(&self.service)
+        Arc::clone(&self.simple)
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
@@ -109,7 +131,7 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         // One handler per connection: it keeps the connection's salted hash.
         let mut params = DefaultServerParameterProvider::default();
-        params.server_version = format!("15.0 (sfsql {})", env!("CARGO_PKG_VERSION"));
+        params.server_version = compat::server_version();
         Arc::new(
             Md5PasswordAuthStartupHandler::new(Arc::clone(&self.auth), Arc::new(params))
                 .with_connection_manager(Arc::clone(&self.connections)),
@@ -125,62 +147,31 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Gives DataFusion and Salesforce errors a SQLSTATE a client can act on
-/// instead of the catch-all XX000.
-struct SqlStateErrors;
+/// The simple-query protocol: `COPY (query) TO STDOUT` (which sqlparser
+/// cannot parse) is answered here, everything else goes to
+/// datafusion-postgres with sfsql's hooks.
+struct SimpleFrontend {
+    service: Arc<DfSessionService>,
+    ctx: Arc<SessionContext>,
+    parser: PostgresCompatibilityParser,
+}
 
-impl ErrorHandler for SqlStateErrors {
-    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+#[async_trait]
+impl SimpleQueryHandler for SimpleFrontend {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
-        C: ClientInfo,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let PgWireError::ApiError(inner) = error {
-            let (code, message) = classify(inner.as_ref());
-            tracing::debug!(code, %message, "statement failed");
-            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
-                "ERROR".into(),
-                code.into(),
-                message,
-            )));
+        match copy::parse_copy_out(query) {
+            Some(Ok(request)) => Ok(vec![
+                copy::copy_out(&self.ctx, &self.parser, request).await?,
+            ]),
+            Some(Err(message)) => Err(user_error("0A000", message)),
+            None => SimpleQueryHandler::do_query(self.service.as_ref(), client, query).await,
         }
-    }
-}
-
-fn classify(err: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
-    if let Some(df) = err.downcast_ref::<DataFusionError>() {
-        let root = df.find_root();
-        if let DataFusionError::External(ext) = root
-            && let Some(sf) = ext.downcast_ref::<SalesforceError>()
-        {
-            return (salesforce_sqlstate(sf), sf.to_string());
-        }
-        let message = root.to_string();
-        let code = match root {
-            DataFusionError::SQL(..) => "42601",
-            DataFusionError::SchemaError(..) => "42703",
-            DataFusionError::Plan(m) if m.contains("not found") => "42P01",
-            DataFusionError::Plan(_) => "42000",
-            DataFusionError::NotImplemented(_) => "0A000",
-            DataFusionError::ArrowError(..) => "22000",
-            DataFusionError::ResourcesExhausted(_) => "53000",
-            _ => "XX000",
-        };
-        return (code, message);
-    }
-    ("XX000", err.to_string())
-}
-
-fn salesforce_sqlstate(e: &SalesforceError) -> &'static str {
-    match e {
-        e if e.is_auth() => "28000",
-        SalesforceError::Transport { .. } => "08006",
-        SalesforceError::UnknownSObject { .. } => "42P01",
-        SalesforceError::Api { code, .. }
-            if code == "INVALID_FIELD" || code == "MALFORMED_QUERY" =>
-        {
-            "42000"
-        }
-        _ => "58000",
     }
 }
 

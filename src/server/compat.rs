@@ -1,0 +1,449 @@
+//! Client compatibility: the statements real drivers send on connect or
+//! between queries that DataFusion cannot answer as written — psycopg's
+//! `DEALLOCATE`, asyncpg's untyped `LIMIT $n`, psql `\d+`'s `array(SELECT
+//! ...)` over `reloptions`, SQLAlchemy's `version()` parsing — answered or
+//! rewritten here so the client sees PostgreSQL's behaviour.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::ParamValues;
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility, create_udf,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    self, DataType as SqlType, FunctionArguments, ObjectNamePart, Statement, Value,
+    visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
+use datafusion_postgres::hooks::HookClient;
+use pgwire::api::ClientInfo;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{Response, Tag};
+use pgwire::api::store::PortalStore;
+use pgwire::error::{PgWireError, PgWireResult};
+
+use crate::session::described_plan;
+
+/// The `server_version` clients see, and what `version()` returns: drivers
+/// (SQLAlchemy, JDBC) parse `PostgreSQL <major>.<minor>` out of it.
+pub fn server_version() -> String {
+    format!("15.0 (sfsql {})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Functions clients call that DataFusion and datafusion-pg-catalog lack or
+/// answer differently, on the context every connection shares.
+pub fn register_functions(ctx: &SessionContext) {
+    for name in [
+        "col_description",
+        "obj_description",
+        "shobj_description",
+        "pg_get_serial_sequence",
+    ] {
+        ctx.register_udf(ScalarUDF::new_from_impl(AlwaysNull::new(name)));
+    }
+    // DataFusion's says "Apache DataFusion ..."; clients parse PostgreSQL's.
+    let text = format!("PostgreSQL {} on x86_64-pc-linux-gnu", server_version());
+    ctx.register_udf(create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
+    ));
+}
+
+/// `col_description` and friends (psql `\d+`, JDBC, pgcli): sfsql keeps no
+/// `COMMENT ON` text, so the description is NULL, as for an object without
+/// a comment; `pg_get_serial_sequence` (SQLAlchemy) is NULL as for a column
+/// without a sequence.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct AlwaysNull {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl AlwaysNull {
+    fn new(name: &'static str) -> Self {
+        AlwaysNull {
+            name,
+            signature: Signature::variadic_any(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for AlwaysNull {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+    }
+}
+
+pub struct CompatHook;
+
+/// Rewrite the parts of a client's catalog query that DataFusion cannot
+/// plan; `None` when nothing needed rewriting.
+fn rewrite(statement: &Statement) -> Option<Statement> {
+    if !matches!(statement, Statement::Query(_)) {
+        return None;
+    }
+    let mut rewritten = statement.clone();
+    let mut changed = false;
+    let _ = visit_expressions_mut(&mut rewritten, |expr: &mut ast::Expr| {
+        if let ast::Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | ast::Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } = expr
+            && let Some(fixed) = backslash_escaped(pattern, escape_char.as_ref())
+        {
+            **pattern = fixed;
+            *escape_char = None;
+            changed = true;
+        }
+        // SQLAlchemy's column reflection asks for identity and collation
+        // details as `(SELECT json_build_object(...) FROM pg_sequence ...)`;
+        // sfsql columns have neither, so the answer is NULL.
+        if let ast::Expr::Subquery(q) = expr
+            && q.to_string()
+                .to_ascii_lowercase()
+                .starts_with("select json_build_object(")
+        {
+            *expr = null_text();
+            changed = true;
+            return ControlFlow::Continue(());
+        }
+        if let ast::Expr::Function(f) = expr {
+            let name = f.name.0.last().and_then(ObjectNamePart::as_ident);
+            // psql `\d+`: array_to_string(c.reloptions || array(SELECT ...)).
+            // pg_class has no reloptions (sfsql tables have no storage
+            // options), so the answer is NULL, as for a table without any.
+            let reloptions = name.is_some_and(|n| n.value.eq_ignore_ascii_case("array_to_string"))
+                && f.args.to_string().contains("reloptions");
+            let array_subquery = name.is_some_and(|n| n.value.eq_ignore_ascii_case("array"))
+                && matches!(f.args, FunctionArguments::Subquery(_));
+            // psycopg's TypeInfo.fetch (SQLAlchemy asks for hstore on
+            // connect): the type's oid, or NULL when there is no such type.
+            if name.is_some_and(|n| n.value.eq_ignore_ascii_case("to_regtype"))
+                && let Some(lookup) = type_oid_lookup(&f.args)
+            {
+                *expr = lookup;
+                changed = true;
+                return ControlFlow::Continue(());
+            }
+            if reloptions || array_subquery {
+                *expr = null_text();
+                changed = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then_some(rewritten)
+}
+
+fn null_text() -> ast::Expr {
+    ast::Expr::Cast {
+        kind: ast::CastKind::DoubleColon,
+        expr: Box::new(ast::Expr::Value(Value::Null.into())),
+        data_type: SqlType::Text,
+        array: false,
+        format: None,
+    }
+}
+
+/// DataFusion's LIKE only knows the backslash escape; SQLAlchemy writes
+/// `nspname NOT LIKE 'pg/_%' ESCAPE '/'`. A literal pattern is rewritten to
+/// the same pattern with backslash escapes.
+fn backslash_escaped(
+    pattern: &ast::Expr,
+    escape: Option<&ast::ValueWithSpan>,
+) -> Option<ast::Expr> {
+    let Value::SingleQuotedString(esc) = &escape?.value else {
+        return None;
+    };
+    let mut esc_chars = esc.chars();
+    let (Some(esc), None) = (esc_chars.next(), esc_chars.next()) else {
+        return None;
+    };
+    if esc == '\\' {
+        return None;
+    }
+    let Some(text) = (match pattern {
+        ast::Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(text) => Some(text),
+            _ => None,
+        },
+        _ => None,
+    }) else {
+        // A bound pattern (`$1 || '%'`): translate at run time. A doubled
+        // escape character (an escaped escape) is the one case this reads
+        // as a backslash instead.
+        let sql = format!(
+            "replace(replace(CAST({pattern} AS TEXT), '\\', '\\\\'), '{}', '\\')",
+            esc.to_string().replace('\'', "''")
+        );
+        return Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_expr())
+            .ok();
+    };
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == esc {
+            out.push('\\');
+            out.extend(chars.next());
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Some(ast::Expr::Value(Value::SingleQuotedString(out).into()))
+}
+
+/// `to_regtype(name)` as a lookup in pg_type by name.
+fn type_oid_lookup(args: &FunctionArguments) -> Option<ast::Expr> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    let [arg] = list.args.as_slice() else {
+        return None;
+    };
+    let sql = format!(
+        "(SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typname = CAST({arg} AS TEXT) LIMIT 1)"
+    );
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
+/// `LIMIT $1` / `OFFSET $1` placeholders have no type in DataFusion's plan,
+/// so drivers that bind by the advertised type (asyncpg) would send text.
+/// PostgreSQL types them `bigint`.
+fn type_limit_placeholders(
+    plan: LogicalPlan,
+) -> datafusion::error::Result<Transformed<LogicalPlan>> {
+    plan.transform_up(|node| {
+        let LogicalPlan::Limit(mut limit) = node else {
+            return Ok(Transformed::no(node));
+        };
+        let mut changed = false;
+        for slot in [&mut limit.skip, &mut limit.fetch].into_iter().flatten() {
+            if let Expr::Placeholder(Placeholder { id, field: None }) = slot.as_ref() {
+                let field = Arc::new(Field::new(id.clone(), DataType::Int64, true));
+                **slot = Expr::Placeholder(Placeholder::new_with_field(id.clone(), Some(field)));
+                changed = true;
+            }
+        }
+        Ok(Transformed::new_transformed(
+            LogicalPlan::Limit(limit),
+            changed,
+        ))
+    })
+}
+
+async fn plan(ctx: &SessionContext, statement: Statement) -> PgWireResult<LogicalPlan> {
+    ctx.state()
+        .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+        .await
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))
+}
+
+async fn run(ctx: &SessionContext, statement: Statement) -> PgWireResult<Response> {
+    let plan = plan(ctx, statement).await?;
+    let df = ctx
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    Ok(Response::Query(
+        encode_dataframe(df, &Format::UnifiedText, None).await?,
+    ))
+}
+
+/// Statements that only need an acknowledgement, answered here:
+///
+/// * `DEALLOCATE name` drops the protocol-level prepared statement (psycopg
+///   and others send it when their statement cache overflows); `DEALLOCATE
+///   ALL` (psycopg after a rollback) is acknowledged: pgwire's store cannot
+///   list its statements, and a client re-preparing a name replaces it.
+/// * `SAVEPOINT`, `RELEASE` and `ROLLBACK TO` (SQLAlchemy's nested
+///   transactions): sfsql has no transactions to nest — reads see the org
+///   as it is and a write is applied (and recorded) when it runs — so like
+///   `BEGIN`/`COMMIT` they are accepted without effect. `ROLLBACK TO` must
+///   not end the transaction block, which the transaction hook would do.
+fn acknowledge(statement: &Statement, client: &dyn HookClient) -> Option<Response> {
+    let tag = match statement {
+        Statement::Deallocate { name, .. } => {
+            if name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none() {
+                "DEALLOCATE ALL"
+            } else {
+                client.portal_store().rm_statement(&name.value);
+                "DEALLOCATE"
+            }
+        }
+        Statement::Savepoint { .. } => "SAVEPOINT",
+        Statement::ReleaseSavepoint { .. } => "RELEASE",
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => "ROLLBACK",
+        _ => return None,
+    };
+    Some(Response::Execution(Tag::new(tag)))
+}
+
+fn is_acknowledged(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Deallocate { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Rollback {
+                savepoint: Some(_),
+                ..
+            }
+    )
+}
+
+#[async_trait]
+impl QueryHook for CompatHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if let Some(done) = acknowledge(statement, client) {
+            return Some(Ok(done));
+        }
+        let rewritten = rewrite(statement)?;
+        Some(run(session_context, rewritten).await)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        if is_acknowledged(statement) {
+            return Some(described_plan(&Schema::empty()));
+        }
+        let rewritten = rewrite(statement);
+        let has_limit_param = matches!(statement, Statement::Query(q) if q.limit_clause.as_ref().is_some_and(|l| l.to_string().contains('$')));
+        if rewritten.is_none() && !has_limit_param {
+            return None;
+        }
+        let planned = plan(
+            session_context,
+            rewritten.unwrap_or_else(|| statement.clone()),
+        )
+        .await;
+        Some(planned.and_then(|p| {
+            type_limit_placeholders(p)
+                .map(|t| t.data)
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))
+        }))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        // Rewritten queries run through the default path with the plan
+        // made at Parse; only acknowledgements are answered here.
+        acknowledge(statement, client).map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+    fn parse(sql: &str) -> Statement {
+        PostgresCompatibilityParser::new()
+            .parse(sql)
+            .expect("parse")
+            .remove(0)
+    }
+
+    #[test]
+    fn psql_reloptions_become_null() {
+        let s = parse(
+            "SELECT c.relkind, pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ') FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)",
+        );
+        let out = rewrite(&s).expect("rewritten").to_string();
+        assert!(
+            out.contains("NULL::TEXT") && !out.contains("reloptions"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn to_regtype_is_a_pg_type_lookup() {
+        let s = parse("SELECT typname FROM pg_type t WHERE t.oid = to_regtype($1)");
+        let out = rewrite(&s).expect("rewritten").to_string();
+        assert!(out.contains("t.typname = CAST($1 AS TEXT)"), "{out}");
+    }
+
+    #[test]
+    fn like_escape_becomes_backslash() {
+        let s = parse("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg/_%' ESCAPE '/'");
+        let out = rewrite(&s).expect("rewritten").to_string();
+        assert!(
+            out.contains(r"NOT LIKE 'pg\_%'") && !out.contains("ESCAPE"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn ordinary_queries_are_left_alone() {
+        assert!(rewrite(&parse("select id from sandbox.contact limit 3")).is_none());
+        assert!(rewrite(&parse("update sandbox.contact set email = 'x'")).is_none());
+    }
+
+    #[tokio::test]
+    async fn limit_placeholders_are_bigint() {
+        let ctx = SessionContext::new();
+        let p = plan(&ctx, parse("select 1 as a limit $1 offset $2"))
+            .await
+            .expect("plan");
+        let typed = type_limit_placeholders(p).expect("typed").data;
+        let types = typed.get_parameter_types().expect("types");
+        assert_eq!(types.get("$1"), Some(&Some(DataType::Int64)));
+        assert_eq!(types.get("$2"), Some(&Some(DataType::Int64)));
+    }
+}

@@ -1,0 +1,67 @@
+//! SQLSTATEs at the wire: DataFusion and Salesforce errors classified so a
+//! client can act on them instead of the catch-all XX000.
+
+use datafusion::error::DataFusionError;
+use pgwire::api::{ClientInfo, ErrorHandler};
+use pgwire::error::{ErrorInfo, PgWireError};
+
+use crate::salesforce::SalesforceError;
+
+/// Gives DataFusion and Salesforce errors a SQLSTATE a client can act on
+/// instead of the catch-all XX000.
+pub struct SqlStateErrors;
+
+impl ErrorHandler for SqlStateErrors {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        if let PgWireError::ApiError(inner) = error {
+            let (code, message) = classify(inner.as_ref());
+            tracing::debug!(code, %message, "statement failed");
+            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                code.into(),
+                message,
+            )));
+        }
+    }
+}
+
+fn classify(err: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
+    if let Some(df) = err.downcast_ref::<DataFusionError>() {
+        let root = df.find_root();
+        if let DataFusionError::External(ext) = root
+            && let Some(sf) = ext.downcast_ref::<SalesforceError>()
+        {
+            return (salesforce_sqlstate(sf), sf.to_string());
+        }
+        let message = root.to_string();
+        let code = match root {
+            DataFusionError::SQL(..) => "42601",
+            DataFusionError::SchemaError(..) => "42703",
+            DataFusionError::Plan(m) if m.contains("not found") => "42P01",
+            DataFusionError::Plan(_) => "42000",
+            DataFusionError::NotImplemented(_) => "0A000",
+            DataFusionError::ArrowError(..) => "22000",
+            DataFusionError::ResourcesExhausted(_) => "53000",
+            _ => "XX000",
+        };
+        return (code, message);
+    }
+    ("XX000", err.to_string())
+}
+
+fn salesforce_sqlstate(e: &SalesforceError) -> &'static str {
+    match e {
+        e if e.is_auth() => "28000",
+        SalesforceError::Transport { .. } => "08006",
+        SalesforceError::UnknownSObject { .. } => "42P01",
+        SalesforceError::Api { code, .. }
+            if code == "INVALID_FIELD" || code == "MALFORMED_QUERY" =>
+        {
+            "42000"
+        }
+        _ => "58000",
+    }
+}
