@@ -38,7 +38,7 @@ pub fn parse_copy_out(sql: &str) -> Option<Result<CopyOut, String>> {
         return None;
     }
     let open = trimmed.len() - rest.len();
-    let close = lower.rfind(')')?;
+    let close = open + matching_paren(&trimmed[open..])?;
     let tail = lower[close + 1..].trim();
     let options = tail
         .strip_prefix("to")?
@@ -82,6 +82,27 @@ pub fn parse_copy_out(sql: &str) -> Option<Result<CopyOut, String>> {
     }
     copy.delimiter = delimiter.unwrap_or(if copy.csv { ',' } else { '\t' });
     Some(Ok(copy))
+}
+
+/// The byte offset of the `)` closing the `(` that `s` starts with; quoted
+/// strings are skipped.
+fn matching_paren(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quoted = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Option words, split at blanks, commas and parentheses; a quoted
@@ -276,6 +297,10 @@ mod tests {
                 .expect("copy")
                 .is_err()
         );
+        let c = parse_copy_out("COPY (select ')' as p, (1) as n) TO STDOUT")
+            .expect("copy")
+            .expect("ok");
+        assert_eq!(c.query, "select ')' as p, (1) as n");
         assert!(parse_copy_out("copy contact to stdout").is_none());
         assert!(parse_copy_out("select 1").is_none());
     }
