@@ -444,6 +444,78 @@ auth = { flow = "client_credentials", client_id_env = "A", client_secret = "B" }
         assert!(toml::from_str::<BTreeMap<String, ConnectionConfig>>(text).is_err());
     }
 
+    fn resolved(text: &str) -> Result<ConnectionConfig, String> {
+        let mut all = toml::from_str::<BTreeMap<String, ConnectionConfig>>(text)
+            .map_err(|e| e.to_string())?;
+        let (name, mut c) = all.pop_first().ok_or("empty")?;
+        let env = Env::default().with("SIM", "http://127.0.0.1:9");
+        c.resolve(&name, Path::new("/catalog"), &env)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn kinds_pick_the_login_host_and_jwt_audience() {
+        let web = r#"auth = { flow = "web", client_id_env = "A" }"#;
+        let c = resolved(&format!("[p]\nkind = \"production\"\n{web}")).unwrap();
+        assert_eq!(c.login_url, PRODUCTION_LOGIN);
+        assert_eq!(c.audience(), PRODUCTION_LOGIN);
+        assert!(
+            matches!(c.auth, AuthConfig::Web { callback_port: 1717, ref scopes, .. } if scopes == "api refresh_token offline_access")
+        );
+        let c = resolved(&format!("[s]\nkind = \"sandbox\"\n{web}")).unwrap();
+        assert_eq!(c.login_url, SANDBOX_LOGIN);
+        assert_eq!(c.audience(), SANDBOX_LOGIN);
+        let c = resolved(&format!(
+            "[s]\nlogin_url = \"https://acme--uat.sandbox.my.salesforce.com\"\n{web}"
+        ))
+        .unwrap();
+        assert!(c.is_my_domain());
+        assert_eq!(c.audience(), SANDBOX_LOGIN);
+        let err = resolved(&format!("[x]\n{web}")).unwrap_err();
+        assert!(err.contains("set kind"), "{err}");
+        assert!(resolved(&format!("[x]\nkind = \"prod\"\n{web}")).is_err());
+    }
+
+    /// Salesforce allows the client credentials flow only on My Domain
+    /// hosts; anything but login/test.salesforce.com counts as one (the
+    /// simulator's org URLs too: each names exactly one org).
+    #[test]
+    fn client_credentials_needs_a_my_domain() {
+        let cc = r#"auth = { flow = "client_credentials", client_id_env = "A", client_secret_env = "B" }"#;
+        for bad in [
+            "kind = \"production\"",
+            "login_url = \"https://login.salesforce.com\"",
+            "login_url = \"https://TEST.salesforce.com/\"",
+        ] {
+            let err = resolved(&format!("[p]\n{bad}\n{cc}")).unwrap_err();
+            assert!(err.contains("only with a My Domain"), "{bad}: {err}");
+        }
+        for good in [
+            "login_url = \"https://acme.my.salesforce.com\"",
+            "login_url = \"${SIM}/production\"",
+        ] {
+            assert!(resolved(&format!("[p]\n{good}\n{cc}")).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn jwt_key_path_is_relative_to_the_catalog() {
+        let c = resolved(
+            r#"[p]
+kind = "production"
+auth = { flow = "jwt", client_id_env = "A", username = "u@x.example", private_key_file = "keys/k.pem" }
+"#,
+        )
+        .unwrap();
+        let AuthConfig::Jwt {
+            private_key_file, ..
+        } = c.auth
+        else {
+            panic!("jwt");
+        };
+        assert_eq!(private_key_file, Path::new("/catalog/keys/k.pem"));
+    }
+
     #[test]
     fn expands_variables() {
         let env = Env::default().with("SIM", "http://127.0.0.1:9");

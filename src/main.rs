@@ -72,6 +72,9 @@ enum Command {
         /// Added to every response, to imitate a real org's latency.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// PEM public key that JWT bearer assertions must be signed with.
+        #[arg(long)]
+        jwt_public_key: Option<PathBuf>,
     },
     /// Print the `password_md5` value for a server.toml user (reads the
     /// password from standard input).
@@ -277,11 +280,19 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             port,
             contacts,
             latency_ms,
+            jwt_public_key,
         } => {
+            let jwt_public_key_pem = match jwt_public_key {
+                Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                    format!("cannot read the JWT public key {}: {e}", path.display())
+                })?),
+                None => None,
+            };
             let sim = simulator::start(
                 SimConfig {
                     contacts,
                     latency: Duration::from_millis(latency_ms),
+                    jwt_public_key_pem,
                     ..SimConfig::default()
                 },
                 SocketAddr::from(([127, 0, 0, 1], port)),

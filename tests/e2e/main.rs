@@ -8,6 +8,7 @@ mod common;
 mod extended;
 mod insert;
 mod joins;
+mod jwt;
 mod oauth;
 mod psql;
 mod scheduler;
