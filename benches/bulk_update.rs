@@ -83,6 +83,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         );
         let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
         tokio::spawn(connection);
+        // Every contact is written on purpose: raise the session's guard.
+        client
+            .simple_query(&format!("SET sfsql.max_rows = {n}"))
+            .await?;
         let mut runs = vec![("bulk (default threshold)", "2000", "Bench Bulk")];
         if n <= 100_000 {
             runs.push(("collections", "1000000000", "Bench Collections"));

@@ -104,7 +104,7 @@ pub async fn update_through_bulk(
         .iter()
         .map(|r| {
             let mut row = vec![None; columns.len()];
-            row[0] = Some(serde_json::Value::String(r.id.clone()));
+            row[0] = Some(serde_json::Value::String(r.id.clone().unwrap_or_default()));
             for c in &r.changes {
                 if let Some(i) = columns
                     .iter()
@@ -124,7 +124,7 @@ pub async fn update_through_bulk(
             summary.bulk_jobs.extend(report.job_ids);
             for (r, result) in changed.iter().zip(report.results) {
                 summary.push(bulk_outcome(
-                    &r.id,
+                    r.id.as_deref().unwrap_or_default(),
                     r.match_key.as_deref(),
                     result,
                     OutcomeStatus::Updated,
@@ -135,7 +135,7 @@ pub async fn update_through_bulk(
             let reason = format!("not sent: {e}");
             for r in changed {
                 summary.push(bulk_outcome(
-                    &r.id,
+                    r.id.as_deref().unwrap_or_default(),
                     r.match_key.as_deref(),
                     BulkRecordResult::Unprocessed(reason.clone()),
                     OutcomeStatus::Updated,

@@ -2,7 +2,7 @@
 //! which fields, from what to what; and the ambiguity checks of DESIGN.md
 //! decision 4.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -26,18 +26,111 @@ pub struct FieldChange {
     pub new: Value,
 }
 
+/// How a change set is written to Salesforce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Update,
+    Create,
+    /// Upsert by an external ID field (its API name); the field's value is
+    /// among each record's changes.
+    Upsert {
+        external_id: String,
+    },
+    Delete,
+}
+
+impl WriteOp {
+    /// The word the run log and dry run use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WriteOp::Update => "update",
+            WriteOp::Create => "insert",
+            WriteOp::Upsert { .. } => "upsert",
+            WriteOp::Delete => "delete",
+        }
+    }
+}
+
+/// What a record of the change set is expected to become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Update,
+    Create,
+    Delete,
+    /// Already holds the new values: no call.
+    Unchanged,
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Update => "update",
+            Action::Create => "create",
+            Action::Delete => "delete",
+            Action::Unchanged => "unchanged",
+        }
+    }
+
+    /// The outcome a dry run predicts.
+    pub fn predicted(&self) -> super::OutcomeStatus {
+        match self {
+            Action::Update => super::OutcomeStatus::Updated,
+            Action::Create => super::OutcomeStatus::Created,
+            Action::Delete => super::OutcomeStatus::Deleted,
+            Action::Unchanged => super::OutcomeStatus::Unchanged,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RecordChange {
-    pub id: String,
+    pub action: Action,
+    /// The target record's Id; `None` for a record still to be created.
+    pub id: Option<String>,
     pub match_key: Option<String>,
-    /// Empty when the record already holds the new values.
+    /// Fields to send (for creates every field, with `old` null); empty
+    /// for deletes and unchanged records.
     pub changes: Vec<FieldChange>,
+}
+
+impl RecordChange {
+    /// A record to create with every field of `record`.
+    pub fn create(match_key: Option<String>, record: serde_json::Map<String, Value>) -> Self {
+        RecordChange {
+            action: Action::Create,
+            id: None,
+            match_key,
+            changes: record
+                .into_iter()
+                .map(|(field, new)| FieldChange {
+                    field,
+                    old: Value::Null,
+                    new,
+                })
+                .collect(),
+        }
+    }
+
+    /// An update of `changes`, or `unchanged` when there are none.
+    pub fn update(id: String, match_key: Option<String>, changes: Vec<FieldChange>) -> Self {
+        RecordChange {
+            action: if changes.is_empty() {
+                Action::Unchanged
+            } else {
+                Action::Update
+            },
+            id: Some(id),
+            match_key,
+            changes,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct ChangeSet {
     pub connection: String,
     pub sobject: String,
+    pub op: WriteOp,
     /// Every matched record, changed or not, in the order first seen.
     pub records: Vec<RecordChange>,
     /// Distinct source keys collected for the key lookup (None when the
@@ -46,12 +139,18 @@ pub struct ChangeSet {
 }
 
 impl ChangeSet {
+    /// Records that cost a write call.
     pub fn changed(&self) -> impl Iterator<Item = &RecordChange> {
-        self.records.iter().filter(|r| !r.changes.is_empty())
+        self.records
+            .iter()
+            .filter(|r| r.action != Action::Unchanged)
     }
 
     pub fn unchanged(&self) -> usize {
-        self.records.iter().filter(|r| r.changes.is_empty()).count()
+        self.records
+            .iter()
+            .filter(|r| r.action == Action::Unchanged)
+            .count()
     }
 }
 
@@ -70,6 +169,7 @@ pub async fn build_change_set(
                 return Ok(ChangeSet {
                     connection: plan.connection.clone(),
                     sobject: plan.sobject().to_string(),
+                    op: WriteOp::Update,
                     records: vec![],
                     keys: Some(0),
                 });
@@ -89,6 +189,7 @@ pub async fn build_change_set(
     Ok(ChangeSet {
         connection: plan.connection.clone(),
         sobject: plan.sobject().to_string(),
+        op: WriteOp::Update,
         records,
         keys,
     })
@@ -133,6 +234,8 @@ struct Row {
     key: Option<String>,
     new: Vec<Value>,
     old: Vec<Value>,
+    /// LastModifiedDate, when the plan reads it.
+    modified: Value,
 }
 
 fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, DmlError> {
@@ -167,6 +270,9 @@ fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, D
             news.push(new);
             olds.push(Arc::clone(batch.column(3 + 2 * i)));
         }
+        let modified = plan
+            .newest
+            .then(|| Arc::clone(batch.column(2 + 2 * plan.assignments.len())));
         let ids = ids.as_string::<i32>();
         let keys = keys.as_string::<i32>();
         for r in 0..batch.num_rows() {
@@ -186,6 +292,10 @@ fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, D
                 key: (!keys.is_null(r)).then(|| keys.value(r).to_string()),
                 new,
                 old,
+                modified: match &modified {
+                    Some(m) => to_json(m, r)?,
+                    None => Value::Null,
+                },
             });
         }
     }
@@ -236,6 +346,14 @@ fn merge_and_diff(
             conflicts.join("; ")
         )));
     }
+    if policy == MatchPolicy::Newest {
+        let modified: HashMap<&str, &Value> = merged
+            .iter()
+            .map(|(r, _)| (r.id.as_str(), &r.modified))
+            .collect();
+        let (winners, losers) = newest_per_key(&ids_by_key, &modified);
+        merged.retain(|(r, _)| winners.contains(&r.id) || !losers.contains(&r.id));
+    }
     if policy == MatchPolicy::Error {
         let multi: Vec<String> = ids_by_key
             .iter()
@@ -246,7 +364,7 @@ fn merge_and_diff(
         if !multi.is_empty() {
             let total = ids_by_key.values().filter(|ids| ids.len() > 1).count();
             return Err(DmlError::Ambiguous(format!(
-                "{total} source key(s) match several {sobject} records: {}; nothing was written. Clean up the duplicates, narrow the WHERE, or SET sfsql.on_multiple_matches = 'all' to update every match",
+                "{total} source key(s) match several {sobject} records: {}; nothing was written. Clean up the duplicates, narrow the WHERE, SET sfsql.on_multiple_matches = 'newest' to update the most recently modified one, or = 'all' to update every match",
                 multi.join("; ")
             )));
         }
@@ -265,13 +383,34 @@ fn merge_and_diff(
                     new: new.clone(),
                 })
                 .collect();
-            RecordChange {
-                id: row.id,
-                match_key: (!keys.is_empty()).then(|| keys.join(", ")),
-                changes,
-            }
+            RecordChange::update(row.id, (!keys.is_empty()).then(|| keys.join(", ")), changes)
         })
         .collect())
+}
+
+/// For each key matching several records, the most recently modified
+/// record wins (ties: the greater Id, so the choice is stable). Returns
+/// (winners, losers); a record that wins for any key is kept.
+fn newest_per_key(
+    ids_by_key: &BTreeMap<String, Vec<String>>,
+    modified: &HashMap<&str, &Value>,
+) -> (HashSet<String>, HashSet<String>) {
+    let mut winners = HashSet::new();
+    let mut losers = HashSet::new();
+    for ids in ids_by_key.values().filter(|ids| ids.len() > 1) {
+        let stamp = |id: &String| {
+            modified
+                .get(id.as_str())
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        if let Some(best) = ids.iter().max_by_key(|id| (stamp(id), (*id).clone())) {
+            winners.insert(best.clone());
+            losers.extend(ids.iter().filter(|id| *id != best).cloned());
+        }
+    }
+    (winners, losers)
 }
 
 /// An Arrow value (already in the column's Salesforce-derived type) as the
@@ -351,7 +490,7 @@ fn check_changes(plan: &UpdatePlan, records: &[RecordChange]) -> Result<(), DmlE
                 if problems.len() < 5 {
                     problems.push(format!(
                         "{} (key {}): {}: {why}",
-                        r.id,
+                        r.id.as_deref().unwrap_or("new record"),
                         r.match_key.as_deref().unwrap_or("-"),
                         c.field
                     ));

@@ -13,11 +13,11 @@ use datafusion::sql::sqlparser::ast::{Expr, Insert, ObjectNamePart, SelectItem};
 use serde_json::{Map, Value};
 
 use super::DmlError;
-use super::changeset::to_json;
+use super::changeset::{ChangeSet, RecordChange, WriteOp, to_json};
+use super::upsert::{Conflict, plan_conflict};
 use super::validate::{check_value, required_on_create};
-use super::write::{OutcomeStatus, RecordOutcome, UpdateSummary};
 use crate::provider::SObjectTable;
-use crate::salesforce::{COLLECTIONS_BATCH, FieldDescribe, SalesforceClient, SalesforceError};
+use crate::salesforce::FieldDescribe;
 
 #[derive(Debug, Clone)]
 pub struct InsertPlan {
@@ -28,6 +28,8 @@ pub struct InsertPlan {
     pub source_sql: String,
     /// RETURNING items: `id` or a column of the list, lower case.
     pub returning: Vec<String>,
+    /// `ON CONFLICT (external_id) ...`: an upsert by external ID.
+    pub conflict: Option<Conflict>,
 }
 
 impl InsertPlan {
@@ -41,11 +43,6 @@ pub fn plan_insert(
     connection: &str,
     table: Arc<SObjectTable>,
 ) -> Result<InsertPlan, DmlError> {
-    if insert.on.is_some() {
-        return Err(DmlError::Unsupported(
-            "INSERT ... ON CONFLICT on Salesforce tables is not supported yet".into(),
-        ));
-    }
     let describe = Arc::clone(table.describe());
     let sobject = describe.name.clone();
     if insert.columns.is_empty() {
@@ -122,12 +119,14 @@ pub fn plan_insert(
             }
         }
     }
+    let conflict = plan_conflict(insert, &describe, &fields)?;
     Ok(InsertPlan {
         connection: connection.to_string(),
         table,
         fields,
         source_sql,
         returning,
+        conflict,
     })
 }
 
@@ -200,105 +199,17 @@ pub async fn build_records(
     Ok(records)
 }
 
-/// Create the records; one outcome each, in order, with the new Id.
-pub async fn apply_inserts(
-    client: &Arc<SalesforceClient>,
-    sobject: &str,
-    records: &[Map<String, Value>],
-    all_or_none: bool,
-) -> UpdateSummary {
-    let mut summary = UpdateSummary {
-        matched: records.len(),
-        ..Default::default()
-    };
-    let mut stop: Option<String> = None;
-    for chunk in records.chunks(COLLECTIONS_BATCH) {
-        if let Some(reason) = &stop {
-            for _ in chunk {
-                summary.push(outcome(
-                    None,
-                    OutcomeStatus::Skipped,
-                    None,
-                    Some(reason.clone()),
-                    vec![],
-                ));
-            }
-            continue;
-        }
-        let body: Vec<Value> = chunk
-            .iter()
-            .map(|r| {
-                let mut m = r.clone();
-                m.insert("attributes".into(), serde_json::json!({ "type": sobject }));
-                Value::Object(m)
-            })
-            .collect();
-        summary.write_calls += 1;
-        match client.create_records(body, all_or_none).await {
-            Ok(results) => {
-                for res in results {
-                    let first = res.errors.first();
-                    summary.push(outcome(
-                        res.id.clone(),
-                        if res.success {
-                            OutcomeStatus::Created
-                        } else {
-                            OutcomeStatus::Failed
-                        },
-                        first.map(|e| e.status_code.clone()),
-                        first.map(|e| e.message.clone()),
-                        first.map(|e| e.fields.clone()).unwrap_or_default(),
-                    ));
-                }
-            }
-            Err(e) => {
-                let never_sent = matches!(&e, SalesforceError::Transport { source, .. } if source.is_connect())
-                    || matches!(e, SalesforceError::Api { .. })
-                    || e.is_auth();
-                let (status, code, message) = if never_sent {
-                    (
-                        OutcomeStatus::Failed,
-                        e.code().unwrap_or("REQUEST_FAILED").to_string(),
-                        e.to_string(),
-                    )
-                } else {
-                    (
-                        OutcomeStatus::Unknown,
-                        "UNKNOWN_OUTCOME".to_string(),
-                        format!(
-                            "{e}; the records may or may not exist now: check before rerunning, or upsert by an external ID field so reruns cannot duplicate"
-                        ),
-                    )
-                };
-                stop = Some(format!("not sent: an earlier call failed: {e}"));
-                for _ in chunk {
-                    summary.push(outcome(
-                        None,
-                        status,
-                        Some(code.clone()),
-                        Some(message.clone()),
-                        vec![],
-                    ));
-                }
-            }
-        }
-    }
-    summary
-}
-
-fn outcome(
-    id: Option<String>,
-    status: OutcomeStatus,
-    error_code: Option<String>,
-    message: Option<String>,
-    fields: Vec<String>,
-) -> RecordOutcome {
-    RecordOutcome {
-        id: id.unwrap_or_default(),
-        match_key: None,
-        status,
-        error_code,
-        message,
-        fields,
+/// The change set of a plain INSERT: every record is created, with all
+/// its fields.
+pub fn create_set(plan: &InsertPlan, records: Vec<Map<String, Value>>) -> ChangeSet {
+    ChangeSet {
+        connection: plan.connection.clone(),
+        sobject: plan.sobject().to_string(),
+        op: WriteOp::Create,
+        records: records
+            .into_iter()
+            .map(|r| RecordChange::create(None, r))
+            .collect(),
+        keys: None,
     }
 }

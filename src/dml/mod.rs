@@ -10,20 +10,26 @@
 
 mod bulk_write;
 mod changeset;
+mod delete;
 mod insert;
 mod update;
+mod upsert;
 mod validate;
 mod write;
 
 pub use bulk_write::WriteMethod;
 pub use changeset::{
-    ChangeSet, FieldChange, RecordChange, build_change_set, display_value,
+    Action, ChangeSet, FieldChange, RecordChange, WriteOp, build_change_set, display_value,
     key_literals as key_literal_list,
 };
-pub use insert::{InsertPlan, apply_inserts, build_records, plan_insert};
+pub use delete::{DeletePlan, build_delete_set, delete_target, plan_delete};
+pub use insert::{InsertPlan, build_records, create_set, plan_insert};
 pub use update::{UpdatePlan, plan_update, table_ref, target_name as update_target};
+pub use upsert::{Conflict, build_upsert_set};
 pub use validate::{check_value, required_on_create};
-pub use write::{OutcomeStatus, RecordOutcome, UpdateSummary, apply_changes, dry_run_summary};
+pub use write::{
+    OutcomeStatus, RecordOutcome, UpdateSummary, WriteOptions, apply, dry_run_summary,
+};
 
 use thiserror::Error;
 
@@ -34,6 +40,8 @@ use crate::salesforce::SalesforceError;
 pub enum MatchPolicy {
     /// Stop the statement and name the keys (the default).
     Error,
+    /// The record modified most recently (LastModifiedDate) wins.
+    Newest,
     /// Update every matched record.
     All,
 }
@@ -42,16 +50,24 @@ impl MatchPolicy {
     pub fn parse(s: &str) -> Option<MatchPolicy> {
         match s.to_ascii_lowercase().as_str() {
             "error" => Some(MatchPolicy::Error),
+            "newest" => Some(MatchPolicy::Newest),
             "all" => Some(MatchPolicy::All),
             _ => None,
         }
     }
 }
 
+/// Records a statement may change unless the session raises the limit.
+pub const DEFAULT_MAX_ROWS: usize = 10_000;
+
 #[derive(Debug, Clone, Copy)]
 pub struct DmlOptions {
     pub dry_run: bool,
     pub on_multiple_matches: MatchPolicy,
+    /// Salesforce's allOrNone, for change sets of one Collections call.
+    pub all_or_none: bool,
+    /// Refuse statements that would write more records than this.
+    pub max_rows: usize,
     /// Change sets with more changed records than this go through Bulk
     /// API 2.0 ingest instead of sObject Collections.
     pub bulk_threshold: usize,
@@ -66,8 +82,46 @@ impl Default for DmlOptions {
         DmlOptions {
             dry_run: false,
             on_multiple_matches: MatchPolicy::Error,
+            all_or_none: false,
+            max_rows: DEFAULT_MAX_ROWS,
             bulk_threshold: DEFAULT_BULK_THRESHOLD,
         }
+    }
+}
+
+impl DmlOptions {
+    /// How the change set is written.
+    pub fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            all_or_none: self.all_or_none,
+            bulk_threshold: self.bulk_threshold,
+            ..WriteOptions::default()
+        }
+    }
+
+    /// The guardrails checked before any write: `sfsql.max_rows` and
+    /// allOrNone's reach of one Collections call. A dry run is never
+    /// refused: it is how a large change is inspected.
+    pub fn check(&self, set: &ChangeSet) -> Result<(), DmlError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let writes = set.changed().count();
+        if writes > self.max_rows {
+            return Err(DmlError::TooManyRows(format!(
+                "this statement would {} {writes} {} records, more than sfsql.max_rows ({}); nothing was written. Check it with SET sfsql.dry_run = on; if it is intended, SET sfsql.max_rows = {writes} in this session",
+                set.op.as_str(),
+                set.sobject,
+                self.max_rows
+            )));
+        }
+        if self.all_or_none && writes > crate::salesforce::COLLECTIONS_BATCH {
+            return Err(DmlError::Invalid(format!(
+                "sfsql.all_or_none covers one Collections call ({} records); this statement writes {writes}, so a failure could not roll back the others. Split the statement or SET sfsql.all_or_none = off; nothing was written",
+                crate::salesforce::COLLECTIONS_BATCH
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -95,6 +149,15 @@ pub enum DmlError {
     ReadOnly(String),
     #[error("{0}")]
     Ambiguous(String),
+    /// ON CONFLICT names no external ID field (PostgreSQL's 42P10).
+    #[error("{0}")]
+    NoConflictTarget(String),
+    /// DELETE without WHERE (pg-safeupdate's 21000).
+    #[error("{0}")]
+    WhereRequired(String),
+    /// The statement would change more records than `sfsql.max_rows`.
+    #[error("{0}")]
+    TooManyRows(String),
     #[error("{0}")]
     Value(String),
     #[error("{0}")]
@@ -114,7 +177,9 @@ impl DmlError {
             DmlError::Required(_) => "23502",
             DmlError::Invalid(_) => "22000",
             DmlError::ReadOnly(_) => "25006",
-            DmlError::Ambiguous(_) => "21000",
+            DmlError::Ambiguous(_) | DmlError::WhereRequired(_) => "21000",
+            DmlError::NoConflictTarget(_) => "42P10",
+            DmlError::TooManyRows(_) => "54000",
             DmlError::Value(_) => "22P02",
             DmlError::Plan(_) => "42000",
             DmlError::Salesforce(e) if e.is_auth() => "28000",

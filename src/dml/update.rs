@@ -45,6 +45,9 @@ pub struct UpdatePlan {
     pub from_sql: Vec<String>,
     pub selection_sql: Option<String>,
     pub key: Option<KeyMatch>,
+    /// Read each target's LastModifiedDate, for `on_multiple_matches =
+    /// 'newest'`.
+    pub newest: bool,
 }
 
 impl UpdatePlan {
@@ -77,6 +80,9 @@ impl UpdatePlan {
         for (i, a) in self.assignments.iter().enumerate() {
             select.push(format!("({}) AS __sfsql_new_{i}", a.value_sql));
             select.push(format!("{t}.{} AS __sfsql_old_{i}", quote_ident(&a.column)));
+        }
+        if self.newest {
+            select.push(format!("{t}.lastmodifieddate AS __sfsql_modified"));
         }
         let mut conds: Vec<String> = Vec::new();
         if let Some(s) = &self.selection_sql {
@@ -250,6 +256,7 @@ pub fn plan_update(
         from_sql,
         selection_sql: update.selection.as_ref().map(|s| s.to_string()),
         key,
+        newest: false,
     })
 }
 

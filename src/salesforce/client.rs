@@ -394,6 +394,57 @@ impl SalesforceClient {
         .await
     }
 
+    /// Upsert up to 200 records of `sobject` by its external ID field
+    /// `ext_field` (`PATCH /composite/sobjects/{SObject}/{Field}`); each
+    /// result says whether the record was `created`. Retried like an
+    /// update: the external ID makes a repeat match the record it created.
+    pub async fn upsert_records(
+        &self,
+        sobject: &str,
+        ext_field: &str,
+        records: Vec<Value>,
+        all_or_none: bool,
+    ) -> Result<Vec<SaveResult>, SalesforceError> {
+        let path = format!(
+            "composite/sobjects/{}/{}",
+            urlencode(sobject),
+            urlencode(ext_field)
+        );
+        let body = serde_json::json!({ "allOrNone": all_or_none, "records": records });
+        self.save_call(
+            Method::PATCH,
+            &path,
+            Some(&body),
+            records_len(&body),
+            true,
+            "collections upsert",
+        )
+        .await
+    }
+
+    /// Delete up to 200 records by Id (`DELETE /composite/sobjects?ids=`).
+    /// A repeat of a delete is harmless (`ENTITY_IS_DELETED`), so it may be
+    /// retried.
+    pub async fn delete_records(
+        &self,
+        ids: &[String],
+        all_or_none: bool,
+    ) -> Result<Vec<SaveResult>, SalesforceError> {
+        let path = format!(
+            "composite/sobjects?ids={}&allOrNone={all_or_none}",
+            urlencode(&ids.join(","))
+        );
+        self.save_call(
+            Method::DELETE,
+            &path,
+            None,
+            ids.len(),
+            true,
+            "collections delete",
+        )
+        .await
+    }
+
     async fn collections(
         &self,
         method: Method,
@@ -402,11 +453,29 @@ impl SalesforceClient {
         idempotent: bool,
         what: &str,
     ) -> Result<Vec<SaveResult>, SalesforceError> {
-        let count = records.len();
         let body = serde_json::json!({ "allOrNone": all_or_none, "records": records });
-        let (_, bytes) = self
-            .send(method, "composite/sobjects", Some(&body), idempotent)
-            .await?;
+        self.save_call(
+            method,
+            "composite/sobjects",
+            Some(&body),
+            records_len(&body),
+            idempotent,
+            what,
+        )
+        .await
+    }
+
+    /// One Collections call whose answer is one result per record, in order.
+    async fn save_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        count: usize,
+        idempotent: bool,
+        what: &str,
+    ) -> Result<Vec<SaveResult>, SalesforceError> {
+        let (_, bytes) = self.send(method, path, body, idempotent).await?;
         let results: Vec<SaveResult> = self.decode(what, &bytes)?;
         if results.len() != count {
             return Err(SalesforceError::Decode {
@@ -417,6 +486,10 @@ impl SalesforceClient {
         }
         Ok(results)
     }
+}
+
+fn records_len(body: &Value) -> usize {
+    body["records"].as_array().map_or(0, Vec::len)
 }
 
 fn parse_limit_info(value: &str) -> Option<ApiUsage> {

@@ -120,6 +120,9 @@ pub struct SaveResult {
     pub success: bool,
     #[serde(default)]
     pub errors: Vec<SaveError>,
+    /// Upserts only: true when the record was created, false when updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

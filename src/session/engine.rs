@@ -1,16 +1,14 @@
 //! `Engine`: the SessionContext with its Salesforce and report schemas, and
-//! the DML entry points that the router calls.
+//! the run-log hook; the DML entry points are in `session::writes`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
-use datafusion::sql::sqlparser::ast::Update;
 use thiserror::Error;
 
 use crate::config::{Catalog, ConfigError, Env, ReportConfig};
-use crate::dml::{self, ChangeSet, DmlError, DmlOptions, UpdateSummary};
 use crate::provider::SalesforceSchema;
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 
@@ -51,30 +49,6 @@ pub struct Engine {
     pub ctx: Arc<SessionContext>,
     pub connections: BTreeMap<String, Connection>,
     recorder: std::sync::OnceLock<Arc<dyn RunRecorder>>,
-}
-
-/// What an INSERT did.
-#[derive(Debug)]
-pub enum InsertResult {
-    DryRun {
-        plan: dml::InsertPlan,
-        records: Vec<serde_json::Map<String, serde_json::Value>>,
-    },
-    Applied {
-        plan: dml::InsertPlan,
-        records: Vec<serde_json::Map<String, serde_json::Value>>,
-        summary: UpdateSummary,
-    },
-}
-
-/// What an UPDATE did.
-#[derive(Debug)]
-pub enum UpdateResult {
-    DryRun(ChangeSet),
-    Applied {
-        set: ChangeSet,
-        summary: UpdateSummary,
-    },
 }
 
 impl Engine {
@@ -164,106 +138,5 @@ impl Engine {
 
     pub fn recorder(&self) -> Option<&Arc<dyn RunRecorder>> {
         self.recorder.get()
-    }
-
-    /// The connection an UPDATE targets, or `None` when the target is not
-    /// a Salesforce table (DataFusion then answers it).
-    pub fn target_connection(&self, update: &Update) -> Option<&str> {
-        let (schema, _, _) = dml::update_target(update).ok()?;
-        match schema {
-            Some(s) => self
-                .connections
-                .get_key_value(&s.to_ascii_lowercase())
-                .map(|(k, _)| k.as_str()),
-            None => None,
-        }
-    }
-
-    pub async fn plan_update(&self, update: &Update) -> Result<dml::UpdatePlan, DmlError> {
-        let (schema, table, _) = dml::update_target(update)?;
-        let Some(schema) = schema else {
-            return Err(DmlError::UnknownTable(format!(
-                "{table}\" (qualify it with its connection, e.g. {}.{table}",
-                self.connections
-                    .keys()
-                    .next()
-                    .map(String::as_str)
-                    .unwrap_or("production")
-            )));
-        };
-        let conn_name = schema.to_ascii_lowercase();
-        let conn = self
-            .connections
-            .get(&conn_name)
-            .ok_or_else(|| DmlError::UnknownTable(format!("{schema}.{table}")))?;
-        let sobject_table = conn
-            .schema
-            .sobject_table(&table.to_ascii_lowercase())
-            .await?
-            .ok_or_else(|| DmlError::UnknownTable(format!("{schema}.{table}")))?;
-        dml::plan_update(update, &conn_name, sobject_table)
-    }
-
-    /// Run an INSERT into a Salesforce table: plan, compute and check the
-    /// records, then show them (dry run) or create them.
-    pub async fn insert(
-        &self,
-        insert: &datafusion::sql::sqlparser::ast::Insert,
-        opts: DmlOptions,
-    ) -> Result<InsertResult, DmlError> {
-        let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table else {
-            return Err(DmlError::Unsupported(
-                "INSERT target must be a table".into(),
-            ));
-        };
-        let (conn_name, table) = match dml::table_ref(name) {
-            Some((Some(schema), table)) => (schema, table),
-            _ => return Err(DmlError::UnknownTable(name.to_string())),
-        };
-        let conn = self
-            .connections
-            .get(&conn_name)
-            .ok_or_else(|| DmlError::UnknownTable(name.to_string()))?;
-        let sobject_table = conn
-            .schema
-            .sobject_table(&table)
-            .await?
-            .ok_or_else(|| DmlError::UnknownTable(name.to_string()))?;
-        let plan = dml::plan_insert(insert, &conn_name, sobject_table)?;
-        if conn.read_only && !opts.dry_run {
-            return Err(DmlError::ReadOnly(conn_name));
-        }
-        let records = dml::build_records(&self.ctx, &plan).await?;
-        if opts.dry_run {
-            return Ok(InsertResult::DryRun { plan, records });
-        }
-        let summary =
-            dml::apply_inserts(conn.schema.client(), plan.sobject(), &records, false).await;
-        Ok(InsertResult::Applied {
-            plan,
-            records,
-            summary,
-        })
-    }
-
-    /// Run an UPDATE on a Salesforce table: plan, build the change set,
-    /// then show it (dry run) or write it.
-    pub async fn update(
-        &self,
-        update: &Update,
-        opts: DmlOptions,
-    ) -> Result<UpdateResult, DmlError> {
-        let plan = self.plan_update(update).await?;
-        let conn = &self.connections[&plan.connection];
-        if conn.read_only && !opts.dry_run {
-            return Err(DmlError::ReadOnly(plan.connection.clone()));
-        }
-        let set = dml::build_change_set(&self.ctx, &plan, &opts).await?;
-        if opts.dry_run {
-            return Ok(UpdateResult::DryRun(set));
-        }
-        let summary =
-            dml::apply_changes(conn.schema.client(), &set, false, opts.bulk_threshold).await;
-        Ok(UpdateResult::Applied { set, summary })
     }
 }

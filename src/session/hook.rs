@@ -126,7 +126,17 @@ async fn respond(
             .await?;
     }
     match result.rows {
-        Some((schema, batches)) => rows_response(ctx, schema, batches).await,
+        Some((schema, batches)) => {
+            let mut response = rows_response(ctx, schema, batches).await?;
+            // Rows from a write (RETURNING) keep the write's tag:
+            // `INSERT 0 n`, not `SELECT n`.
+            if result.rows_affected.is_some()
+                && let Response::Query(q) = &mut response
+            {
+                q.set_command_tag(&result.tag);
+            }
+            Ok(response)
+        }
         None => {
             let mut tag = Tag::new(&result.tag);
             if let Some(n) = result.rows_affected {

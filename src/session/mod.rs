@@ -12,8 +12,10 @@ mod hook;
 mod output;
 mod router;
 mod settings;
+mod writes;
 
-pub use engine::{Connection, Engine, EngineError, InsertResult, RunRecorder, UpdateResult};
+pub use engine::{Connection, Engine, EngineError, RunRecorder};
 pub use hook::{SfsqlHook, described_plan, rows_response, user_error};
 pub use router::{Origin, Routed, StatementError, StatementResult, WriteReport};
 pub use settings::{Settings, SettingsError};
+pub use writes::DmlResult;

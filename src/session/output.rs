@@ -9,14 +9,15 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::Insert;
 
-use super::engine::{InsertResult, UpdateResult};
 use super::router::{StatementResult, WriteReport};
-use crate::dml::{self, OutcomeStatus, RecordOutcome, UpdateSummary};
+use super::writes::DmlResult;
+use crate::dml::{self, Action, ChangeSet, OutcomeStatus, RecordOutcome, UpdateSummary, WriteOp};
 
 /// How many per-record failures a notice lists.
 const NOTICE_FAILURES: usize = 5;
 
-pub const DRY_RUN_COLUMNS: [&str; 6] = [
+pub const DRY_RUN_COLUMNS: [&str; 7] = [
+    "action",
     "sobject",
     "id",
     "match_key",
@@ -48,164 +49,131 @@ impl Written {
     }
 }
 
-pub fn update_output(
-    result: UpdateResult,
-    bulk_threshold: usize,
-) -> Result<(StatementResult, Written), DataFusionError> {
-    Ok(match result {
-        UpdateResult::DryRun(set) => {
-            let changed: Vec<_> = set.changed().collect();
-            let fields: usize = changed.iter().map(|r| r.changes.len()).sum();
-            let mut out = StatementResult::rows("UPDATE", dry_run_batch(&set)?);
-            out.notices.push(format!(
-                "dry run: {} {} records matched, {} would change ({} field values), {} unchanged; would write through {}; nothing was written",
-                set.records.len(),
-                set.sobject,
-                changed.len(),
-                fields,
-                set.unchanged(),
-                dml::WriteMethod::choose(changed.len(), bulk_threshold).describe(changed.len())
-            ));
-            let summary = dml::dry_run_summary(&set);
-            (
-                out,
-                written(set.connection, set.sobject, "update", true, summary),
-            )
-        }
-        UpdateResult::Applied { set, summary } => {
-            let mut out = StatementResult::command("UPDATE", Some(summary.updated));
-            let mut notice = format!(
-                "{}.{}: {} matched, {} updated, {} unchanged, {} failed, {} skipped; {} write calls",
-                set.connection,
-                set.sobject.to_ascii_lowercase(),
-                summary.matched,
-                summary.updated,
-                summary.unchanged,
-                summary.failed,
-                summary.skipped,
-                summary.write_calls
-            );
-            if !summary.bulk_jobs.is_empty() {
-                notice.push_str(&format!(
-                    " through Bulk API 2.0 job {}",
-                    summary.bulk_jobs.join(", ")
-                ));
-            }
-            notice.push_str(&failures_text(&summary, |_, f| {
-                format!("{} (key {})", f.id, f.match_key.as_deref().unwrap_or("-"))
-            }));
-            out.notices.push(notice);
-            (
-                out,
-                written(set.connection, set.sobject, "update", false, summary),
-            )
-        }
-    })
+/// The command tag word of a write: `UPDATE n`, `INSERT 0 n`, `DELETE n`.
+fn tag_of(op: &WriteOp) -> &'static str {
+    match op {
+        WriteOp::Update => "UPDATE",
+        WriteOp::Create | WriteOp::Upsert { .. } => "INSERT 0",
+        WriteOp::Delete => "DELETE",
+    }
 }
 
-pub fn insert_output(result: InsertResult) -> Result<(StatementResult, Written), DataFusionError> {
-    Ok(match result {
-        InsertResult::DryRun { plan, records } => {
-            let mut rows = Vec::new();
-            for r in &records {
-                for (field, value) in r {
-                    rows.push(vec![
-                        Some(plan.sobject().to_string()),
-                        None,
-                        None,
-                        Some(field.clone()),
-                        None,
-                        dml::display_value(value),
-                    ]);
-                }
-            }
-            let mut out = StatementResult::rows("INSERT", text_batch(&DRY_RUN_COLUMNS, rows)?);
-            out.notices.push(format!(
-                "dry run: {} {} records would be created; nothing was written",
-                records.len(),
-                plan.sobject()
-            ));
-            let summary = UpdateSummary {
-                matched: records.len(),
-                created: records.len(),
-                ..Default::default()
-            };
-            let sobject = plan.sobject().to_string();
-            (
-                out,
-                written(plan.connection, sobject, "insert", true, summary),
-            )
-        }
-        InsertResult::Applied {
-            plan,
-            records,
-            summary,
-        } => {
-            let mut out = if plan.returning.is_empty() {
-                StatementResult::command("INSERT 0", Some(summary.created))
-            } else {
-                // Only created records come back, as PostgreSQL returns only
-                // inserted rows.
-                let rows = summary
-                    .outcomes
-                    .iter()
-                    .zip(&records)
-                    .filter(|(o, _)| o.status == OutcomeStatus::Created)
-                    .map(|(o, r)| {
-                        plan.returning
-                            .iter()
-                            .map(|c| {
-                                if c == "id" {
-                                    Some(o.id.clone())
-                                } else {
-                                    r.iter()
-                                        .find(|(k, _)| k.eq_ignore_ascii_case(c))
-                                        .and_then(|(_, v)| dml::display_value(v))
-                                }
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let cols: Vec<&str> = plan.returning.iter().map(String::as_str).collect();
-                let mut out = StatementResult::rows("INSERT 0", text_batch(&cols, rows)?);
-                out.rows_affected = Some(summary.created);
-                out
-            };
-            let mut notice = format!(
-                "{}.{}: {} created, {} failed, {} unknown, {} skipped; {} write calls",
-                plan.connection,
-                plan.sobject().to_ascii_lowercase(),
-                summary.created,
-                summary.failed,
-                summary.unknown,
-                summary.skipped,
-                summary.write_calls
-            );
-            notice.push_str(&failures_text(&summary, |i, _| format!("row {}", i + 1)));
-            out.notices.push(notice);
-            let sobject = plan.sobject().to_string();
-            (
-                out,
-                written(plan.connection, sobject, "insert", false, summary),
-            )
-        }
-    })
-}
-
-fn written(
-    connection: String,
-    sobject: String,
-    action: &'static str,
-    dry_run: bool,
-    summary: UpdateSummary,
-) -> Written {
-    Written {
-        connection,
-        sobject,
-        action,
+/// What a client sees of a DML statement: the dry run's rows, RETURNING
+/// rows or the command tag, and a NOTICE summing up every outcome.
+pub fn write_output(result: DmlResult) -> Result<(StatementResult, Written), DataFusionError> {
+    let DmlResult {
+        set,
         dry_run,
         summary,
+        returning,
+        method,
+    } = result;
+    let tag = tag_of(&set.op);
+    let mut out = if dry_run {
+        StatementResult::rows(tag, dry_run_batch(&set)?)
+    } else if returning.is_empty() {
+        StatementResult::command(tag, Some(summary.succeeded()))
+    } else {
+        let mut out = StatementResult::rows(tag, returning_batch(&set, &summary, &returning)?);
+        out.rows_affected = Some(summary.succeeded());
+        out
+    };
+    let counts = counts_text(&summary);
+    let target = format!("{}.{}", set.connection, set.sobject.to_ascii_lowercase());
+    if dry_run {
+        out.notices.push(format!(
+            "dry run of {target}: {} records, {counts}; would write through {method}; nothing was written",
+            summary.matched
+        ));
+    } else {
+        let mut notice = format!(
+            "{target}: {} records, {counts}; {} write calls",
+            summary.matched, summary.write_calls
+        );
+        if !summary.bulk_jobs.is_empty() {
+            notice.push_str(&format!(
+                " through Bulk API 2.0 job {}",
+                summary.bulk_jobs.join(", ")
+            ));
+        }
+        if summary.retried > 0 {
+            notice.push_str(&format!(
+                ", {} records retried after UNABLE_TO_LOCK_ROW",
+                summary.retried
+            ));
+        }
+        notice.push_str(&failures_text(&summary, |_, f| {
+            if f.id.is_empty() {
+                format!("key {}", f.match_key.as_deref().unwrap_or("-"))
+            } else {
+                format!("{} (key {})", f.id, f.match_key.as_deref().unwrap_or("-"))
+            }
+        }));
+        out.notices.push(notice);
     }
+    let written = Written {
+        connection: set.connection,
+        sobject: set.sobject,
+        action: set.op.as_str(),
+        dry_run,
+        summary,
+    };
+    Ok((out, written))
+}
+
+/// `3 updated, 1 unchanged`: the non-zero outcome counts (a dry run's are
+/// predictions).
+fn counts_text(s: &UpdateSummary) -> String {
+    let parts: Vec<String> = [
+        (s.created, "created"),
+        (s.updated, "updated"),
+        (s.deleted, "deleted"),
+        (s.unchanged, "unchanged"),
+        (s.failed, "failed"),
+        (s.unknown, "unknown"),
+        (s.skipped, "skipped"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        "nothing to do".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// RETURNING rows: records written (created or updated), as PostgreSQL
+/// returns only the rows it inserted or updated.
+fn returning_batch(
+    set: &ChangeSet,
+    summary: &UpdateSummary,
+    returning: &[String],
+) -> Result<RecordBatch, DataFusionError> {
+    let rows = summary
+        .outcomes
+        .iter()
+        .zip(&set.records)
+        .filter(|(o, _)| matches!(o.status, OutcomeStatus::Created | OutcomeStatus::Updated))
+        .map(|(o, r)| {
+            returning
+                .iter()
+                .map(|c| {
+                    if c == "id" {
+                        Some(o.id.clone())
+                    } else {
+                        r.changes
+                            .iter()
+                            .find(|ch| ch.field.eq_ignore_ascii_case(c))
+                            .and_then(|ch| dml::display_value(&ch.new))
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let cols: Vec<&str> = returning.iter().map(String::as_str).collect();
+    text_batch(&cols, rows)
 }
 
 /// The first failures (and unknown outcomes), one line each, labelled by
@@ -275,18 +243,37 @@ pub fn text_batch(
     Ok(RecordBatch::try_new(schema, arrays)?)
 }
 
-fn dry_run_batch(set: &dml::ChangeSet) -> Result<RecordBatch, DataFusionError> {
+/// One row per field a record would change (a create lists every field
+/// it sets; a delete is one row without a field).
+fn dry_run_batch(set: &ChangeSet) -> Result<RecordBatch, DataFusionError> {
     let mut rows = Vec::new();
     for r in set.changed() {
-        for c in &r.changes {
-            rows.push(vec![
+        let row = |field: Option<String>, old: Option<String>, new: Option<String>| {
+            vec![
+                Some(r.action.as_str().to_string()),
                 Some(set.sobject.clone()),
-                Some(r.id.clone()),
+                r.id.clone(),
                 r.match_key.clone(),
+                field,
+                old,
+                new,
+            ]
+        };
+        if r.action == Action::Delete {
+            rows.push(row(None, None, None));
+            continue;
+        }
+        // An upsert carries its unchanged key along; it is not a change.
+        for c in r
+            .changes
+            .iter()
+            .filter(|c| r.action == Action::Create || c.old != c.new)
+        {
+            rows.push(row(
                 Some(c.field.clone()),
                 dml::display_value(&c.old),
                 dml::display_value(&c.new),
-            ]);
+            ));
         }
     }
     text_batch(&DRY_RUN_COLUMNS, rows)

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FromTable, Insert, ObjectName, Set, Statement, TableFactor, TableObject, Update,
+    Delete, Expr, Insert, ObjectName, Set, Statement, TableObject, Update,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -19,6 +19,7 @@ use thiserror::Error;
 use super::engine::Engine;
 use super::output::{self, DRY_RUN_COLUMNS, text_batch, text_schema};
 use super::settings::{Settings, SettingsError};
+use super::writes::DmlResult;
 use crate::dml::{self, DmlError, UpdateSummary};
 
 /// Who ran a statement; the run log links writes to it.
@@ -35,7 +36,7 @@ pub enum Origin {
 pub struct WriteReport {
     pub connection: String,
     pub sobject: String,
-    /// `update` for now; `insert`, `upsert`, `delete` come with the writes work.
+    /// `update`, `insert`, `upsert` or `delete`.
     pub action: &'static str,
     pub dry_run: bool,
     pub started: DateTime<Utc>,
@@ -114,6 +115,7 @@ pub enum Routed<'a> {
     Show(String),
     Update(&'a Update),
     Insert(&'a Insert),
+    Delete(&'a Delete),
     ExplainUpdate(&'a Update),
     Unsupported(String),
 }
@@ -173,16 +175,8 @@ impl Engine {
                     .then_some(Routed::Insert(insert))
             }
             Statement::Delete(delete) => {
-                let tables = match &delete.from {
-                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
-                };
-                let targets_sf = tables.iter().any(|t| match &t.relation {
-                    TableFactor::Table { name, .. } => self.is_connection(object_schema(name)),
-                    _ => false,
-                });
-                targets_sf.then(|| {
-                    Routed::Unsupported("DELETE on Salesforce tables is not supported yet".into())
-                })
+                let (schema, _, _) = dml::delete_target(delete).ok()?;
+                self.is_connection(schema).then_some(Routed::Delete(delete))
             }
             Statement::Merge(_) => Some(Routed::Unsupported(
                 "MERGE on Salesforce tables is not supported yet".into(),
@@ -204,7 +198,7 @@ impl Engine {
                 DRY_RUN_COLUMNS.to_vec()
             }
             Routed::ExplainUpdate(_) => vec!["plan_type", "plan"],
-            Routed::Insert(_) if Settings::dml_options(settings).dry_run => {
+            Routed::Insert(_) | Routed::Delete(_) if Settings::dml_options(settings).dry_run => {
                 DRY_RUN_COLUMNS.to_vec()
             }
             Routed::Insert(insert) => {
@@ -241,38 +235,39 @@ impl Engine {
             Routed::Unsupported(message) => Err(StatementError::Unsupported(message)),
             Routed::Update(update) => {
                 let started = Utc::now();
-                let opts = Settings::dml_options(settings);
-                let result = self.update(update, opts).await?;
-                let (out, write) = output::update_output(result, opts.bulk_threshold)?;
-                Ok(self
-                    .finish_write(out, write, started, statement_sql, origin)
-                    .await)
+                let result = self.update(update, Settings::dml_options(settings)).await?;
+                self.finish_write(result, started, statement_sql, origin)
+                    .await
             }
             Routed::Insert(insert) => {
                 let started = Utc::now();
                 let result = self.insert(insert, Settings::dml_options(settings)).await?;
-                let (out, write) = output::insert_output(result)?;
-                Ok(self
-                    .finish_write(out, write, started, statement_sql, origin)
-                    .await)
+                self.finish_write(result, started, statement_sql, origin)
+                    .await
+            }
+            Routed::Delete(delete) => {
+                let started = Utc::now();
+                let result = self.delete(delete, Settings::dml_options(settings)).await?;
+                self.finish_write(result, started, statement_sql, origin)
+                    .await
             }
             Routed::ExplainUpdate(update) => Ok(StatementResult::rows(
                 "EXPLAIN",
-                self.explain_update(update, Settings::dml_options(settings).bulk_threshold)
+                self.explain_update(update, &Settings::dml_options(settings))
                     .await?,
             )),
         }
     }
 
-    /// Attach the write's report to its result and hand it to the run log.
+    /// Render a write for the client and hand its report to the run log.
     async fn finish_write(
         &self,
-        mut out: StatementResult,
-        write: output::Written,
+        result: DmlResult,
         started: DateTime<Utc>,
         statement_sql: &str,
         origin: &Origin,
-    ) -> StatementResult {
+    ) -> Result<StatementResult, StatementError> {
+        let (mut out, write) = output::write_output(result)?;
         let report = write.into_report(started, Utc::now());
         if let Some(recorder) = self.recorder()
             && let Err(e) = recorder.record_write(origin, statement_sql, &report).await
@@ -282,7 +277,7 @@ impl Engine {
             ));
         }
         out.write = Some(report);
-        out
+        Ok(out)
     }
 
     /// EXPLAIN UPDATE: the statements sfsql will run, and DataFusion's plan
@@ -291,9 +286,9 @@ impl Engine {
     async fn explain_update(
         &self,
         update: &Update,
-        bulk_threshold: usize,
+        opts: &dml::DmlOptions,
     ) -> Result<RecordBatch, StatementError> {
-        let plan = self.plan_update(update).await?;
+        let plan = self.plan_update(update, opts).await?;
         let mut rows: Vec<Vec<Option<String>>> = Vec::new();
         let mut key_filter = None;
         if let (Some(keys_sql), Some(k)) = (plan.keys_sql(), &plan.key) {
@@ -324,8 +319,9 @@ impl Engine {
         rows.push(vec![
             Some("sfsql: write".into()),
             Some(format!(
-                "diff against current values; PATCH /composite/sobjects with only the changed fields of changed {} records, 200 per call; Bulk API 2.0 ingest above {bulk_threshold} changed records (sfsql.bulk_threshold; the dry run says which)",
-                plan.sobject()
+                "diff against current values; PATCH /composite/sobjects with only the changed fields of changed {} records, 200 per call; Bulk API 2.0 ingest above {} changed records (sfsql.bulk_threshold; the dry run says which)",
+                plan.sobject(),
+                opts.bulk_threshold
             )),
         ]);
         // DataFusion's own plan of the change set, with the real key list,

@@ -10,6 +10,8 @@ use crate::dml::{DmlOptions, MatchPolicy};
 pub const DRY_RUN: &str = "sfsql.dry_run";
 pub const ON_MULTIPLE_MATCHES: &str = "sfsql.on_multiple_matches";
 pub const BULK_THRESHOLD: &str = "sfsql.bulk_threshold";
+pub const MAX_ROWS: &str = "sfsql.max_rows";
+pub const ALL_OR_NONE: &str = "sfsql.all_or_none";
 
 /// Every `sfsql.*` setting with its default and what it does.
 pub const ALL: &[(&str, &str, &str)] = &[
@@ -21,7 +23,17 @@ pub const ALL: &[(&str, &str, &str)] = &[
     (
         ON_MULTIPLE_MATCHES,
         "error",
-        "error | all: what UPDATE does when one source key matches several records",
+        "error | newest | all: what UPDATE does when one source key matches several records",
+    ),
+    (
+        MAX_ROWS,
+        "10000",
+        "a statement that would write more records than this is refused",
+    ),
+    (
+        ALL_OR_NONE,
+        "off",
+        "on: a failed record rolls back the others (change sets of up to 200 records)",
     ),
     (
         BULK_THRESHOLD,
@@ -44,6 +56,18 @@ pub enum SettingsError {
 
 pub struct Settings;
 
+fn on_off(name: &str, value: &str, v: &str) -> Result<String, SettingsError> {
+    match v {
+        "on" | "true" | "1" | "yes" => Ok("on".into()),
+        "off" | "false" | "0" | "no" => Ok("off".into()),
+        _ => Err(SettingsError::InvalidValue {
+            name: name.to_string(),
+            value: value.to_string(),
+            expected: "on or off",
+        }),
+    }
+}
+
 impl Settings {
     pub fn is_ours(name: &str) -> bool {
         name.to_ascii_lowercase().starts_with("sfsql.")
@@ -54,25 +78,24 @@ impl Settings {
         let name = name.to_ascii_lowercase();
         let v = value.trim().trim_matches('\'').to_ascii_lowercase();
         let normalised = match name.as_str() {
-            DRY_RUN => match v.as_str() {
-                "on" | "true" | "1" | "yes" => "on",
-                "off" | "false" | "0" | "no" => "off",
+            DRY_RUN | ALL_OR_NONE => on_off(&name, value, &v)?,
+            MAX_ROWS => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n.to_string(),
                 _ => {
                     return Err(SettingsError::InvalidValue {
                         name,
                         value: value.to_string(),
-                        expected: "on or off",
+                        expected: "a positive number of records",
                     });
                 }
-            }
-            .to_string(),
+            },
             ON_MULTIPLE_MATCHES => match MatchPolicy::parse(&v) {
                 Some(_) => v,
                 None => {
                     return Err(SettingsError::InvalidValue {
                         name,
                         value: value.to_string(),
-                        expected: "error or all",
+                        expected: "error, newest or all",
                     });
                 }
             },
@@ -105,19 +128,23 @@ impl Settings {
     }
 
     pub fn dml_options(metadata: &HashMap<String, String>) -> DmlOptions {
-        let dry_run = metadata.get(DRY_RUN).is_some_and(|v| v == "on");
-        let on_multiple_matches = metadata
-            .get(ON_MULTIPLE_MATCHES)
-            .and_then(|v| MatchPolicy::parse(v))
-            .unwrap_or(MatchPolicy::Error);
-        let bulk_threshold = metadata
-            .get(BULK_THRESHOLD)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(crate::dml::DEFAULT_BULK_THRESHOLD);
+        let on = |name: &str| metadata.get(name).is_some_and(|v| v == "on");
+        let defaults = DmlOptions::default();
         DmlOptions {
-            dry_run,
-            on_multiple_matches,
-            bulk_threshold,
+            dry_run: on(DRY_RUN),
+            on_multiple_matches: metadata
+                .get(ON_MULTIPLE_MATCHES)
+                .and_then(|v| MatchPolicy::parse(v))
+                .unwrap_or(defaults.on_multiple_matches),
+            all_or_none: on(ALL_OR_NONE),
+            max_rows: metadata
+                .get(MAX_ROWS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.max_rows),
+            bulk_threshold: metadata
+                .get(BULK_THRESHOLD)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.bulk_threshold),
         }
     }
 }
@@ -143,5 +170,23 @@ mod tests {
         assert!(!Settings::dml_options(&m).dry_run);
         m.insert(DRY_RUN.to_string(), "on".to_string());
         assert!(Settings::dml_options(&m).dry_run);
+        assert_eq!(
+            Settings::dml_options(&m).max_rows,
+            crate::dml::DEFAULT_MAX_ROWS
+        );
+        assert_eq!(
+            Settings::get(&HashMap::new(), MAX_ROWS).unwrap(),
+            crate::dml::DEFAULT_MAX_ROWS.to_string()
+        );
+        let (k, v) = Settings::normalise("sfsql.max_rows", "250000").unwrap();
+        m.insert(k, v);
+        assert_eq!(Settings::dml_options(&m).max_rows, 250_000);
+        assert!(Settings::normalise("sfsql.max_rows", "-1").is_err());
+        let (k, v) = Settings::normalise("sfsql.on_multiple_matches", "'Newest'").unwrap();
+        m.insert(k, v);
+        assert_eq!(
+            Settings::dml_options(&m).on_multiple_matches,
+            MatchPolicy::Newest
+        );
     }
 }

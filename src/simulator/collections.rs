@@ -65,6 +65,31 @@ fn rolled_back() -> RecordError {
     )
 }
 
+/// A per-record error injected through `/__sim/fail_records`, worded as
+/// Salesforce words it.
+fn injected(code: &str, id: Option<&str>) -> RecordError {
+    match code {
+        "UNABLE_TO_LOCK_ROW" => RecordError::new(
+            "UNABLE_TO_LOCK_ROW",
+            format!(
+                "unable to obtain exclusive access to this record or 1 records: {}",
+                id.unwrap_or_default()
+            ),
+            &[],
+        ),
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION" => RecordError::new(
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "failure injected by the simulator (a validation rule)",
+            &[],
+        ),
+        _ => RecordError::new(
+            "UNKNOWN_EXCEPTION",
+            "failure injected by the simulator",
+            &[],
+        ),
+    }
+}
+
 /// Applies the outcomes (or none of them, under allOrNone with a failure).
 pub(super) fn finish(
     org: &Org,
@@ -77,6 +102,17 @@ pub(super) fn finish(
         user: &org.integration_user,
         now: Utc::now(),
     };
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|mut o| {
+            if o.action.is_ok()
+                && let Some(code) = org.next_record_fault()
+            {
+                o.action = Err(vec![injected(&code, o.id.as_deref())]);
+            }
+            o
+        })
+        .collect();
     let failed = outcomes.iter().any(|o| o.action.is_err());
     outcomes
         .into_iter()

@@ -163,6 +163,27 @@ fn sim_route(sim: &Sim, req: &Incoming, segs: &[&str]) -> Response {
             sim.tokens().lifetime = lifetime;
             json_response(StatusCode::OK, &serde_json::json!({}))
         }
+        (&Method::POST, ["fail_records"]) => {
+            let params: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(req.query.as_bytes())
+                    .into_owned()
+                    .collect();
+            let count = params
+                .get("count")
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(1);
+            let code = params
+                .get("code")
+                .cloned()
+                .unwrap_or_else(|| "UNABLE_TO_LOCK_ROW".to_string());
+            match org_param() {
+                Some(org) => {
+                    sim.orgs[org].inject_record_faults(count, code);
+                    json_response(StatusCode::OK, &serde_json::json!({}))
+                }
+                None => ApiError::not_found().into_response(),
+            }
+        }
         (&Method::POST, ["expire_tokens"]) => {
             auth::expire_access_tokens(sim);
             json_response(StatusCode::OK, &serde_json::json!({}))

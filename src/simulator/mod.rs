@@ -34,7 +34,9 @@
 //! `POST /__sim/token_lifetime?seconds=&requests=` (access tokens issued
 //! from now on live that long or for that many requests; neither resets),
 //! `POST /__sim/fail_next?org=&status=503&count=1&code=` (the next data
-//! requests of the org fail with that status and errorCode).
+//! requests of the org fail with that status and errorCode),
+//! `POST /__sim/fail_records?org=&count=1&code=UNABLE_TO_LOCK_ROW` (the next
+//! records written fail with that per-record statusCode).
 
 mod api;
 mod auth;

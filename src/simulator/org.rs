@@ -39,6 +39,8 @@ pub struct Org {
     faults: Mutex<std::collections::VecDeque<(u16, String)>>,
     /// Bulk API 2.0 jobs.
     bulk: Mutex<Jobs>,
+    /// Injected per-record errors (statusCode) for the next records written.
+    record_faults: Mutex<std::collections::VecDeque<String>>,
 }
 
 // Records are left out: an org can hold hundreds of thousands.
@@ -80,6 +82,7 @@ impl Org {
             api_used: AtomicU64::new(0),
             faults: Mutex::new(std::collections::VecDeque::new()),
             bulk: Mutex::new(Jobs::default()),
+            record_faults: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -116,6 +119,17 @@ impl Org {
     /// The failure injected for this request, if any.
     pub fn next_fault(&self) -> Option<(u16, String)> {
         lock(&self.faults).pop_front()
+    }
+
+    /// Makes the next `count` records written (in any write request) fail
+    /// with the per-record `statusCode` `code`.
+    pub fn inject_record_faults(&self, count: usize, code: String) {
+        lock(&self.record_faults).extend(std::iter::repeat_n(code, count));
+    }
+
+    /// The per-record error injected for the next record written, if any.
+    pub fn next_record_fault(&self) -> Option<String> {
+        lock(&self.record_faults).pop_front()
     }
 
     pub fn api_used(&self) -> u64 {

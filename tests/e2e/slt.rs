@@ -1,5 +1,14 @@
 //! Runs every `tests/slt/*.slt` file over a real Postgres connection, each
 //! against a fresh demo, with sqllogictest.
+//!
+//! Two harness statements talk to the simulator over HTTP, so a file can
+//! prove what reached "Salesforce" independently of sfsql:
+//! `SIM <org> <counter>` returns a counter of `GET /__sim/stats` (`writes`
+//! sums every write request; otherwise a request kind such as
+//! `collections_update`, or `records_written`), and
+//! `SIM RESET` zeroes the counters, and
+//! `SIM FAIL_RECORDS <org> <statusCode> <count>` makes the next records
+//! written fail with that per-record error (`POST /__sim/fail_records`).
 
 use std::path::Path;
 
@@ -11,6 +20,8 @@ use crate::common::start_demo;
 
 struct Pg {
     client: Client,
+    /// The simulator's base URL, for `SIM` statements.
+    sim: String,
 }
 
 /// `SQLSTATE: message`, so `.slt` files can match on either.
@@ -40,6 +51,9 @@ impl AsyncDB for Pg {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, PgError> {
+        if let Some(args) = sql.trim().strip_prefix("SIM ") {
+            return sim_statement(&self.sim, args).await;
+        }
         let messages = self.client.simple_query(sql).await?;
         let mut rows = Vec::new();
         let mut columns = None;
@@ -86,6 +100,12 @@ async fn slt_files() {
         .expect("tests/slt")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        // `SLT=upsert cargo test --test e2e slt::` runs the files whose
+        // name contains "upsert" (while writing one; CI runs them all).
+        .filter(|p| match std::env::var("SLT") {
+            Ok(part) => p.to_string_lossy().contains(&part),
+            Err(_) => true,
+        })
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
@@ -93,20 +113,80 @@ async fn slt_files() {
     for file in files {
         let demo = start_demo(300, &[("nps_duplicates", duplicates_csv.clone())]).await;
         let port = demo.port();
-        let mut runner = sqllogictest::Runner::new(move || async move {
-            let conn_str =
-                format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo");
-            let (client, connection) =
-                tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok::<_, PgError>(Pg { client })
+        let sim = demo.demo.sim.base_url();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let sim = sim.clone();
+            async move {
+                let conn_str =
+                    format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo");
+                let (client, connection) =
+                    tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok::<_, PgError>(Pg { client, sim })
+            }
         });
         runner.with_column_validator(|_, _| true);
         if let Err(e) = runner.run_file_async(&file).await {
             panic!("{}: {}", file.display(), e.display(true));
         }
+    }
+}
+
+/// A `SIM ...` harness statement (see the module doc).
+async fn sim_statement(base: &str, args: &str) -> Result<DBOutput<DefaultColumnType>, PgError> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let http = reqwest::Client::new();
+    let fail = |e: reqwest::Error| PgError(format!("simulator: {e}"));
+    match words.as_slice() {
+        ["RESET"] => {
+            http.post(format!("{base}/__sim/stats/reset"))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(fail)?;
+            Ok(DBOutput::StatementComplete(0))
+        }
+        ["FAIL_RECORDS", org, code, count] => {
+            http.post(format!(
+                "{base}/__sim/fail_records?org={org}&code={code}&count={count}"
+            ))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(fail)?;
+            Ok(DBOutput::StatementComplete(0))
+        }
+        [org, counter] => {
+            let stats: serde_json::Value = http
+                .get(format!("{base}/__sim/stats"))
+                .send()
+                .await
+                .map_err(fail)?
+                .json()
+                .await
+                .map_err(fail)?;
+            let org = &stats[*org];
+            let value = match *counter {
+                "writes" => org["requests"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(k, _)| k.starts_with("collections_") || k.contains("ingest"))
+                            .filter_map(|(_, v)| v.as_u64())
+                            .sum()
+                    })
+                    .unwrap_or(0),
+                "records_written" => org["records_written"].as_u64().unwrap_or(0),
+                kind => org["requests"][kind].as_u64().unwrap_or(0),
+            };
+            Ok(DBOutput::Rows {
+                types: vec![DefaultColumnType::Integer],
+                rows: vec![vec![value.to_string()]],
+            })
+        }
+        _ => Err(PgError(format!("unknown harness statement: SIM {args}"))),
     }
 }
 

@@ -1,0 +1,155 @@
+//! The DML entry points the router calls: resolve the target table, plan,
+//! build the change set, check the guardrails, then show it (dry run) or
+//! write it through [`dml::apply`]. Every statement kind ends in one
+//! [`DmlResult`].
+
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::{Delete, Insert, TableObject, Update};
+
+use super::engine::{Connection, Engine};
+use crate::dml::{self, ChangeSet, DmlError, DmlOptions, UpdateSummary};
+use crate::provider::SObjectTable;
+
+/// What a DML statement did (or, in a dry run, would do).
+#[derive(Debug)]
+pub struct DmlResult {
+    pub set: ChangeSet,
+    pub dry_run: bool,
+    /// Outcomes; predicted ones in a dry run.
+    pub summary: UpdateSummary,
+    /// INSERT ... RETURNING items (lower case), empty otherwise.
+    pub returning: Vec<String>,
+    /// How the changed records are (or would be) written, and its cost.
+    pub method: String,
+}
+
+impl Engine {
+    /// The connection and sObject table that `schema.table` names.
+    pub(super) async fn resolve(
+        &self,
+        schema: Option<String>,
+        table: &str,
+    ) -> Result<(String, &Connection, Arc<SObjectTable>), DmlError> {
+        let Some(schema) = schema else {
+            return Err(DmlError::UnknownTable(format!(
+                "{table}\" (qualify it with its connection, e.g. {}.{table}",
+                self.connections
+                    .keys()
+                    .next()
+                    .map(String::as_str)
+                    .unwrap_or("production")
+            )));
+        };
+        let conn_name = schema.to_ascii_lowercase();
+        let conn = self
+            .connections
+            .get(&conn_name)
+            .ok_or_else(|| DmlError::UnknownTable(format!("{schema}.{table}")))?;
+        let sobject_table = conn
+            .schema
+            .sobject_table(&table.to_ascii_lowercase())
+            .await?
+            .ok_or_else(|| DmlError::UnknownTable(format!("{schema}.{table}")))?;
+        Ok((conn_name, conn, sobject_table))
+    }
+
+    pub async fn plan_update(
+        &self,
+        update: &Update,
+        opts: &DmlOptions,
+    ) -> Result<dml::UpdatePlan, DmlError> {
+        let (schema, table, _) = dml::update_target(update)?;
+        let (conn_name, _, sobject_table) = self.resolve(schema, &table).await?;
+        let mut plan = dml::plan_update(update, &conn_name, sobject_table)?;
+        plan.newest = opts.on_multiple_matches == dml::MatchPolicy::Newest;
+        Ok(plan)
+    }
+
+    /// UPDATE on a Salesforce table.
+    pub async fn update(&self, update: &Update, opts: DmlOptions) -> Result<DmlResult, DmlError> {
+        let plan = self.plan_update(update, &opts).await?;
+        let conn = &self.connections[&plan.connection];
+        writable(conn, &plan.connection, &opts)?;
+        let set = dml::build_change_set(&self.ctx, &plan, &opts).await?;
+        self.write(conn, set, &opts, vec![]).await
+    }
+
+    pub async fn plan_insert(&self, insert: &Insert) -> Result<dml::InsertPlan, DmlError> {
+        let TableObject::TableName(name) = &insert.table else {
+            return Err(DmlError::Unsupported(
+                "INSERT target must be a table".into(),
+            ));
+        };
+        let (schema, table) =
+            dml::table_ref(name).ok_or_else(|| DmlError::UnknownTable(name.to_string()))?;
+        let (conn_name, _, sobject_table) = self.resolve(schema, &table).await?;
+        dml::plan_insert(insert, &conn_name, sobject_table)
+    }
+
+    /// INSERT (or, with ON CONFLICT, upsert by external ID).
+    pub async fn insert(&self, insert: &Insert, opts: DmlOptions) -> Result<DmlResult, DmlError> {
+        let plan = self.plan_insert(insert).await?;
+        let conn = &self.connections[&plan.connection];
+        writable(conn, &plan.connection, &opts)?;
+        let records = dml::build_records(&self.ctx, &plan).await?;
+        let set = match &plan.conflict {
+            Some(conflict) => dml::build_upsert_set(&self.ctx, &plan, conflict, records).await?,
+            None => dml::create_set(&plan, records),
+        };
+        self.write(conn, set, &opts, plan.returning).await
+    }
+
+    pub async fn plan_delete(&self, delete: &Delete) -> Result<dml::DeletePlan, DmlError> {
+        let (schema, table, _) = dml::delete_target(delete)?;
+        let (conn_name, _, sobject_table) = self.resolve(schema, &table).await?;
+        dml::plan_delete(delete, &conn_name, sobject_table)
+    }
+
+    /// DELETE on a Salesforce table (a WHERE is required).
+    pub async fn delete(&self, delete: &Delete, opts: DmlOptions) -> Result<DmlResult, DmlError> {
+        let plan = self.plan_delete(delete).await?;
+        let conn = &self.connections[&plan.connection];
+        writable(conn, &plan.connection, &opts)?;
+        let set = dml::build_delete_set(&self.ctx, &plan).await?;
+        self.write(conn, set, &opts, vec![]).await
+    }
+
+    /// Guardrails, then the dry run's prediction or the write itself.
+    async fn write(
+        &self,
+        conn: &Connection,
+        set: ChangeSet,
+        opts: &DmlOptions,
+        returning: Vec<String>,
+    ) -> Result<DmlResult, DmlError> {
+        opts.check(&set)?;
+        let changed = set.changed().count();
+        let method = if set.op == dml::WriteOp::Update {
+            dml::WriteMethod::choose(changed, opts.bulk_threshold)
+        } else {
+            dml::WriteMethod::Collections
+        }
+        .describe(changed);
+        let summary = if opts.dry_run {
+            dml::dry_run_summary(&set)
+        } else {
+            dml::apply(conn.schema.client(), &set, &opts.write_options()).await
+        };
+        Ok(DmlResult {
+            set,
+            dry_run: opts.dry_run,
+            summary,
+            returning,
+            method,
+        })
+    }
+}
+
+/// A read-only connection refuses writes; its dry runs still work.
+fn writable(conn: &Connection, name: &str, opts: &DmlOptions) -> Result<(), DmlError> {
+    if conn.read_only && !opts.dry_run {
+        return Err(DmlError::ReadOnly(name.to_string()));
+    }
+    Ok(())
+}
