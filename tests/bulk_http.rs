@@ -1,29 +1,15 @@
 //! Bulk API 2.0 over real HTTP: the simulator's job resources spoken to
 //! directly, and sfsql's Bulk client against the simulator.
 
-use std::net::SocketAddr;
-
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use sfsql::salesforce::{
     BulkIngestWriter, BulkOperation, BulkRecordResult, Credentials, PollPolicy, SalesforceClient,
 };
-use sfsql::simulator::{self, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimConfig, SimHandle};
+use sfsql::simulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimHandle};
 
-const V: &str = "/services/data/v62.0";
-
-async fn sim(contacts: usize) -> SimHandle {
-    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    simulator::start(
-        SimConfig {
-            contacts,
-            ..SimConfig::default()
-        },
-        addr,
-    )
-    .await
-    .expect("simulator starts")
-}
+mod support;
+use support::{V, sim};
 
 /// A logged-in raw HTTP connection to the production org.
 struct Conn {

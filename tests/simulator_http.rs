@@ -1,26 +1,12 @@
 //! The simulator over real HTTP: start it on 127.0.0.1:0 and talk to it with
 //! reqwest as the sfsql client does.
 
-use std::net::SocketAddr;
-
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use sfsql::simulator::{self, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimConfig, SimHandle};
+use sfsql::simulator::{self, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimHandle};
 
-const V: &str = "/services/data/v62.0";
-
-async fn sim(contacts: usize) -> SimHandle {
-    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    simulator::start(
-        SimConfig {
-            contacts,
-            ..SimConfig::default()
-        },
-        addr,
-    )
-    .await
-    .expect("simulator starts")
-}
+mod support;
+use support::{V, sim};
 
 /// A logged-in connection to one org.
 struct Conn {
