@@ -14,7 +14,8 @@
 //! - `query`: query, queryAll, queryMore cursors and record rendering, over
 //!   `soql` (lexer, parser, compile against the schema, evaluator).
 //! - `collections`: sObject Collections requests, over `convert` (reading
-//!   JSON values), `validate` (per-record checks) and `writes` (applying).
+//!   JSON values), `validate` (per-record checks, with `event_rules` for
+//!   an Event's start, end and duration) and `writes` (applying).
 //! - `bulk`: Bulk API 2.0 jobs and their states; `bulk_ingest`: ingest CSV
 //!   through the same per-record checks as Collections.
 //! - `store`: records, id and lookup indexes; `seed`: the deterministic
@@ -46,6 +47,7 @@ mod collections;
 mod convert;
 mod describe;
 mod error;
+mod event_rules;
 mod grants;
 mod http;
 mod ids;

@@ -307,8 +307,12 @@ fn event() -> ObjectDef {
         FieldDef::new("EndDateTime", "End Date Time", DateTime),
         FieldDef::new("ActivityDateTime", "Due Date Time", DateTime),
         FieldDef::new("DurationInMinutes", "Duration", Int).digits(8),
+        FieldDef::new("IsAllDayEvent", "All-Day Event", Boolean),
         FieldDef::new("Description", "Description", Textarea),
         FieldDef::new("Location", "Location", String),
+        FieldDef::new("External_Activity_Id__c", "External Activity Id", String)
+            .external_id()
+            .unique(),
     ]);
     ObjectDef::new(
         "Event",

@@ -278,15 +278,12 @@ pub fn prepare(
                 .iter()
                 .any(|(f, v)| def.fields[*f].name == name && !v.is_null())
         };
-        let mut missing: Vec<&str> = def
+        let missing: Vec<&str> = def
             .fields
             .iter()
             .filter(|f| f.required_on_create() && !given(f.name))
             .map(|f| f.name)
             .collect();
-        if def.name == "Event" && !given("DurationInMinutes") && !given("EndDateTime") {
-            missing.push("DurationInMinutes");
-        }
         if !missing.is_empty() {
             return Err(vec![RecordError::required_missing(&missing)]);
         }
@@ -310,6 +307,9 @@ pub fn prepare(
     }
     if !errors.is_empty() {
         return Err(errors);
+    }
+    if def.name == "Event" {
+        super::event_rules::derive_times(store, obj, row, &mut values).map_err(|e| vec![e])?;
     }
     for (f, v) in &values {
         let field = &def.fields[*f];

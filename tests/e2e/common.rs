@@ -25,6 +25,11 @@ impl TestDemo {
         connect_port(self.port()).await
     }
 
+    /// The demo's own copy of the catalog directory (reports included).
+    pub fn catalog_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Request counters of the simulator, by org.
     pub fn stats(&self) -> serde_json::Value {
         self.demo.sim.stats()

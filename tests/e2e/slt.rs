@@ -9,8 +9,14 @@
 //! `SIM RESET` zeroes the counters, and
 //! `SIM FAIL_RECORDS <org> <statusCode> <count>` makes the next records
 //! written fail with that per-record error (`POST /__sim/fail_records`).
+//!
+//! Two more run the repository's saved statements against changing
+//! reports: `FILE sql/<name>.sql` sends that file of the repository, as
+//! saved, over the connection (so the `.slt` tests the job itself, not a
+//! copy of it), and `REPORT <path>` followed by CSV lines replaces the
+//! demo catalog's report file at `<path>` (a report changed between runs).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
@@ -22,6 +28,8 @@ struct Pg {
     client: Client,
     /// The simulator's base URL, for `SIM` statements.
     sim: String,
+    /// The demo's own copy of the catalog, for `REPORT` statements.
+    catalog: PathBuf,
 }
 
 /// `SQLSTATE: message`, so `.slt` files can match on either.
@@ -51,9 +59,35 @@ impl AsyncDB for Pg {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, PgError> {
-        if let Some(args) = sql.trim().strip_prefix("SIM ") {
+        let sql = sql.trim();
+        if let Some(args) = sql.strip_prefix("SIM ") {
             return sim_statement(&self.sim, args).await;
         }
+        if let Some(path) = sql.strip_prefix("FILE ") {
+            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(path.trim());
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| PgError(format!("{}: {e}", file.display())))?;
+            return self.query(&text).await;
+        }
+        if let Some(rest) = sql.strip_prefix("REPORT ") {
+            let (path, csv) = rest.split_once('\n').unwrap_or((rest, ""));
+            let file = self.catalog.join(path.trim());
+            std::fs::write(&file, format!("{csv}\n"))
+                .map_err(|e| PgError(format!("{}: {e}", file.display())))?;
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        self.query(sql).await
+    }
+
+    async fn shutdown(&mut self) {}
+
+    async fn sleep(dur: std::time::Duration) {
+        tokio::time::sleep(dur).await;
+    }
+}
+
+impl Pg {
+    async fn query(&self, sql: &str) -> Result<DBOutput<DefaultColumnType>, PgError> {
         let messages = self.client.simple_query(sql).await?;
         let mut rows = Vec::new();
         let mut columns = None;
@@ -85,12 +119,6 @@ impl AsyncDB for Pg {
             None => Ok(DBOutput::StatementComplete(count)),
         }
     }
-
-    async fn shutdown(&mut self) {}
-
-    async fn sleep(dur: std::time::Duration) {
-        tokio::time::sleep(dur).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,8 +142,10 @@ async fn slt_files() {
         let demo = start_demo(300, &[("nps_duplicates", duplicates_csv.clone())]).await;
         let port = demo.port();
         let sim = demo.demo.sim.base_url();
+        let catalog = demo.catalog_dir().to_path_buf();
         let mut runner = sqllogictest::Runner::new(move || {
             let sim = sim.clone();
+            let catalog = catalog.clone();
             async move {
                 let conn_str =
                     format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo");
@@ -124,7 +154,11 @@ async fn slt_files() {
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
-                Ok::<_, PgError>(Pg { client, sim })
+                Ok::<_, PgError>(Pg {
+                    client,
+                    sim,
+                    catalog,
+                })
             }
         });
         runner.with_column_validator(|_, _| true);
