@@ -76,6 +76,13 @@ pub async fn login(
         }
         _ => {
             // Nothing to store but the status: prove the credentials work.
+            // A login is the user's word that the cause of a disconnect is
+            // fixed, so it asks the org again.
+            store.update(name, |e| {
+                if let Some(e) = e {
+                    e.disconnected = None;
+                }
+            })?;
             let client = SalesforceClient::new(name, conn.login_url.clone(), credentials)
                 .with_token_store(store.clone());
             client.connect().await?;

@@ -157,6 +157,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("SFSQL_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
+        // Colour codes only on a terminal: a log file or journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

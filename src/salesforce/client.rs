@@ -205,6 +205,7 @@ impl SalesforceClient {
                 }
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let started = std::time::Instant::now();
             let result = request.send().await;
             let response = match result {
                 Ok(r) => r,
@@ -220,6 +221,18 @@ impl SalesforceClient {
             self.record_usage(response.headers());
             let status = response.status();
             let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+            // The path and status only: the token rides in a header that is
+            // never logged, and bodies hold customer data.
+            tracing::debug!(
+                connection = %self.name,
+                %method,
+                path = %log_path(path),
+                status = status.as_u16(),
+                attempt,
+                bytes = bytes.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "salesforce request"
+            );
             if status == StatusCode::UNAUTHORIZED && !renewed {
                 renewed = true;
                 self.access_token(Some(&token)).await?;
@@ -485,6 +498,15 @@ impl SalesforceClient {
             });
         }
         Ok(results)
+    }
+}
+
+/// `path` for a debug log line: long SOQL (key lookups) cut short.
+fn log_path(path: &str) -> String {
+    const MAX: usize = 200;
+    match path.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &path[..at]),
+        None => path.to_string(),
     }
 }
 

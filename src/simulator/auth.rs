@@ -46,9 +46,17 @@ pub struct Tokens {
     pub(super) codes: HashMap<String, super::grants::Code>,
     pub lifetime: Lifetime,
     issued: u64,
+    /// Every access and refresh token ever issued, even expired or
+    /// revoked ones, so a test can look for them where they must not be.
+    ever: Vec<String>,
 }
 
 impl Tokens {
+    /// Every token issued so far (see `ever`).
+    pub fn issued(&self) -> Vec<String> {
+        self.ever.clone()
+    }
+
     /// An unguessable-looking token body; unique per server and call.
     pub(super) fn fresh(&mut self, len: usize) -> String {
         self.issued += 1;
@@ -198,6 +206,7 @@ pub(super) fn issue(sim: &Sim, org: usize, grant: Grant) -> Response {
         let mut tokens = sim.tokens();
         let body = tokens.fresh(96);
         let token = format!("{}!AQ{body}", &o.org_id[..15]);
+        tokens.ever.push(token.clone());
         let lifetime = tokens.lifetime;
         tokens.access.insert(
             token.clone(),
@@ -283,6 +292,7 @@ pub fn token(sim: &Sim, org: usize, headers: &HeaderMap, body: &[u8]) -> Respons
 pub fn mint_refresh_token(sim: &Sim, org: usize) -> String {
     let mut tokens = sim.tokens();
     let token = format!("5Aep861{}", tokens.fresh(80));
+    tokens.ever.push(token.clone());
     tokens.refresh.insert(token.clone(), org);
     token
 }

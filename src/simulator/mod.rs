@@ -128,6 +128,12 @@ impl SimHandle {
         self.addr
     }
 
+    /// Every access and refresh token the orgs ever issued, for tests that
+    /// check no secret reaches a log, an error or a table.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.sim.tokens().issued()
+    }
+
     /// Same JSON as `GET /__sim/stats`.
     pub fn stats(&self) -> serde_json::Value {
         self.sim.stats_json()

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use sfsql::session::Engine;
 use sfsql::simulator::SimConfig;
 
 use crate::common::{error_of, rows};
@@ -83,8 +82,12 @@ async fn jwt_bearer_queries_production_and_sandbox() {
     assert_eq!(code, "42P01");
 }
 
+/// An assertion the org refuses (`invalid_grant`) disconnects the
+/// connection: the server still starts and serves the other schemas, every
+/// query on it says why and to run `sfsql login`, and no further token
+/// request reaches the org until that login.
 #[tokio::test]
-async fn jwt_with_the_wrong_audience_user_or_key_is_refused() {
+async fn jwt_with_the_wrong_audience_user_or_key_disconnects() {
     let user = "integration@sfsql-demo.example";
     let cases = [
         // A production org asked with the sandbox audience.
@@ -110,9 +113,61 @@ async fn jwt_with_the_wrong_audience_user_or_key_is_refused() {
     ];
     for (sim, kind, username, expected) in cases {
         let org = web_org(sim, &jwt_connection("production", kind, username)).await;
-        match Engine::start(&org.catalog, &org.env).await {
-            Ok(_) => panic!("the engine started ({expected})"),
-            Err(e) => assert!(e.to_string().contains(expected), "{e}"),
+        let (_engine, server) = org.serve().await;
+        let client = connect(&server).await;
+        let tokens = org.sim.stats()["production"]["requests"]["token"].clone();
+        for _ in 0..2 {
+            let (code, message) =
+                error_of(&client, "SELECT count(*) FROM production.contact").await;
+            assert_eq!(code, "28000", "{message}");
+            assert!(
+                message.contains("connection 'production' is disconnected")
+                    && message.contains("refused the JWT bearer assertion")
+                    && message.contains(expected)
+                    && message.contains("run `sfsql login production`"),
+                "{message}"
+            );
         }
+        assert_eq!(
+            org.sim.stats()["production"]["requests"]["token"],
+            tokens,
+            "no token request while disconnected ({expected})"
+        );
+        let listing = sfsql::login::connections(&org.catalog).expect("connections");
+        assert!(listing.contains("disconnected"), "{listing}");
     }
+}
+
+/// After the cause is fixed (here: the catalog names the right user),
+/// `sfsql login` asks the org again and clears the disconnect.
+#[tokio::test]
+async fn jwt_login_after_the_fix_reconnects() {
+    let org = web_org(
+        sim_with_public_key(),
+        &jwt_connection("production", "production", "someone@else.example"),
+    )
+    .await;
+    let (_engine, server) = org.serve().await;
+    let (code, _) = error_of(&connect(&server).await, "SELECT 1 FROM production.account").await;
+    assert_eq!(code, "28000");
+
+    let fixed = jwt_connection("production", "production", "integration@sfsql-demo.example");
+    std::fs::write(org.catalog.dir.join("connections.toml"), fixed).expect("write");
+    let mut catalog = sfsql::config::Catalog::load(&org.catalog.dir, &org.env).expect("catalog");
+    catalog.state_dir = org.catalog.state_dir.clone();
+    let line = sfsql::login::login(&catalog, &org.env, "production", |_| {
+        panic!("the JWT flow opens no browser")
+    })
+    .await
+    .expect("login after the fix");
+    assert!(line.contains("logged in (jwt)"), "{line}");
+    let mut org = org;
+    org.catalog = catalog;
+    let (_engine, server) = org.serve().await;
+    let count = rows(
+        &connect(&server).await,
+        "SELECT count(*) FROM production.account",
+    )
+    .await;
+    assert_eq!(count[0][0].as_deref(), Some("100"));
 }

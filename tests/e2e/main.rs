@@ -14,6 +14,7 @@ mod psql;
 mod scheduler;
 mod scheduler_loop;
 mod scheduler_options;
+mod secrets;
 mod slt;
 mod token_expiry;
 mod update_by_key;

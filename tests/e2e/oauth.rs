@@ -249,7 +249,7 @@ async fn revoked_refresh_token_disconnects_until_the_next_login() {
     assert_eq!(code, "28000");
     assert!(
         message.starts_with(
-            "connection 'production' is disconnected (the org refused its refresh token: expired access/refresh token)"
+            "connection 'production' is disconnected (the org refused its refresh token: invalid_grant: expired access/refresh token)"
         ) && message.ends_with("run `sfsql login production`"),
         "{message}"
     );

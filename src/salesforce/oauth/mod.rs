@@ -199,6 +199,12 @@ pub(crate) async fn post_token(
     let response = http.post(&url).form(form).send().await.map_err(transport)?;
     let status = response.status();
     let body = response.bytes().await.map_err(transport)?;
+    // The grant type only: every other field of the form is a secret.
+    let grant = form
+        .iter()
+        .find(|(k, _)| *k == "grant_type")
+        .map_or("?", |(_, v)| *v);
+    tracing::debug!(connection, %grant, status = status.as_u16(), "token request");
     if !status.is_success() {
         let parsed: OAuthError = serde_json::from_slice(&body).unwrap_or(OAuthError {
             error: format!("http_{}", status.as_u16()),

@@ -64,7 +64,8 @@ impl Session {
         Ok(token)
     }
 
-    /// One token request. A refused refresh token (web flow) disconnects
+    /// One token request. An `invalid_grant` (a refused refresh token,
+    /// JWT assertion or client credentials grant, in any flow) disconnects
     /// the connection until the next `sfsql login`.
     async fn log_in(
         &self,
@@ -81,14 +82,14 @@ impl Session {
             None if self.is_web() => return Err(disconnected("no token store".into())),
             None => None,
         };
-        if self.is_web() {
-            let entry = stored.as_ref().filter(|s| s.refresh_token().is_some());
-            let Some(entry) = entry else {
-                return Err(disconnected("not logged in".into()));
-            };
-            if let Some(reason) = &entry.disconnected {
-                return Err(disconnected(reason.clone()));
-            }
+        // A connection the org refused stays refused until `sfsql login`
+        // clears the mark: no token request may reach the org meanwhile
+        // (repeated failed logins can lock the integration user).
+        if let Some(reason) = stored.as_ref().and_then(|s| s.disconnected.as_ref()) {
+            return Err(disconnected(reason.clone()));
+        }
+        if self.is_web() && stored.as_ref().and_then(|s| s.refresh_token()).is_none() {
+            return Err(disconnected("not logged in".into()));
         }
         let refresh = stored.as_ref().and_then(|s| s.refresh_token());
         match request_token(http, name, login_url, &self.credentials, refresh.as_ref()).await {
@@ -98,14 +99,25 @@ impl Session {
             }
             Err(SalesforceError::LoginFailed {
                 error, description, ..
-            }) if self.is_web() && error == "invalid_grant" => {
-                let reason = format!("the org refused its refresh token: {description}");
+            }) if error == "invalid_grant" => {
+                let reason = format!("{}: invalid_grant: {description}", self.refused_what());
                 tracing::warn!(connection = %name, %reason, "connection disconnected");
                 let at = chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ");
                 self.update(name, |e| e.disconnected = Some(format!("{reason}, {at}")));
                 Err(disconnected(reason))
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// What the org refused, for the disconnected message.
+    fn refused_what(&self) -> &'static str {
+        match self.credentials {
+            Credentials::Web { .. } | Credentials::RefreshToken { .. } => {
+                "the org refused its refresh token"
+            }
+            Credentials::Jwt { .. } => "the org refused the JWT bearer assertion",
+            Credentials::ClientCredentials { .. } => "the org refused the client credentials grant",
         }
     }
 
