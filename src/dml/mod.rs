@@ -28,7 +28,7 @@ pub use update::{UpdatePlan, plan_update, table_ref, target_name as update_targe
 pub use upsert::{Conflict, build_upsert_set};
 pub use validate::{check_value, required_on_create};
 pub use write::{
-    OutcomeStatus, RecordOutcome, UpdateSummary, WriteOptions, apply, dry_run_summary,
+    OutcomeStatus, RecordOutcome, UpdateSummary, WriteOptions, WriteSink, apply, dry_run_summary,
 };
 
 use thiserror::Error;
@@ -160,6 +160,9 @@ pub enum DmlError {
     TooManyRows(String),
     #[error("{0}")]
     Value(String),
+    /// The run log cannot store the write, so it is not started.
+    #[error("the run log cannot store this write, so nothing was written: {0}")]
+    RunLog(String),
     #[error("{0}")]
     Plan(#[from] datafusion::error::DataFusionError),
     #[error("{0}")]
@@ -181,6 +184,7 @@ impl DmlError {
             DmlError::NoConflictTarget(_) => "42P10",
             DmlError::TooManyRows(_) => "54000",
             DmlError::Value(_) => "22P02",
+            DmlError::RunLog(_) => "58030",
             DmlError::Plan(_) => "42000",
             DmlError::Salesforce(e) if e.is_auth() => "28000",
             DmlError::Salesforce(SalesforceError::Transport { .. }) => "08006",

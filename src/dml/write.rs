@@ -3,6 +3,8 @@
 //! comes back as one [`RecordOutcome`] per record. Records that fail with
 //! `UNABLE_TO_LOCK_ROW` are sent again, alone, with backoff. Updates of
 //! more than `bulk_threshold` records go through Bulk API 2.0 instead.
+//! Each request's records are reported to a [`WriteSink`] before and after
+//! it is sent, so a write cut short still has every record accounted for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,6 +115,22 @@ impl UpdateSummary {
     }
 }
 
+/// Where [`apply`] reports each request as it goes, so a write cut short
+/// (a timeout, a cancel, a crash) leaves every record it sent accounted
+/// for, not only the records of a statement that finished.
+pub trait WriteSink: Send + Sync + std::fmt::Debug {
+    /// `records` (status unknown) go out in one request now; if nothing
+    /// follows, they stay unknown.
+    fn sending(&self, records: &[RecordOutcome]);
+    /// The final outcomes of the records last given to `sending`, after
+    /// `calls` requests (lock retries included).
+    fn sent(&self, outcomes: &[RecordOutcome], calls: usize);
+    /// The final outcomes of records never sent: unchanged or skipped.
+    fn not_sent(&self, outcomes: &[RecordOutcome]);
+    /// Why no further request may go out (a run past its timeout).
+    fn stop_reason(&self) -> Option<String>;
+}
+
 /// How a change set is written.
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -124,6 +142,8 @@ pub struct WriteOptions {
     pub backoff: Duration,
     /// Updates of more changed records than this go through Bulk API 2.0.
     pub bulk_threshold: usize,
+    /// Where each request's outcomes are reported as they come.
+    pub sink: Option<Arc<dyn WriteSink>>,
 }
 
 impl Default for WriteOptions {
@@ -133,8 +153,44 @@ impl Default for WriteOptions {
             lock_retries: 3,
             backoff: Duration::from_millis(100),
             bulk_threshold: super::DEFAULT_BULK_THRESHOLD,
+            sink: None,
         }
     }
+}
+
+/// Tell the sink `records` go out now (`how`), each `unknown` until its
+/// answer: what stays in the log if the answer never comes back.
+fn announce(sink: Option<&dyn WriteSink>, records: &[&RecordChange], how: &str) {
+    if let Some(sink) = sink {
+        let message = format!(
+            "sent {how}, but sfsql stopped before Salesforce answered: check this record before rerunning"
+        );
+        let flying: Vec<_> = records
+            .iter()
+            .map(|r| RecordOutcome::failed(r, OutcomeStatus::Unknown, "UNKNOWN_OUTCOME", &message))
+            .collect();
+        sink.sending(&flying);
+    }
+}
+
+/// `records` skipped for `reason`, never sent, as told to the sink.
+fn skipped(
+    sink: Option<&dyn WriteSink>,
+    records: &[&RecordChange],
+    reason: &str,
+) -> Vec<RecordOutcome> {
+    let outcomes: Vec<_> = records
+        .iter()
+        .map(|r| {
+            let mut o = RecordOutcome::of(r, OutcomeStatus::Skipped);
+            o.message = Some(reason.to_string());
+            o
+        })
+        .collect();
+    if let Some(sink) = sink {
+        sink.not_sent(&outcomes);
+    }
+    outcomes
 }
 
 /// Write every changed record of `set`; unchanged records cost no call.
@@ -149,41 +205,65 @@ pub async fn apply(
         matched: set.records.len(),
         ..Default::default()
     };
+    let sink = opts.sink.as_deref();
     let mut slots: Vec<Option<RecordOutcome>> = vec![None; set.records.len()];
     let mut changed = Vec::new();
+    let mut unchanged = Vec::new();
     for (i, r) in set.records.iter().enumerate() {
         if r.action == Action::Unchanged {
-            slots[i] = Some(RecordOutcome::of(r, OutcomeStatus::Unchanged));
+            let o = RecordOutcome::of(r, OutcomeStatus::Unchanged);
+            unchanged.push(o.clone());
+            slots[i] = Some(o);
         } else {
             changed.push(i);
         }
+    }
+    if let Some(sink) = sink
+        && !unchanged.is_empty()
+    {
+        sink.not_sent(&unchanged);
     }
     let mut stop: Option<String> = None;
     if set.op == WriteOp::Update
         && WriteMethod::choose(changed.len(), opts.bulk_threshold) == WriteMethod::Bulk
     {
         let records: Vec<&RecordChange> = changed.iter().map(|&i| &set.records[i]).collect();
-        let mut bulk = UpdateSummary::default();
-        update_through_bulk(client, set, &records, &mut bulk).await;
-        summary.write_calls += bulk.write_calls;
-        summary.bulk_jobs = bulk.bulk_jobs;
-        for (&i, o) in changed.iter().zip(bulk.outcomes) {
+        let outcomes = match sink.and_then(|s| s.stop_reason()) {
+            Some(reason) => skipped(sink, &records, &reason),
+            None => {
+                announce(sink, &records, "in a Bulk API 2.0 job");
+                let mut bulk = UpdateSummary::default();
+                update_through_bulk(client, set, &records, &mut bulk).await;
+                summary.write_calls += bulk.write_calls;
+                summary.bulk_jobs = bulk.bulk_jobs;
+                if let Some(sink) = sink {
+                    sink.sent(&bulk.outcomes, bulk.write_calls);
+                }
+                bulk.outcomes
+            }
+        };
+        for (&i, o) in changed.iter().zip(outcomes) {
             slots[i] = Some(o);
         }
         changed.clear();
     }
     for chunk in changed.chunks(COLLECTIONS_BATCH) {
         let records: Vec<&RecordChange> = chunk.iter().map(|&i| &set.records[i]).collect();
-        if let Some(reason) = &stop {
-            for (&i, r) in chunk.iter().zip(&records) {
-                let mut o = RecordOutcome::of(r, OutcomeStatus::Skipped);
-                o.message = Some(reason.clone());
-                slots[i] = Some(o);
-            }
-            continue;
+        if stop.is_none() {
+            stop = sink.and_then(|s| s.stop_reason());
         }
-        let (outcomes, halt) = write_chunk(client, set, &records, opts, &mut summary).await;
-        stop = halt;
+        let outcomes = if let Some(reason) = &stop {
+            skipped(sink, &records, reason)
+        } else {
+            announce(sink, &records, "in an sObject Collections call");
+            let calls_before = summary.write_calls;
+            let (outcomes, halt) = write_chunk(client, set, &records, opts, &mut summary).await;
+            if let Some(sink) = sink {
+                sink.sent(&outcomes, summary.write_calls - calls_before);
+            }
+            stop = halt;
+            outcomes
+        };
         for (&i, o) in chunk.iter().zip(outcomes) {
             slots[i] = Some(o);
         }

@@ -88,7 +88,7 @@ fn run_line(r: &RunRow) -> Vec<String> {
         r.trigger.clone(),
         format!(
             "{} matched, {} updated, {} unchanged, {} failed",
-            r.counts[0], r.counts[1], r.counts[4], r.counts[6]
+            r.counts[0], r.counts[1], r.counts[5], r.counts[7]
         ),
         r.return_message.clone().unwrap_or_default(),
     ]

@@ -16,12 +16,17 @@ use super::options::{backoff_secs, show_duration, slot_delay};
 use super::schedule::{TimerJob, Timers, parse_schedule};
 use super::{JobRef, Scheduler, SchedulerError};
 use crate::salesforce::SalesforceError;
-use crate::session::{Origin, StatementError, StatementResult};
+use crate::session::{Origin, StatementError, StatementResult, StopSignal};
 use crate::state::{BeginRun, JobRow, NewRun, RunStatus, Trigger};
 
 /// The longest the loop sleeps, so jobs changed by another process are
 /// seen within it.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// How long a run past its timeout may take to stop at a request boundary
+/// (a Collections call in flight, a Bulk job's results) before it is
+/// dropped.
+const STOP_GRACE: Duration = Duration::from_secs(120);
 
 /// A finished run.
 #[derive(Debug, Clone)]
@@ -131,19 +136,34 @@ impl Scheduler {
         if dry_run {
             settings.insert("sfsql.dry_run".to_string(), "on".to_string());
         }
+        let stop = StopSignal::default();
         let origin = Origin::Job {
             job_id: job.jobid,
             run_id: runid,
+            stop: stop.clone(),
         };
         // Timed out by the loop (the scheduler's clock passed the deadline)
-        // or by a plain timer, whichever comes first: dropping the
-        // statement's future cancels its requests.
+        // or by a plain timer, whichever comes first. The statement is
+        // asked to stop, not dropped: a write finishes its request in
+        // flight and logs the rest as skipped. Only past STOP_GRACE is it
+        // dropped, its records in flight then staying `unknown` in the log.
         let real_timeout = Duration::from_secs(timeout.unwrap_or(0).max(0) as u64);
+        let exec = self
+            .engine
+            .execute_sql(&job.command, &mut settings, &origin);
+        tokio::pin!(exec);
         let result = tokio::select! {
-            r = self.engine.execute_sql(&job.command, &mut settings, &origin) => Some(r),
+            r = &mut exec => Some(r),
             _ = cancelled => None,
             _ = tokio::time::sleep(real_timeout), if timeout.is_some() => None,
         };
+        if result.is_none() {
+            stop.stop(format!(
+                "cancelled: timeout after {}",
+                show_duration(timeout.unwrap_or(0))
+            ));
+            let _ = tokio::time::timeout(STOP_GRACE, &mut exec).await;
+        }
         self.running_runs().retain(|r| r.runid != runid);
         let (status, mut message, failure) = match &result {
             Some(Ok(results)) => (RunStatus::Succeeded, tags(results), None),

@@ -114,10 +114,11 @@ fn schema_of(kind: Kind) -> SchemaRef {
 }
 
 /// In the order of [`crate::state::RunRow::counts`].
-const COUNT_COLUMNS: [&str; 8] = [
+const COUNT_COLUMNS: [&str; 9] = [
     "rows_matched",
     "rows_updated",
     "rows_created",
+    "rows_deleted",
     "rows_unknown",
     "rows_unchanged",
     "rows_skipped",

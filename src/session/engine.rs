@@ -33,22 +33,10 @@ pub struct Connection {
     pub read_only: bool,
 }
 
-/// Stores what every write did (the run log). The scheduler's state store
-/// implements it; without one, writes are reported to the client only.
-#[async_trait::async_trait]
-pub trait RunRecorder: Send + Sync {
-    async fn record_write(
-        &self,
-        origin: &super::Origin,
-        statement_sql: &str,
-        report: &super::WriteReport,
-    ) -> Result<(), String>;
-}
-
 pub struct Engine {
     pub ctx: Arc<SessionContext>,
     pub connections: BTreeMap<String, Connection>,
-    recorder: std::sync::OnceLock<Arc<dyn RunRecorder>>,
+    recorder: std::sync::OnceLock<Arc<dyn super::RunRecorder>>,
 }
 
 impl Engine {
@@ -132,11 +120,11 @@ impl Engine {
     }
 
     /// Attach the run log; later calls are ignored.
-    pub fn set_recorder(&self, recorder: Arc<dyn RunRecorder>) {
+    pub fn set_recorder(&self, recorder: Arc<dyn super::RunRecorder>) {
         let _ = self.recorder.set(recorder);
     }
 
-    pub fn recorder(&self) -> Option<&Arc<dyn RunRecorder>> {
+    pub fn recorder(&self) -> Option<&Arc<dyn super::RunRecorder>> {
         self.recorder.get()
     }
 }

@@ -11,11 +11,13 @@ mod engine;
 mod hook;
 mod output;
 mod router;
+mod run_log;
 mod settings;
 mod writes;
 
-pub use engine::{Connection, Engine, EngineError, RunRecorder};
+pub use engine::{Connection, Engine, EngineError};
 pub use hook::{SfsqlHook, described_plan, rows_response, user_error};
 pub use router::{Origin, Routed, StatementError, StatementResult, WriteReport};
+pub use run_log::{RunRecorder, StopSignal, WriteLog, WriteTarget};
 pub use settings::{Settings, SettingsError};
 pub use writes::DmlResult;

@@ -67,6 +67,7 @@ pub fn write_output(result: DmlResult) -> Result<(StatementResult, Written), Dat
         summary,
         returning,
         method,
+        log: _,
     } = result;
     let tag = tag_of(&set.op);
     let mut out = if dry_run {

@@ -27,8 +27,22 @@ use crate::dml::{self, DmlError, UpdateSummary};
 pub enum Origin {
     /// A client session (psql, a BI tool, the CLI).
     Client { user: String },
-    /// A scheduled or manual run of a saved job.
-    Job { job_id: i64, run_id: i64 },
+    /// A scheduled or manual run of a saved job; `stop` ends it early.
+    Job {
+        job_id: i64,
+        run_id: i64,
+        stop: super::StopSignal,
+    },
+}
+
+impl Origin {
+    /// Why this statement must stop before its next request, if it must.
+    pub fn stop_reason(&self) -> Option<String> {
+        match self {
+            Origin::Job { stop, .. } => stop.reason(),
+            Origin::Client { .. } => None,
+        }
+    }
 }
 
 /// A write sfsql made (or, in a dry run, would make) to Salesforce.
@@ -94,6 +108,9 @@ pub enum StatementError {
     Sql(String),
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
+    /// The run was stopped (its timeout passed) before this statement.
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 impl StatementError {
@@ -105,6 +122,7 @@ impl StatementError {
             StatementError::Unsupported(_) => "0A000",
             StatementError::Sql(_) => "42601",
             StatementError::DataFusion(_) => "42000",
+            StatementError::Cancelled(_) => "57014",
         }
     }
 }
@@ -235,21 +253,21 @@ impl Engine {
             Routed::Unsupported(message) => Err(StatementError::Unsupported(message)),
             Routed::Update(update) => {
                 let started = Utc::now();
-                let result = self.update(update, Settings::dml_options(settings)).await?;
-                self.finish_write(result, started, statement_sql, origin)
-                    .await
+                let opts = Settings::dml_options(settings);
+                let result = self.update(update, opts, origin, statement_sql).await?;
+                finish_write(result, started)
             }
             Routed::Insert(insert) => {
                 let started = Utc::now();
-                let result = self.insert(insert, Settings::dml_options(settings)).await?;
-                self.finish_write(result, started, statement_sql, origin)
-                    .await
+                let opts = Settings::dml_options(settings);
+                let result = self.insert(insert, opts, origin, statement_sql).await?;
+                finish_write(result, started)
             }
             Routed::Delete(delete) => {
                 let started = Utc::now();
-                let result = self.delete(delete, Settings::dml_options(settings)).await?;
-                self.finish_write(result, started, statement_sql, origin)
-                    .await
+                let opts = Settings::dml_options(settings);
+                let result = self.delete(delete, opts, origin, statement_sql).await?;
+                finish_write(result, started)
             }
             Routed::ExplainUpdate(update) => Ok(StatementResult::rows(
                 "EXPLAIN",
@@ -257,27 +275,6 @@ impl Engine {
                     .await?,
             )),
         }
-    }
-
-    /// Render a write for the client and hand its report to the run log.
-    async fn finish_write(
-        &self,
-        result: DmlResult,
-        started: DateTime<Utc>,
-        statement_sql: &str,
-        origin: &Origin,
-    ) -> Result<StatementResult, StatementError> {
-        let (mut out, write) = output::write_output(result)?;
-        let report = write.into_report(started, Utc::now());
-        if let Some(recorder) = self.recorder()
-            && let Err(e) = recorder.record_write(origin, statement_sql, &report).await
-        {
-            out.notices.push(format!(
-                "WARNING: the run log could not store this write: {e}"
-            ));
-        }
-        out.write = Some(report);
-        Ok(out)
     }
 
     /// EXPLAIN UPDATE: the statements sfsql will run, and DataFusion's plan
@@ -360,6 +357,9 @@ impl Engine {
             .map_err(|e| StatementError::Sql(e.to_string()))?;
         let mut results = Vec::new();
         for statement in &statements {
+            if let Some(reason) = origin.stop_reason() {
+                return Err(StatementError::Cancelled(reason));
+            }
             let text = statement.to_string();
             match self.route(statement) {
                 Some(routed) => {
@@ -381,4 +381,23 @@ impl Engine {
         }
         Ok(results)
     }
+}
+
+/// Render a write for the client and close its run log.
+fn finish_write(
+    result: DmlResult,
+    started: DateTime<Utc>,
+) -> Result<StatementResult, StatementError> {
+    let log = result.log.clone();
+    let (mut out, write) = output::write_output(result)?;
+    let report = write.into_report(started, Utc::now());
+    if let Some(log) = log
+        && let Err(e) = log.finish(&report.summary, report.finished)
+    {
+        out.notices.push(format!(
+            "WARNING: the run log could not store this write: {e}"
+        ));
+    }
+    out.write = Some(report);
+    Ok(out)
 }

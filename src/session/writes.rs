@@ -8,6 +8,7 @@ use std::sync::Arc;
 use datafusion::sql::sqlparser::ast::{Delete, Insert, TableObject, Update};
 
 use super::engine::{Connection, Engine};
+use super::{Origin, WriteLog, WriteTarget};
 use crate::dml::{self, ChangeSet, DmlError, DmlOptions, UpdateSummary};
 use crate::provider::SObjectTable;
 
@@ -22,6 +23,8 @@ pub struct DmlResult {
     pub returning: Vec<String>,
     /// How the changed records are (or would be) written, and its cost.
     pub method: String,
+    /// The run log holding every record's outcome, closed by the caller.
+    pub log: Option<Arc<dyn WriteLog>>,
 }
 
 impl Engine {
@@ -67,12 +70,18 @@ impl Engine {
     }
 
     /// UPDATE on a Salesforce table.
-    pub async fn update(&self, update: &Update, opts: DmlOptions) -> Result<DmlResult, DmlError> {
+    pub async fn update(
+        &self,
+        update: &Update,
+        opts: DmlOptions,
+        origin: &Origin,
+        sql: &str,
+    ) -> Result<DmlResult, DmlError> {
         let plan = self.plan_update(update, &opts).await?;
         let conn = &self.connections[&plan.connection];
         writable(conn, &plan.connection, &opts)?;
         let set = dml::build_change_set(&self.ctx, &plan, &opts).await?;
-        self.write(conn, set, &opts, vec![]).await
+        self.write(conn, set, &opts, vec![], (origin, sql)).await
     }
 
     pub async fn plan_insert(&self, insert: &Insert) -> Result<dml::InsertPlan, DmlError> {
@@ -88,7 +97,13 @@ impl Engine {
     }
 
     /// INSERT (or, with ON CONFLICT, upsert by external ID).
-    pub async fn insert(&self, insert: &Insert, opts: DmlOptions) -> Result<DmlResult, DmlError> {
+    pub async fn insert(
+        &self,
+        insert: &Insert,
+        opts: DmlOptions,
+        origin: &Origin,
+        sql: &str,
+    ) -> Result<DmlResult, DmlError> {
         let plan = self.plan_insert(insert).await?;
         let conn = &self.connections[&plan.connection];
         writable(conn, &plan.connection, &opts)?;
@@ -97,7 +112,8 @@ impl Engine {
             Some(conflict) => dml::build_upsert_set(&self.ctx, &plan, conflict, records).await?,
             None => dml::create_set(&plan, records),
         };
-        self.write(conn, set, &opts, plan.returning).await
+        self.write(conn, set, &opts, plan.returning, (origin, sql))
+            .await
     }
 
     pub async fn plan_delete(&self, delete: &Delete) -> Result<dml::DeletePlan, DmlError> {
@@ -107,23 +123,48 @@ impl Engine {
     }
 
     /// DELETE on a Salesforce table (a WHERE is required).
-    pub async fn delete(&self, delete: &Delete, opts: DmlOptions) -> Result<DmlResult, DmlError> {
+    pub async fn delete(
+        &self,
+        delete: &Delete,
+        opts: DmlOptions,
+        origin: &Origin,
+        sql: &str,
+    ) -> Result<DmlResult, DmlError> {
         let plan = self.plan_delete(delete).await?;
         let conn = &self.connections[&plan.connection];
         writable(conn, &plan.connection, &opts)?;
         let set = dml::build_delete_set(&self.ctx, &plan).await?;
-        self.write(conn, set, &opts, vec![]).await
+        self.write(conn, set, &opts, vec![], (origin, sql)).await
     }
 
-    /// Guardrails, then the dry run's prediction or the write itself.
+    /// Guardrails, then the dry run's prediction or the write itself, its
+    /// records stored in the run log of `by` (origin, statement) as they go.
     async fn write(
         &self,
         conn: &Connection,
         set: ChangeSet,
         opts: &DmlOptions,
         returning: Vec<String>,
+        by: (&Origin, &str),
     ) -> Result<DmlResult, DmlError> {
         opts.check(&set)?;
+        let log = match self.recorder() {
+            Some(recorder) => {
+                let target = WriteTarget {
+                    connection: set.connection.clone(),
+                    sobject: set.sobject.clone(),
+                    action: set.op.as_str(),
+                    dry_run: opts.dry_run,
+                    started: chrono::Utc::now(),
+                };
+                Some(
+                    recorder
+                        .begin_write(by.0, by.1, &target)
+                        .map_err(DmlError::RunLog)?,
+                )
+            }
+            None => None,
+        };
         let changed = set.changed().count();
         let method = if set.op == dml::WriteOp::Update {
             dml::WriteMethod::choose(changed, opts.bulk_threshold)
@@ -132,9 +173,15 @@ impl Engine {
         }
         .describe(changed);
         let summary = if opts.dry_run {
-            dml::dry_run_summary(&set)
+            let summary = dml::dry_run_summary(&set);
+            if let Some(log) = &log {
+                log.not_sent(&summary.outcomes);
+            }
+            summary
         } else {
-            dml::apply(conn.schema.client(), &set, &opts.write_options()).await
+            let mut write_opts = opts.write_options();
+            write_opts.sink = log.clone().map(|l| l as Arc<dyn dml::WriteSink>);
+            dml::apply(conn.schema.client(), &set, &write_opts).await
         };
         Ok(DmlResult {
             set,
@@ -142,6 +189,7 @@ impl Engine {
             summary,
             returning,
             method,
+            log,
         })
     }
 }

@@ -80,6 +80,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE job ADD COLUMN min_interval_secs INTEGER;
     ALTER TABLE run ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 4: records deleted by a run (DELETE statements).
+    r#"
+    ALTER TABLE run ADD COLUMN rows_deleted INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn current_version() -> i64 {

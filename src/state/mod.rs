@@ -1,7 +1,7 @@
 //! The embedded state store: one SQLite file (`state.db`, WAL) in the state
 //! directory, holding saved jobs, their runs and every run's per-record
-//! outcomes. Writes from psql are logged here too (see [`Store`]'s
-//! [`RunRecorder`](crate::session::RunRecorder) implementation).
+//! outcomes. Every write is logged here as it goes, from psql too (see
+//! [`StoreWriteLog`], the store's [`RunRecorder`](crate::session::RunRecorder)).
 //!
 //! The store only stores: schedules are validated and interpreted by
 //! [`crate::scheduler`]. Calls are short synchronous SQLite statements
@@ -11,6 +11,7 @@
 mod jobs;
 mod migrations;
 mod runs;
+mod write_log;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +22,7 @@ use thiserror::Error;
 
 pub use jobs::{JobOptions, JobRow, JobSource, JobSpec};
 pub use runs::{BeginRun, NewRun, RecordRow, RunRow, RunStatus, Trigger};
+pub use write_log::StoreWriteLog;
 
 /// The file inside the state directory.
 pub const DB_FILE: &str = "state.db";

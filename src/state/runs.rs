@@ -1,12 +1,11 @@
 //! Runs and their per-record outcomes: starting a run without overlap,
-//! adding each write's counts and records, finishing it, recovering runs a
-//! crash left `running`, and logging writes made from psql.
+//! finishing it, recovering runs a crash left `running`, and reading runs
+//! and records back. Writes are logged by `write_log`.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, params};
 
 use super::{StateError, Store, from_micros, to_micros};
-use crate::session::{Origin, RunRecorder, WriteReport};
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +94,10 @@ pub struct RunRow {
     pub end_time: Option<DateTime<Utc>>,
     pub sobject: Option<String>,
     pub attempt: u32,
-    /// matched, updated, created, unknown, unchanged, skipped, failed,
-    /// api_calls (the order of `cron.job_run_details`' count columns).
-    pub counts: [i64; 8],
+    /// matched, updated, created, deleted, unknown, unchanged, skipped,
+    /// failed, api_calls (the order of `cron.job_run_details`' count
+    /// columns).
+    pub counts: [i64; 9],
 }
 
 #[derive(Debug, Clone)]
@@ -115,11 +115,11 @@ pub struct RecordRow {
 
 const RUN_COLUMNS: &str = "runid, jobid, jobname, username, command, trigger, status,
     return_message, job_pid, dry_run, start_time, end_time, sobject, rows_matched,
-    rows_updated, rows_created, rows_unknown, rows_unchanged, rows_skipped, rows_failed,
-    api_calls, attempt";
+    rows_updated, rows_created, rows_deleted, rows_unknown, rows_unchanged, rows_skipped,
+    rows_failed, api_calls, attempt";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
-    let mut counts = [0i64; 8];
+    let mut counts = [0i64; 9];
     for (i, c) in counts.iter_mut().enumerate() {
         *c = r.get(13 + i)?;
     }
@@ -137,64 +137,9 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         start_time: from_micros(r.get(10)?),
         end_time: r.get::<_, Option<i64>>(11)?.map(from_micros),
         sobject: r.get(12)?,
-        attempt: r.get(21)?,
+        attempt: r.get(22)?,
         counts,
     })
-}
-
-/// Add one write's counts and records to run `runid`.
-fn add_write(tx: &Transaction<'_>, runid: i64, report: &WriteReport) -> rusqlite::Result<()> {
-    let s = &report.summary;
-    tx.execute(
-        "UPDATE run SET sobject = coalesce(sobject, ?2), dry_run = max(dry_run, ?3),
-                rows_matched = rows_matched + ?4, rows_updated = rows_updated + ?5,
-                rows_unchanged = rows_unchanged + ?6, rows_skipped = rows_skipped + ?7,
-                rows_failed = rows_failed + ?8, api_calls = api_calls + ?9,
-                rows_created = rows_created + ?10, rows_unknown = rows_unknown + ?11
-         WHERE runid = ?1",
-        params![
-            runid,
-            format!(
-                "{}.{}",
-                report.connection,
-                report.sobject.to_ascii_lowercase()
-            ),
-            report.dry_run,
-            s.matched as i64,
-            s.updated as i64,
-            s.unchanged as i64,
-            s.skipped as i64,
-            s.failed as i64,
-            s.write_calls as i64,
-            s.created as i64,
-            s.unknown as i64
-        ],
-    )?;
-    let base: i64 = tx.query_row(
-        "SELECT coalesce(max(seq), 0) FROM run_record WHERE runid = ?1",
-        [runid],
-        |r| r.get(0),
-    )?;
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO run_record (runid, seq, sobject, record_id, match_key, action, status,
-                                 error_code, message, fields)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    for (i, o) in s.outcomes.iter().enumerate() {
-        stmt.execute(params![
-            runid,
-            base + 1 + i as i64,
-            report.sobject,
-            o.id,
-            o.match_key,
-            report.action,
-            o.status.as_str(),
-            o.error_code,
-            o.message,
-            (!o.fields.is_empty()).then(|| o.fields.join(",")),
-        ])?;
-    }
-    Ok(())
 }
 
 impl Store {
@@ -287,49 +232,6 @@ impl Store {
         )?)
     }
 
-    /// Log one write: into its job's run, or as a run of its own for a
-    /// client statement.
-    pub fn record_write(
-        &self,
-        origin: &Origin,
-        statement_sql: &str,
-        report: &WriteReport,
-    ) -> Result<i64, StateError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let runid = match origin {
-            Origin::Job { run_id, .. } => *run_id,
-            Origin::Client { user } => {
-                let s = &report.summary;
-                let tag = report.action.to_ascii_uppercase();
-                let written = s.updated + s.created;
-                let message = if s.failed > 0 {
-                    format!("{tag} {written}; {} records failed", s.failed)
-                } else {
-                    format!("{tag} {written}")
-                };
-                tx.execute(
-                    "INSERT INTO run (jobid, jobname, username, command, trigger, status,
-                                      return_message, job_pid, dry_run, start_time, end_time)
-                     VALUES (NULL, NULL, ?1, ?2, 'client', 'succeeded', ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        user,
-                        statement_sql,
-                        message,
-                        std::process::id() as i64,
-                        report.dry_run,
-                        to_micros(report.started),
-                        to_micros(report.finished)
-                    ],
-                )?;
-                tx.last_insert_rowid()
-            }
-        };
-        add_write(&tx, runid, report)?;
-        tx.commit()?;
-        Ok(runid)
-    }
-
     pub fn run(&self, runid: i64) -> Result<Option<RunRow>, StateError> {
         let conn = self.lock()?;
         Ok(conn
@@ -399,19 +301,5 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-#[async_trait::async_trait]
-impl RunRecorder for Store {
-    async fn record_write(
-        &self,
-        origin: &Origin,
-        statement_sql: &str,
-        report: &WriteReport,
-    ) -> Result<(), String> {
-        Store::record_write(self, origin, statement_sql, report)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
     }
 }

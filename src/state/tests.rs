@@ -4,8 +4,9 @@
 use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
+use crate::dml::WriteSink;
 use crate::dml::{OutcomeStatus, RecordOutcome, UpdateSummary};
-use crate::session::{Origin, WriteReport};
+use crate::session::{Origin, StopSignal, WriteLog, WriteTarget};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
@@ -42,8 +43,8 @@ fn new_run(jobid: i64, slot: Option<DateTime<Utc>>) -> NewRun {
     }
 }
 
-fn report() -> WriteReport {
-    let outcome = |id: &str, status, code: Option<&str>| RecordOutcome {
+fn outcome(id: &str, status: OutcomeStatus, code: Option<&str>) -> RecordOutcome {
+    RecordOutcome {
         id: id.into(),
         match_key: Some(format!("{id}@example.org")),
         status,
@@ -54,29 +55,60 @@ fn report() -> WriteReport {
         } else {
             vec![]
         },
-    };
-    WriteReport {
+    }
+}
+
+fn target() -> WriteTarget {
+    WriteTarget {
         connection: "sandbox".into(),
         sobject: "Contact".into(),
         action: "update",
         dry_run: false,
         started: t0(),
-        finished: t0() + Duration::seconds(2),
-        summary: UpdateSummary {
-            matched: 3,
-            updated: 1,
-            unchanged: 1,
-            skipped: 0,
-            failed: 1,
-            write_calls: 1,
-            outcomes: vec![
-                outcome("003A", OutcomeStatus::Updated, None),
-                outcome("003B", OutcomeStatus::Unchanged, None),
-                outcome("003C", OutcomeStatus::Failed, Some("INVALID_FIELD")),
-            ],
-            ..Default::default()
-        },
     }
+}
+
+/// A started run of a new job `a`, as the origin of its writes.
+fn job_run(store: &Store, stop: StopSignal) -> (Origin, i64) {
+    let id = store
+        .upsert_job(&spec("a", JobSource::Sql), t0())
+        .expect("job");
+    let BeginRun::Started { runid } = store.begin_run(&new_run(id, None), t0()).expect("b") else {
+        panic!("should start");
+    };
+    let origin = Origin::Job {
+        job_id: id,
+        run_id: runid,
+        stop,
+    };
+    (origin, runid)
+}
+
+/// One write as `dml::apply` reports it: an unchanged record, then one
+/// request of two records, one updated and one failed.
+fn log_write(store: &Store, origin: &Origin, sql: &str) -> i64 {
+    let log = store.begin_write(origin, sql, &target()).expect("begin");
+    log.not_sent(&[outcome("003B", OutcomeStatus::Unchanged, None)]);
+    log.sending(&[
+        outcome("003A", OutcomeStatus::Unknown, None),
+        outcome("003C", OutcomeStatus::Unknown, None),
+    ]);
+    let done = [
+        outcome("003A", OutcomeStatus::Updated, None),
+        outcome("003C", OutcomeStatus::Failed, Some("INVALID_FIELD")),
+    ];
+    log.sent(&done, 1);
+    let summary = UpdateSummary {
+        matched: 3,
+        updated: 1,
+        unchanged: 1,
+        failed: 1,
+        write_calls: 1,
+        ..Default::default()
+    };
+    log.finish(&summary, t0() + Duration::seconds(2))
+        .expect("finish");
+    log.runid()
 }
 
 #[test]
@@ -173,36 +205,77 @@ fn client_writes_and_job_writes_are_logged_with_records() {
     let client = Origin::Client {
         user: "demo".into(),
     };
-    let runid = store
-        .record_write(&client, "UPDATE sandbox.contact ...", &report())
-        .expect("log");
+    let runid = log_write(&store, &client, "UPDATE sandbox.contact ...");
     let run = store.run(runid).expect("run").expect("exists");
     assert_eq!(run.jobname, None);
     assert_eq!(run.trigger, "client");
-    assert_eq!(run.counts, [3, 1, 0, 0, 1, 0, 1, 1]);
+    assert_eq!(
+        (run.status.as_str(), run.return_message.as_deref()),
+        ("succeeded", Some("UPDATE 1; 1 records failed"))
+    );
+    assert_eq!(run.counts, [3, 1, 0, 0, 0, 1, 0, 1, 1]);
     let records = store.records(Some(runid)).expect("records");
     assert_eq!(records.len(), 3);
     assert_eq!(records[2].error_code.as_deref(), Some("INVALID_FIELD"));
     assert_eq!(records[2].fields.as_deref(), Some("Title"));
 
     // Two statements of one job run add up in one run row.
-    let id = store
-        .upsert_job(&spec("a", JobSource::Sql), t0())
-        .expect("job");
-    let BeginRun::Started { runid } = store.begin_run(&new_run(id, None), t0()).expect("b") else {
-        panic!("should start");
-    };
-    let origin = Origin::Job {
-        job_id: id,
-        run_id: runid,
-    };
-    store
-        .record_write(&origin, "UPDATE 1", &report())
-        .expect("1");
-    store
-        .record_write(&origin, "UPDATE 2", &report())
-        .expect("2");
+    let (origin, runid) = job_run(&store, StopSignal::default());
+    log_write(&store, &origin, "UPDATE 1");
+    log_write(&store, &origin, "UPDATE 2");
     let run = store.run(runid).expect("run").expect("exists");
     assert_eq!(run.counts[0], 6);
     assert_eq!(store.records(Some(runid)).expect("records").len(), 6);
+}
+
+#[test]
+fn a_write_cut_short_leaves_every_record_sent_in_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let client = Origin::Client {
+        user: "demo".into(),
+    };
+    // A first request answered, a second one out when the statement is
+    // dropped (a cancel, or a crash that never reaches `finish`).
+    let log = store
+        .begin_write(&client, "UPDATE ...", &target())
+        .expect("begin");
+    log.sending(&[outcome("003A", OutcomeStatus::Unknown, None)]);
+    log.sent(&[outcome("003A", OutcomeStatus::Updated, None)], 1);
+    log.sending(&[
+        outcome("003B", OutcomeStatus::Unknown, None),
+        outcome("003C", OutcomeStatus::Unknown, None),
+    ]);
+    let runid = log.runid();
+    let run = store.run(runid).expect("run").expect("exists");
+    assert_eq!(run.status, "running");
+    assert_eq!(run.counts, [3, 1, 0, 0, 2, 0, 0, 0, 1]);
+    drop(log);
+    let run = store.run(runid).expect("run").expect("exists");
+    assert_eq!(run.status, "failed");
+    assert!(
+        run.return_message
+            .unwrap_or_default()
+            .starts_with("cancelled")
+    );
+    let statuses: Vec<String> = store
+        .records(Some(runid))
+        .expect("records")
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, ["updated", "unknown", "unknown"]);
+
+    // A job's log reads the run's stop signal.
+    let stop = StopSignal::default();
+    let (origin, _) = job_run(&store, stop.clone());
+    let log = store
+        .begin_write(&origin, "UPDATE ...", &target())
+        .expect("begin");
+    assert_eq!(log.stop_reason(), None);
+    stop.stop("cancelled: timeout after 5m");
+    assert_eq!(
+        log.stop_reason().as_deref(),
+        Some("cancelled: timeout after 5m")
+    );
 }

@@ -12,6 +12,7 @@ mod jwt;
 mod oauth;
 mod psql;
 mod scheduler;
+mod scheduler_cutoff;
 mod scheduler_loop;
 mod scheduler_options;
 mod secrets;
