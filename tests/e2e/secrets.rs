@@ -148,8 +148,15 @@ async fn no_secret_in_logs_errors_explain_or_tables() {
     let catalog = dir.path().join("catalog");
     std::fs::create_dir_all(catalog.join("demo")).expect("mkdir");
     std::fs::write(catalog.join("connections.toml"), CONNECTIONS).expect("write");
-    for file in ["server.toml", "reports.toml", "demo/nps_score.csv"] {
+    for file in ["server.toml", "reports.toml"] {
         std::fs::copy(repo_catalog().join(file), catalog.join(file)).expect("copy");
+    }
+    // Every report file reports.toml names, whatever reports there are.
+    for entry in std::fs::read_dir(repo_catalog().join("demo")).expect("demo reports") {
+        let path = entry.expect("entry").path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, catalog.join("demo").join(name)).expect("copy");
+        }
     }
     let state = dir.path().join("state");
     let port = free_port();
