@@ -159,6 +159,9 @@ pub enum ReportConfig {
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// How clients prove their password.
+    #[serde(default)]
+    pub auth: AuthMethod,
     #[serde(default)]
     pub users: BTreeMap<String, UserConfig>,
 }
@@ -167,9 +170,23 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            auth: AuthMethod::default(),
             users: BTreeMap::new(),
         }
     }
+}
+
+/// pg_hba.conf's method names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum AuthMethod {
+    /// SCRAM-SHA-256: the password never crosses the wire.
+    #[default]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// Cleartext password, checked against the same verifier: only for
+    /// clients that cannot do SCRAM, and only over TLS.
+    #[serde(rename = "password")]
+    Password,
 }
 
 fn default_listen() -> String {
@@ -179,8 +196,9 @@ fn default_listen() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
-    /// `md5` + md5(password || username), as PostgreSQL stores it.
-    pub password_md5: String,
+    /// A SCRAM-SHA-256 verifier as PostgreSQL stores it in pg_authid
+    /// (`SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`), from `sfsql hash-password`.
+    pub password_hash: String,
 }
 
 #[derive(Debug, Clone)]
@@ -251,7 +269,16 @@ impl Catalog {
                 });
             }
         }
-        let server: ServerConfig = read_toml(&dir.join("server.toml"))?;
+        let server_path = dir.join("server.toml");
+        let server: ServerConfig = read_toml(&server_path)?;
+        for (name, user) in &server.users {
+            crate::server::Verifier::parse(&user.password_hash).map_err(|e| {
+                ConfigError::Invalid {
+                    path: server_path.clone(),
+                    message: format!("user {name}: {e}"),
+                }
+            })?;
+        }
         let state_dir = dir
             .canonicalize()
             .ok()

@@ -60,7 +60,7 @@ pub async fn start_with_jobs(
     let jobs = scheduler::start(Arc::clone(&engine), &jobs).await?;
     let server = server::start_with_hooks(
         Arc::clone(&engine),
-        catalog.server.users.clone(),
+        &catalog.server,
         &opts.listen,
         vec![Arc::new(CronHook::new(Arc::clone(&jobs.scheduler)))],
     )

@@ -76,9 +76,9 @@ enum Command {
         #[arg(long)]
         jwt_public_key: Option<PathBuf>,
     },
-    /// Print the `password_md5` value for a server.toml user (reads the
-    /// password from standard input).
-    HashPassword { user: String },
+    /// Print a `password_hash` for a server.toml user: a SCRAM-SHA-256
+    /// verifier as PostgreSQL stores it (reads the password from standard input).
+    HashPassword,
     /// Log in to a connection: the web flow prints (and opens) the
     /// authorize URL and waits for the browser on the callback port; other
     /// flows check their credentials. Tokens go to `<state dir>/tokens.json`.
@@ -229,7 +229,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             let env = Env::default();
             let catalog = load_catalog(&catalog_dir, state_dir.clone(), &env)?;
             if catalog.server.users.is_empty() {
-                return Err("server.toml has no [users.NAME] entry; add one with password_md5 from `sfsql hash-password NAME`".into());
+                return Err("server.toml has no [users.NAME] entry; add one with password_hash from `sfsql hash-password`".into());
             }
             let engine = Arc::new(Engine::start(&catalog, &env).await?);
             let listen = listen.unwrap_or_else(|| catalog.server.listen.clone());
@@ -238,7 +238,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                     .await?;
             let handle = server::start_with_hooks(
                 engine,
-                catalog.server.users.clone(),
+                &catalog.server,
                 &listen,
                 vec![Arc::new(CronHook::new(Arc::clone(&jobs.scheduler)))],
             )
@@ -347,13 +347,16 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             print!("{}", login::connections(&catalog)?);
             Ok(())
         }
-        Command::HashPassword { user } => {
+        Command::HashPassword => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
-            println!(
-                "{}",
-                server::md5_password_hash(&user, password.trim_end_matches(['\n', '\r']))
-            );
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err(
+                    "no password on standard input: echo -n PASSWORD | sfsql hash-password".into(),
+                );
+            }
+            println!("{}", server::Verifier::new(password));
             Ok(())
         }
     }

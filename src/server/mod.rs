@@ -1,8 +1,7 @@
-//! The Postgres wire-protocol front door: MD5 password authentication
+//! The Postgres wire-protocol front door: SCRAM-SHA-256 authentication
 //! against the catalog's users, the sfsql router ahead of
 //! datafusion-postgres's handlers, cancellation, and SQLSTATEs for errors.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,79 +16,52 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use futures::Sink;
-use pgwire::api::auth::md5pass::Md5PasswordAuthStartupHandler;
-use pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
-};
+use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::Response;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+    RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
 
+mod auth;
 mod compat;
 mod copy;
 mod errors;
+mod scram;
 
+use auth::{AuthShared, PasswordStartup, Users};
 use errors::SqlStateErrors;
+pub use scram::Verifier;
 
-use crate::config::UserConfig;
+use crate::config::ServerConfig;
 use crate::session::{Engine, SfsqlHook, user_error};
-
-/// Checks passwords against `md5` hashes from `server.toml`; the plain
-/// password is never stored.
-#[derive(Debug)]
-struct CatalogAuthSource {
-    users: BTreeMap<String, UserConfig>,
-}
-
-#[async_trait]
-impl AuthSource for CatalogAuthSource {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let user = login.user().unwrap_or_default();
-        let stored = self
-            .users
-            .get(user)
-            .map(|u| u.password_md5.trim_start_matches("md5").to_string())
-            .ok_or_else(|| PgWireError::InvalidPassword(user.to_string()))?;
-        let salt: [u8; 4] = rand::random();
-        let mut bytes = stored.into_bytes();
-        bytes.extend_from_slice(&salt);
-        let expected = format!("md5{:x}", md5::compute(bytes));
-        Ok(Password::new(Some(salt.to_vec()), expected.into_bytes()))
-    }
-}
-
-/// `md5` + md5(password || username): the value for `password_md5`.
-pub fn md5_password_hash(user: &str, password: &str) -> String {
-    format!("md5{:x}", md5::compute(format!("{password}{user}")))
-}
 
 pub struct Handlers {
     service: Arc<DfSessionService>,
     simple: Arc<SimpleFrontend>,
-    auth: Arc<CatalogAuthSource>,
-    connections: Arc<ConnectionManager>,
+    auth: Arc<AuthShared>,
     cancel: Arc<DefaultCancelHandler>,
 }
 
 impl Handlers {
-    pub fn new(engine: Arc<Engine>, users: BTreeMap<String, UserConfig>) -> Self {
-        Self::with_hooks(engine, users, vec![])
+    pub fn new(engine: Arc<Engine>, config: &ServerConfig) -> std::io::Result<Self> {
+        Self::with_hooks(engine, config, vec![])
     }
 
     /// `extra` hooks (the scheduler's `CronHook`) are asked right after
     /// sfsql's router, before datafusion-postgres's own.
     pub fn with_hooks(
         engine: Arc<Engine>,
-        users: BTreeMap<String, UserConfig>,
+        config: &ServerConfig,
         extra: Vec<Arc<dyn QueryHook>>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
+        let users = Users::new(config.auth, &config.users).map_err(std::io::Error::other)?;
         let mut hooks: Vec<Arc<dyn QueryHook>> =
             vec![Arc::new(SfsqlHook::new(Arc::clone(&engine)))];
         hooks.extend(extra);
@@ -105,17 +77,23 @@ impl Handlers {
             hooks,
         ));
         let connections = Arc::new(ConnectionManager::new());
-        Handlers {
+        let mut params = DefaultServerParameterProvider::default();
+        params.server_version = compat::server_version();
+        Ok(Handlers {
             simple: Arc::new(SimpleFrontend {
                 service: Arc::clone(&service),
                 ctx: Arc::clone(&engine.ctx),
                 parser: PostgresCompatibilityParser::new(),
             }),
             service,
-            auth: Arc::new(CatalogAuthSource { users }),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
-            connections,
-        }
+            auth: Arc::new(AuthShared {
+                users: Arc::new(users),
+                params: Arc::new(params),
+                connections,
+                pids: Arc::new(RandomPidSecretKeyGenerator::default()),
+            }),
+        })
     }
 }
 
@@ -129,13 +107,8 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        // One handler per connection: it keeps the connection's salted hash.
-        let mut params = DefaultServerParameterProvider::default();
-        params.server_version = compat::server_version();
-        Arc::new(
-            Md5PasswordAuthStartupHandler::new(Arc::clone(&self.auth), Arc::new(params))
-                .with_connection_manager(Arc::clone(&self.connections)),
-        )
+        // One handler per connection: it keeps the connection's SCRAM exchange.
+        Arc::new(PasswordStartup::new(Arc::clone(&self.auth)))
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
@@ -184,22 +157,22 @@ pub struct ServerHandle {
 /// Bind `listen` and serve connections until the task is aborted.
 pub async fn start(
     engine: Arc<Engine>,
-    users: BTreeMap<String, UserConfig>,
+    config: &ServerConfig,
     listen: &str,
 ) -> std::io::Result<ServerHandle> {
-    start_with_hooks(engine, users, listen, vec![]).await
+    start_with_hooks(engine, config, listen, vec![]).await
 }
 
 /// [`start`] with extra query hooks (see [`Handlers::with_hooks`]).
 pub async fn start_with_hooks(
     engine: Arc<Engine>,
-    users: BTreeMap<String, UserConfig>,
+    config: &ServerConfig,
     listen: &str,
     extra: Vec<Arc<dyn QueryHook>>,
 ) -> std::io::Result<ServerHandle> {
+    let handlers = Arc::new(Handlers::with_hooks(engine, config, extra)?);
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let handlers = Arc::new(Handlers::with_hooks(engine, users, extra));
     let task = tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -217,18 +190,4 @@ pub async fn start_with_hooks(
         }
     });
     Ok(ServerHandle { addr, task })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn md5_hash_matches_postgres() {
-        // SELECT 'md5' || md5('demo' || 'demo') in PostgreSQL
-        assert_eq!(
-            md5_password_hash("demo", "demo"),
-            format!("md5{:x}", md5::compute("demodemo"))
-        );
-    }
 }

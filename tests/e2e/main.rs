@@ -2,6 +2,7 @@
 //! in-process on free ports, and real clients (tokio-postgres, psql) talk
 //! to the server over TCP.
 
+mod auth;
 mod bulk_write;
 mod clients;
 mod common;

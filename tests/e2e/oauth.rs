@@ -112,13 +112,9 @@ impl WebOrg {
                 .await
                 .expect("engine"),
         );
-        let server = server::start(
-            Arc::clone(&engine),
-            self.catalog.server.users.clone(),
-            "127.0.0.1:0",
-        )
-        .await
-        .expect("server");
+        let server = server::start(Arc::clone(&engine), &self.catalog.server, "127.0.0.1:0")
+            .await
+            .expect("server");
         (engine, server)
     }
 }

@@ -1,0 +1,192 @@
+//! Startup and password authentication against the catalog's users:
+//! SCRAM-SHA-256 by default, cleartext only when `server.toml` says
+//! `auth = "password"`. Both check the same pg_authid-style verifier.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication,
+    protocol_negotiation, save_startup_parameters_to_metadata,
+};
+use pgwire::api::{
+    ClientInfo, ConnectionHandle, ConnectionManager, PgWireConnectionState, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::Mutex;
+
+use super::scram::{Exchange, ScramError, Verifier};
+use crate::config::{AuthMethod, UserConfig};
+
+const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+
+/// The catalog's users with their verifiers parsed once, at start.
+#[derive(Debug)]
+pub struct Users {
+    method: AuthMethod,
+    verifiers: BTreeMap<String, Verifier>,
+}
+
+impl Users {
+    pub fn new(method: AuthMethod, users: &BTreeMap<String, UserConfig>) -> Result<Users, String> {
+        let verifiers = users
+            .iter()
+            .map(|(name, user)| {
+                Verifier::parse(&user.password_hash)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| format!("server.toml: user {name}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Users { method, verifiers })
+    }
+
+    fn verifier(&self, user: &str) -> Verifier {
+        self.verifiers
+            .get(user)
+            .cloned()
+            .unwrap_or_else(Verifier::mock)
+    }
+}
+
+/// Shared by every connection's [`PasswordStartup`].
+pub struct AuthShared {
+    pub users: Arc<Users>,
+    pub params: Arc<DefaultServerParameterProvider>,
+    pub connections: Arc<ConnectionManager>,
+    pub pids: Arc<RandomPidSecretKeyGenerator>,
+}
+
+/// One per connection: it holds the connection's SCRAM exchange between
+/// the client's first and final messages.
+pub struct PasswordStartup {
+    shared: Arc<AuthShared>,
+    exchange: Mutex<Option<Exchange>>,
+}
+
+impl PasswordStartup {
+    pub fn new(shared: Arc<AuthShared>) -> Self {
+        PasswordStartup {
+            shared,
+            exchange: Mutex::new(None),
+        }
+    }
+
+    /// The next authentication message, or the end of a successful login.
+    async fn step(&self, user: String, message: PgWireFrontendMessage) -> PgWireResult<Step> {
+        let PgWireFrontendMessage::PasswordMessageFamily(message) = message else {
+            return Ok(Step::Ignore);
+        };
+        let refused = |e: ScramError| match e {
+            ScramError::WrongPassword => PgWireError::InvalidPassword(user.clone()),
+            other => PgWireError::InvalidScramMessage(other.to_string()),
+        };
+        if self.shared.users.method == AuthMethod::Password {
+            let password = message.into_password()?;
+            return if self
+                .shared
+                .users
+                .verifier(&user)
+                .check_password(&password.password)
+            {
+                Ok(Step::Done)
+            } else {
+                Err(PgWireError::InvalidPassword(user))
+            };
+        }
+        let mut exchange = self.exchange.lock().await;
+        match exchange.take() {
+            None => {
+                let first = message.into_sasl_initial_response()?;
+                if first.auth_method != SCRAM_SHA_256 {
+                    return Err(PgWireError::UnsupportedSASLAuthMethod(first.auth_method));
+                }
+                let data = first.data.unwrap_or_default();
+                let (server_first, next) = self
+                    .shared
+                    .users
+                    .verifier(&user)
+                    .client_first(&data)
+                    .map_err(refused)?;
+                *exchange = Some(next);
+                Ok(Step::Send(Authentication::SASLContinue(
+                    server_first.into(),
+                )))
+            }
+            Some(waiting) => {
+                let last = message.into_sasl_response()?;
+                let server_final = waiting.client_final(&last.data).map_err(refused)?;
+                Ok(Step::Finish(Authentication::SASLFinal(server_final.into())))
+            }
+        }
+    }
+}
+
+enum Step {
+    Ignore,
+    Send(Authentication),
+    Finish(Authentication),
+    Done,
+}
+
+#[async_trait]
+impl StartupHandler for PasswordStartup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            client.set_state(PgWireConnectionState::AuthenticationInProgress);
+            let ask = match self.shared.users.method {
+                AuthMethod::ScramSha256 => Authentication::SASL(vec![SCRAM_SHA_256.to_string()]),
+                AuthMethod::Password => Authentication::CleartextPassword,
+            };
+            client
+                .send(PgWireBackendMessage::Authentication(ask))
+                .await?;
+            return Ok(());
+        }
+        let user = LoginInfo::from_client_info(client)
+            .user()
+            .unwrap_or_default()
+            .to_string();
+        match self.step(user, message).await? {
+            Step::Ignore => return Ok(()),
+            Step::Send(auth) => {
+                client
+                    .send(PgWireBackendMessage::Authentication(auth))
+                    .await?;
+                return Ok(());
+            }
+            Step::Finish(auth) => {
+                client
+                    .send(PgWireBackendMessage::Authentication(auth))
+                    .await?;
+            }
+            Step::Done => {}
+        }
+        let (pid, secret_key) = self.shared.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret_key.clone());
+        // What pgwire's own handlers do: the handle lets a CancelRequest
+        // reach this connection; the guard unregisters it when it closes.
+        let (handle, guard) = self.shared.connections.register(pid, secret_key);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert(guard);
+        finish_authentication(client, self.shared.params.as_ref()).await
+    }
+}

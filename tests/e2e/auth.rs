@@ -1,0 +1,158 @@
+//! Password authentication over a real socket: SCRAM-SHA-256 against the
+//! catalog's verifiers for tokio-postgres and psql, 28P01 for a wrong
+//! password or an unknown user, and cleartext only when the catalog asks.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use sfsql::config::{AuthMethod, ServerConfig, UserConfig};
+use sfsql::server::{self, ServerHandle, Verifier};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::NoTls;
+
+use crate::common::{TestDemo, rows, start_demo};
+
+async fn serve(demo: &TestDemo, auth: AuthMethod) -> ServerHandle {
+    let users = BTreeMap::from([(
+        "alice".to_string(),
+        UserConfig {
+            password_hash: Verifier::new("s3cret pass").to_string(),
+        },
+    )]);
+    let config = ServerConfig {
+        auth,
+        users,
+        ..ServerConfig::default()
+    };
+    server::start(
+        std::sync::Arc::clone(&demo.demo.engine),
+        &config,
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("server")
+}
+
+async fn login(port: u16, user: &str, password: &str) -> Result<(), tokio_postgres::Error> {
+    let conn = format!("host=127.0.0.1 port={port} user={user} password='{password}' dbname=demo");
+    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
+    tokio::spawn(connection);
+    assert_eq!(
+        rows(&client, "SELECT 1").await,
+        vec![vec![Some("1".into())]]
+    );
+    Ok(())
+}
+
+fn refused(result: Result<(), tokio_postgres::Error>) -> (String, String) {
+    let err = result.expect_err("login must be refused");
+    let db = err
+        .as_db_error()
+        .expect("an ErrorResponse, not a dropped socket");
+    (db.code().code().to_string(), db.message().to_string())
+}
+
+/// The authentication request the server answers a StartupMessage with:
+/// its code (10 = SASL, 3 = cleartext) and payload.
+async fn auth_request(port: u16) -> (i32, Vec<u8>) {
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let body = b"\x00\x03\x00\x00user\x00alice\x00database\x00demo\x00\x00";
+    let mut startup = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    startup.extend_from_slice(body);
+    socket.write_all(&startup).await.expect("startup");
+    assert_eq!(socket.read_u8().await.expect("type"), b'R');
+    let len = socket.read_u32().await.expect("len") as usize;
+    let code = socket.read_i32().await.expect("code");
+    let mut payload = vec![0; len - 8];
+    socket.read_exact(&mut payload).await.expect("payload");
+    (code, payload)
+}
+
+fn psql_login(port: u16, password: &str) -> (bool, String) {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "alice"])
+        .args(["-d", "demo", "-X", "-w", "-c", "SELECT 42"])
+        .env("PGPASSWORD", password)
+        .output()
+        .expect("psql must be installed (Debian: postgresql-client; .ci/run installs it)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_logs_in_with_the_right_password_only() {
+    let demo = start_demo(50, &[]).await;
+    let server = serve(&demo, AuthMethod::ScramSha256).await;
+    let port = server.addr.port();
+
+    let (code, payload) = auth_request(port).await;
+    assert_eq!(code, 10, "SASL, not cleartext or md5");
+    assert_eq!(payload, b"SCRAM-SHA-256\0\0");
+
+    login(port, "alice", "s3cret pass")
+        .await
+        .expect("right password");
+    let (code, message) = refused(login(port, "alice", "wrong").await);
+    assert_eq!(code, "28P01");
+    assert!(
+        message.contains("authentication failed for user \"alice\""),
+        "{message}"
+    );
+    // An unknown user fails the same way, so user names cannot be probed.
+    let (code, message) = refused(login(port, "mallory", "s3cret pass").await);
+    assert_eq!(code, "28P01");
+    assert!(message.contains("\"mallory\""), "{message}");
+
+    let (ok, out) = tokio::task::spawn_blocking(move || psql_login(port, "s3cret pass"))
+        .await
+        .expect("join");
+    assert!(ok && out.contains("42"), "{out}");
+    let (ok, out) = tokio::task::spawn_blocking(move || psql_login(port, "nope"))
+        .await
+        .expect("join");
+    assert!(
+        !ok && out.contains("authentication failed for user \"alice\""),
+        "{out}"
+    );
+
+    // The server is still up for everyone else.
+    login(port, "alice", "s3cret pass")
+        .await
+        .expect("still serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleartext_only_when_the_catalog_says_so() {
+    let demo = start_demo(50, &[]).await;
+    let server = serve(&demo, AuthMethod::Password).await;
+    let port = server.addr.port();
+    let (code, _) = auth_request(port).await;
+    assert_eq!(code, 3, "cleartext password request");
+    login(port, "alice", "s3cret pass")
+        .await
+        .expect("right password");
+    let (code, _) = refused(login(port, "alice", "s3cret").await);
+    assert_eq!(code, "28P01");
+}
+
+#[test]
+fn a_bad_password_hash_is_an_error_at_start_naming_the_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("server.toml"),
+        "[users.bob]\npassword_hash = \"md5c514c91e4ed341f263e458d44b3bb0a7\"\n",
+    )
+    .expect("write");
+    let err = sfsql::config::Catalog::load(dir.path(), &sfsql::config::Env::default())
+        .expect_err("md5 hashes are refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("server.toml")
+            && message.contains("user bob")
+            && message.contains("sfsql hash-password"),
+        "{message}"
+    );
+}
