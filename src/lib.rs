@@ -10,7 +10,7 @@
 //! | [`login`] | `sfsql login` / `logout` / `connections` over the catalog and the token store |
 //! | [`soql`] | pure translation of DataFusion filters to SOQL and statement splitting |
 //! | [`provider`] | DataFusion tables: a schema per connection, a table per sObject |
-//! | [`dml`] | UPDATE as change set -> diff -> Collections writes, dry run |
+//! | [`dml`] | UPDATE, INSERT, upsert, MERGE and DELETE as one change set -> diff -> Collections or Bulk writes, dry run |
 //! | [`session`] | the engine and the statement router shared by every front end |
 //! | [`state`] | the embedded store (SQLite in the state directory): jobs, runs, per-record outcomes |
 //! | [`scheduler`] | pg_cron's interface (`cron.*` functions and tables), jobs from `sql/*.sql`, the scheduler loop |

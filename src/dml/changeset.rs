@@ -37,6 +37,8 @@ pub enum WriteOp {
         external_id: String,
     },
     Delete,
+    /// MERGE: each record's [`Action`] says how it is written.
+    Merge,
 }
 
 impl WriteOp {
@@ -47,6 +49,7 @@ impl WriteOp {
             WriteOp::Create => "insert",
             WriteOp::Upsert { .. } => "upsert",
             WriteOp::Delete => "delete",
+            WriteOp::Merge => "merge",
         }
     }
 }
@@ -144,6 +147,17 @@ impl ChangeSet {
         self.records
             .iter()
             .filter(|r| r.action != Action::Unchanged)
+    }
+
+    /// The same target and operation with no records.
+    pub fn clone_empty(&self) -> ChangeSet {
+        ChangeSet {
+            connection: self.connection.clone(),
+            sobject: self.sobject.clone(),
+            op: self.op.clone(),
+            records: vec![],
+            keys: self.keys,
+        }
     }
 
     pub fn unchanged(&self) -> usize {

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Expr, Insert, ObjectNamePart, SelectItem};
+use datafusion::sql::sqlparser::ast::{Expr, Insert, ObjectName, ObjectNamePart, SelectItem};
 use serde_json::{Map, Value};
 
 use super::DmlError;
 use super::changeset::{ChangeSet, RecordChange, WriteOp, to_json};
 use super::upsert::{Conflict, plan_conflict};
-use super::validate::{check_value, required_on_create};
+use super::validate::{check_create_value, required_on_create};
 use crate::provider::SObjectTable;
 use crate::salesforce::FieldDescribe;
 
@@ -51,8 +51,57 @@ pub fn plan_insert(
             sobject.to_ascii_lowercase()
         )));
     }
+    let fields = insert_fields(&table, &insert.columns)?;
+    let source_sql = insert
+        .source
+        .as_ref()
+        .map(|q| q.to_string())
+        .ok_or_else(|| DmlError::Unsupported("INSERT needs VALUES or a SELECT".into()))?;
+    let mut returning = Vec::new();
+    for item in insert.returning.iter().flatten() {
+        match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => {
+                let name = i.value.to_ascii_lowercase();
+                if name != "id" && !fields.iter().any(|f| f.name.eq_ignore_ascii_case(&name)) {
+                    return Err(DmlError::Unsupported(format!(
+                        "RETURNING {name}: only id and the inserted columns can be returned"
+                    )));
+                }
+                returning.push(name);
+            }
+            SelectItem::Wildcard(_) => {
+                returning.push("id".into());
+                returning.extend(fields.iter().map(|f| f.name.to_ascii_lowercase()));
+            }
+            other => {
+                return Err(DmlError::Unsupported(format!(
+                    "RETURNING {other}: only plain column names (id and the inserted columns) are supported"
+                )));
+            }
+        }
+    }
+    let conflict = plan_conflict(insert, &describe, &fields)?;
+    Ok(InsertPlan {
+        connection: connection.to_string(),
+        table,
+        fields,
+        source_sql,
+        returning,
+        conflict,
+    })
+}
+
+/// Check an INSERT's column list against the target: each column exists,
+/// is createable and listed once, and every field required on create is
+/// there.
+pub fn insert_fields(
+    table: &SObjectTable,
+    columns: &[ObjectName],
+) -> Result<Vec<FieldDescribe>, DmlError> {
+    let describe = Arc::clone(table.describe());
+    let sobject = describe.name.clone();
     let mut fields = Vec::new();
-    for c in &insert.columns {
+    for c in columns {
         let column =
             c.0.last()
                 .map(|p| match p {
@@ -91,43 +140,7 @@ pub fn plan_insert(
             if missing.len() == 1 { "it" } else { "them" }
         )));
     }
-    let source_sql = insert
-        .source
-        .as_ref()
-        .map(|q| q.to_string())
-        .ok_or_else(|| DmlError::Unsupported("INSERT needs VALUES or a SELECT".into()))?;
-    let mut returning = Vec::new();
-    for item in insert.returning.iter().flatten() {
-        match item {
-            SelectItem::UnnamedExpr(Expr::Identifier(i)) => {
-                let name = i.value.to_ascii_lowercase();
-                if name != "id" && !fields.iter().any(|f| f.name.eq_ignore_ascii_case(&name)) {
-                    return Err(DmlError::Unsupported(format!(
-                        "RETURNING {name}: only id and the inserted columns can be returned"
-                    )));
-                }
-                returning.push(name);
-            }
-            SelectItem::Wildcard(_) => {
-                returning.push("id".into());
-                returning.extend(fields.iter().map(|f| f.name.to_ascii_lowercase()));
-            }
-            other => {
-                return Err(DmlError::Unsupported(format!(
-                    "RETURNING {other}: only plain column names (id and the inserted columns) are supported"
-                )));
-            }
-        }
-    }
-    let conflict = plan_conflict(insert, &describe, &fields)?;
-    Ok(InsertPlan {
-        connection: connection.to_string(),
-        table,
-        fields,
-        source_sql,
-        returning,
-        conflict,
-    })
+    Ok(fields)
 }
 
 /// Run the source and turn its rows into records, checking each value.
@@ -171,16 +184,7 @@ pub async fn build_records(
             let mut m = Map::new();
             for (f, col) in plan.fields.iter().zip(&columns) {
                 let v = to_json(col, row)?;
-                let required = !f.nillable && !f.defaulted_on_create && f.field_type != "boolean";
-                let problem = match check_value(f, &v) {
-                    Some(why) => Some(format!("{}: {why}", f.name.to_ascii_lowercase())),
-                    None if v.is_null() && required => Some(format!(
-                        "{} is required and the source gives NULL",
-                        f.name.to_ascii_lowercase()
-                    )),
-                    None => None,
-                };
-                if let Some(p) = problem
+                if let Some(p) = check_create_value(f, &v)
                     && problems.len() < 5
                 {
                     problems.push(format!("row {}: {p}", records.len() + 1));

@@ -12,6 +12,8 @@ mod bulk_write;
 mod changeset;
 mod delete;
 mod insert;
+mod merge;
+mod merge_set;
 mod update;
 mod upsert;
 mod validate;
@@ -24,6 +26,8 @@ pub use changeset::{
 };
 pub use delete::{DeletePlan, build_delete_set, delete_target, plan_delete};
 pub use insert::{InsertPlan, build_records, create_set, plan_insert};
+pub use merge::{MergePlan, merge_target, plan_merge};
+pub use merge_set::build_merge_set;
 pub use update::{UpdatePlan, plan_update, table_ref, target_name as update_target};
 pub use upsert::{Conflict, build_upsert_set};
 pub use validate::{check_value, required_on_create};

@@ -166,32 +166,16 @@ pub fn target_name(update: &Update) -> Result<(Option<String>, String, Option<St
     Ok((schema, table, alias.as_ref().map(|a| a.name.value.clone())))
 }
 
-/// Build the plan for an UPDATE whose target resolved to `table` in
-/// connection `connection`.
-pub fn plan_update(
-    update: &Update,
-    connection: &str,
-    table: Arc<SObjectTable>,
-) -> Result<UpdatePlan, DmlError> {
-    if update.returning.is_some() {
-        return Err(DmlError::Unsupported(
-            "UPDATE ... RETURNING is not supported on Salesforce tables yet".into(),
-        ));
-    }
-    if update.limit.is_some() || !update.order_by.is_empty() {
-        return Err(DmlError::Unsupported(
-            "UPDATE ... ORDER BY/LIMIT is not supported; filter with WHERE".into(),
-        ));
-    }
-    let (_, table_name, alias) = target_name(update)?;
-    let target_ref = alias
-        .unwrap_or_else(|| table_name.clone())
-        .to_ascii_lowercase();
+/// Check `SET column = value` items against the target: each column
+/// exists, is updateable, and is assigned once.
+pub fn plan_assignments(
+    table: &SObjectTable,
+    items: &[datafusion::sql::sqlparser::ast::Assignment],
+) -> Result<Vec<Assignment>, DmlError> {
     let sobject = table.describe().name.clone();
-
     let mut assignments = Vec::new();
     let mut seen = BTreeSet::new();
-    for a in &update.assignments {
+    for a in items {
         let AssignmentTarget::ColumnName(name) = &a.target else {
             return Err(DmlError::Unsupported(
                 "UPDATE ... SET (a, b) = ... is not supported; assign each column".into(),
@@ -227,6 +211,32 @@ pub fn plan_update(
             value_sql: a.value.to_string(),
         });
     }
+    Ok(assignments)
+}
+
+/// Build the plan for an UPDATE whose target resolved to `table` in
+/// connection `connection`.
+pub fn plan_update(
+    update: &Update,
+    connection: &str,
+    table: Arc<SObjectTable>,
+) -> Result<UpdatePlan, DmlError> {
+    if update.returning.is_some() {
+        return Err(DmlError::Unsupported(
+            "UPDATE ... RETURNING is not supported on Salesforce tables yet".into(),
+        ));
+    }
+    if update.limit.is_some() || !update.order_by.is_empty() {
+        return Err(DmlError::Unsupported(
+            "UPDATE ... ORDER BY/LIMIT is not supported; filter with WHERE".into(),
+        ));
+    }
+    let (_, table_name, alias) = target_name(update)?;
+    let target_ref = alias
+        .unwrap_or_else(|| table_name.clone())
+        .to_ascii_lowercase();
+
+    let assignments = plan_assignments(&table, &update.assignments)?;
 
     let from_sql: Vec<String> = match &update.from {
         None => vec![],
@@ -294,7 +304,7 @@ fn sides(expr: &Expr, is_target_col: &dyn Fn(Option<&str>, &str) -> bool) -> Sid
     s
 }
 
-fn conjuncts(expr: &Expr, out: &mut Vec<Expr>) {
+pub(super) fn conjuncts(expr: &Expr, out: &mut Vec<Expr>) {
     match expr {
         Expr::BinaryOp {
             left,
@@ -309,7 +319,7 @@ fn conjuncts(expr: &Expr, out: &mut Vec<Expr>) {
     }
 }
 
-fn find_key(
+pub(super) fn find_key(
     selection: &Expr,
     is_target_col: &dyn Fn(Option<&str>, &str) -> bool,
 ) -> Option<KeyMatch> {

@@ -6,6 +6,20 @@ use serde_json::Value;
 
 use crate::salesforce::{FieldDescribe, SObjectDescribe};
 
+/// Why a value cannot be sent on create (it does not fit, or a required
+/// field gets NULL), prefixed with the column; `None` when it can.
+pub fn check_create_value(field: &FieldDescribe, value: &Value) -> Option<String> {
+    let column = field.name.to_ascii_lowercase();
+    let required = !field.nillable && !field.defaulted_on_create && field.field_type != "boolean";
+    match check_value(field, value) {
+        Some(why) => Some(format!("{column}: {why}")),
+        None if value.is_null() && required => {
+            Some(format!("{column} is required and the source gives NULL"))
+        }
+        None => None,
+    }
+}
+
 /// Why a value does not fit its field, or `None` when it does.
 pub fn check_value(field: &FieldDescribe, value: &Value) -> Option<String> {
     let Value::String(s) = value else { return None };

@@ -195,8 +195,63 @@ fn skipped(
 
 /// Write every changed record of `set`; unchanged records cost no call.
 /// One outcome per record of the set, in the set's order (so RETURNING can
-/// pair them).
+/// pair them). A MERGE's records are written by action: updates, then
+/// creates, then deletes, each as its own change set.
 pub async fn apply(
+    client: &Arc<SalesforceClient>,
+    set: &ChangeSet,
+    opts: &WriteOptions,
+) -> UpdateSummary {
+    if set.op != WriteOp::Merge {
+        return apply_one(client, set, opts).await;
+    }
+    let mut summary = UpdateSummary {
+        matched: set.records.len(),
+        ..Default::default()
+    };
+    let mut slots: Vec<Option<RecordOutcome>> = set
+        .records
+        .iter()
+        .map(|r| {
+            (r.action == Action::Unchanged).then(|| RecordOutcome::of(r, OutcomeStatus::Unchanged))
+        })
+        .collect();
+    let unchanged: Vec<RecordOutcome> = slots.iter().flatten().cloned().collect();
+    if let Some(sink) = opts.sink.as_deref()
+        && !unchanged.is_empty()
+    {
+        sink.not_sent(&unchanged);
+    }
+    for (action, op) in [
+        (Action::Update, WriteOp::Update),
+        (Action::Create, WriteOp::Create),
+        (Action::Delete, WriteOp::Delete),
+    ] {
+        let positions: Vec<usize> = (0..set.records.len())
+            .filter(|&i| set.records[i].action == action)
+            .collect();
+        if positions.is_empty() {
+            continue;
+        }
+        let part = ChangeSet {
+            op,
+            records: positions.iter().map(|&i| set.records[i].clone()).collect(),
+            ..set.clone_empty()
+        };
+        let written = apply_one(client, &part, opts).await;
+        summary.write_calls += written.write_calls;
+        summary.retried += written.retried;
+        summary.bulk_jobs.extend(written.bulk_jobs);
+        for (&i, o) in positions.iter().zip(written.outcomes) {
+            slots[i] = Some(o);
+        }
+    }
+    push_outcomes(&mut summary, slots, &set.records);
+    summary
+}
+
+/// [`apply`] for a change set of one write operation.
+async fn apply_one(
     client: &Arc<SalesforceClient>,
     set: &ChangeSet,
     opts: &WriteOptions,
@@ -268,12 +323,22 @@ pub async fn apply(
             slots[i] = Some(o);
         }
     }
-    for (slot, r) in slots.into_iter().zip(&set.records) {
+    push_outcomes(&mut summary, slots, &set.records);
+    summary
+}
+
+/// Record one outcome per record, in order; a record without one (which
+/// no path should leave) is `unknown`, never silently dropped.
+fn push_outcomes(
+    summary: &mut UpdateSummary,
+    slots: Vec<Option<RecordOutcome>>,
+    records: &[RecordChange],
+) {
+    for (slot, r) in slots.into_iter().zip(records) {
         summary.push(slot.unwrap_or_else(|| {
             RecordOutcome::failed(r, OutcomeStatus::Unknown, "UNKNOWN_OUTCOME", "no result")
         }));
     }
-    summary
 }
 
 /// One Collections call for `chunk`, then calls for its locked records
@@ -396,6 +461,8 @@ async fn send(
             let ids: Vec<String> = records.iter().filter_map(|r| r.id.clone()).collect();
             client.delete_records(&ids, all_or_none).await
         }
+        // `apply` splits a MERGE by action before anything is sent.
+        WriteOp::Merge => Ok(vec![]),
     }
 }
 
@@ -409,6 +476,7 @@ fn outcome_of(op: &WriteOp, r: &RecordChange, res: &SaveResult) -> RecordOutcome
             WriteOp::Delete => OutcomeStatus::Deleted,
             WriteOp::Upsert { .. } if res.created == Some(true) => OutcomeStatus::Created,
             WriteOp::Upsert { .. } => OutcomeStatus::Updated,
+            WriteOp::Merge => r.action.predicted(),
         }
     };
     let first = res.errors.first();

@@ -55,6 +55,7 @@ fn tag_of(op: &WriteOp) -> &'static str {
         WriteOp::Update => "UPDATE",
         WriteOp::Create | WriteOp::Upsert { .. } => "INSERT 0",
         WriteOp::Delete => "DELETE",
+        WriteOp::Merge => "MERGE",
     }
 }
 

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    Delete, Expr, Insert, ObjectName, Set, Statement, TableObject, Update,
+    Delete, Expr, Insert, Merge, ObjectName, Set, Statement, TableObject, Update,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -134,6 +134,7 @@ pub enum Routed<'a> {
     Update(&'a Update),
     Insert(&'a Insert),
     Delete(&'a Delete),
+    Merge(&'a Merge),
     ExplainUpdate(&'a Update),
     Unsupported(String),
 }
@@ -196,9 +197,10 @@ impl Engine {
                 let (schema, _, _) = dml::delete_target(delete).ok()?;
                 self.is_connection(schema).then_some(Routed::Delete(delete))
             }
-            Statement::Merge(_) => Some(Routed::Unsupported(
-                "MERGE on Salesforce tables is not supported yet".into(),
-            )),
+            Statement::Merge(merge) => {
+                let (schema, _, _) = dml::merge_target(merge).ok()?;
+                self.is_connection(schema).then_some(Routed::Merge(merge))
+            }
             _ => None,
         }
     }
@@ -216,7 +218,9 @@ impl Engine {
                 DRY_RUN_COLUMNS.to_vec()
             }
             Routed::ExplainUpdate(_) => vec!["plan_type", "plan"],
-            Routed::Insert(_) | Routed::Delete(_) if Settings::dml_options(settings).dry_run => {
+            Routed::Insert(_) | Routed::Delete(_) | Routed::Merge(_)
+                if Settings::dml_options(settings).dry_run =>
+            {
                 DRY_RUN_COLUMNS.to_vec()
             }
             Routed::Insert(insert) => {
@@ -267,6 +271,12 @@ impl Engine {
                 let started = Utc::now();
                 let opts = Settings::dml_options(settings);
                 let result = self.delete(delete, opts, origin, statement_sql).await?;
+                finish_write(result, started)
+            }
+            Routed::Merge(merge) => {
+                let started = Utc::now();
+                let opts = Settings::dml_options(settings);
+                let result = self.merge(merge, opts, origin, statement_sql).await?;
                 finish_write(result, started)
             }
             Routed::ExplainUpdate(update) => Ok(StatementResult::rows(

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use datafusion::sql::sqlparser::ast::{Delete, Insert, TableObject, Update};
+use datafusion::sql::sqlparser::ast::{Delete, Insert, Merge, TableObject, Update};
 
 use super::engine::{Connection, Engine};
 use super::{Origin, WriteLog, WriteTarget};
@@ -134,6 +134,28 @@ impl Engine {
         let conn = &self.connections[&plan.connection];
         writable(conn, &plan.connection, &opts)?;
         let set = dml::build_delete_set(&self.ctx, &plan).await?;
+        self.write(conn, set, &opts, vec![], (origin, sql)).await
+    }
+
+    pub async fn plan_merge(&self, merge: &Merge) -> Result<dml::MergePlan, DmlError> {
+        let (schema, table, _) = dml::merge_target(merge)?;
+        let (conn_name, _, sobject_table) = self.resolve(schema, &table).await?;
+        dml::plan_merge(merge, &conn_name, sobject_table)
+    }
+
+    /// MERGE into a Salesforce table: one change set of updates, creates
+    /// and deletes.
+    pub async fn merge(
+        &self,
+        merge: &Merge,
+        opts: DmlOptions,
+        origin: &Origin,
+        sql: &str,
+    ) -> Result<DmlResult, DmlError> {
+        let plan = self.plan_merge(merge).await?;
+        let conn = &self.connections[&plan.connection];
+        writable(conn, &plan.connection, &opts)?;
+        let set = dml::build_merge_set(&self.ctx, &plan, opts.on_multiple_matches).await?;
         self.write(conn, set, &opts, vec![], (origin, sql)).await
     }
 
