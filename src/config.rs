@@ -199,6 +199,32 @@ pub struct UserConfig {
     /// A SCRAM-SHA-256 verifier as PostgreSQL stores it in pg_authid
     /// (`SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`), from `sfsql hash-password`.
     pub password_hash: String,
+    /// What the user may do; `reader` unless the file says more.
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// Server roles, each including the ones before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// SELECT, EXPLAIN, dry runs.
+    #[default]
+    Reader,
+    /// Writes to connections that are not read-only and not production orgs.
+    Writer,
+    /// Writes to production orgs, `cron.*` jobs, DDL on the shared catalog.
+    Admin,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -316,6 +342,14 @@ fn check_name(path: &Path, what: &str, name: &str) -> Result<(), ConfigError> {
 impl ConnectionConfig {
     /// Expand `${VAR}`s, fill `login_url` from `kind`, make the key path
     /// absolute, and refuse client credentials off My Domain.
+    /// A production org: `kind = "production"`, or login.salesforce.com.
+    pub fn is_production(&self) -> bool {
+        match self.kind {
+            Some(kind) => kind == OrgKind::Production,
+            None => self.login_url.trim_end_matches('/') == PRODUCTION_LOGIN,
+        }
+    }
+
     fn resolve(&mut self, name: &str, dir: &Path, env: &Env) -> Result<(), String> {
         self.login_url = env
             .expand(&self.login_url)

@@ -47,6 +47,12 @@ fn wire_error(e: &SchedulerError) -> PgWireError {
     )))
 }
 
+/// Whether `statement` is a `cron.*` call this hook answers (the server's
+/// role check asks before any hook runs).
+pub fn is_cron_call(statement: &Statement) -> bool {
+    cron_call(statement).is_some()
+}
+
 /// The `cron.*` call in `statement`, with its arguments as written
 /// (placeholders unresolved), or `None` when it is not one.
 /// A call's arguments: optional `name :=` and the value expression.

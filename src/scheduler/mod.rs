@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-pub use hook::CronHook;
+pub use hook::{CronHook, is_cron_call};
 pub use lock::SchedulerLock;
 pub use runner::RunDone;
 pub use schedule::{Clock, ManualClock, SystemClock};

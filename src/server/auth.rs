@@ -22,7 +22,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
 use super::scram::{Exchange, ScramError, Verifier};
-use crate::config::{AuthMethod, UserConfig};
+use crate::config::{AuthMethod, Role, UserConfig};
 
 const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 
@@ -30,7 +30,7 @@ const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 #[derive(Debug)]
 pub struct Users {
     method: AuthMethod,
-    verifiers: BTreeMap<String, Verifier>,
+    verifiers: BTreeMap<String, (Verifier, Role)>,
 }
 
 impl Users {
@@ -39,7 +39,7 @@ impl Users {
             .iter()
             .map(|(name, user)| {
                 Verifier::parse(&user.password_hash)
-                    .map(|v| (name.clone(), v))
+                    .map(|v| (name.clone(), (v, user.role)))
                     .map_err(|e| format!("server.toml: user {name}: {e}"))
             })
             .collect::<Result<_, _>>()?;
@@ -49,8 +49,15 @@ impl Users {
     fn verifier(&self, user: &str) -> Verifier {
         self.verifiers
             .get(user)
-            .cloned()
+            .map(|(v, _)| v.clone())
             .unwrap_or_else(Verifier::mock)
+    }
+
+    fn role(&self, user: &str) -> Role {
+        self.verifiers
+            .get(user)
+            .map(|(_, role)| *role)
+            .unwrap_or_default()
     }
 }
 
@@ -163,6 +170,7 @@ impl StartupHandler for PasswordStartup {
             .user()
             .unwrap_or_default()
             .to_string();
+        let role = self.shared.users.role(&user);
         match self.step(user, message).await? {
             Step::Ignore => return Ok(()),
             Step::Send(auth) => {
@@ -187,6 +195,8 @@ impl StartupHandler for PasswordStartup {
             .session_extensions()
             .insert::<Arc<ConnectionHandle>>(handle);
         client.session_extensions().insert(guard);
+        // What the role check (roles.rs) reads; a client cannot SET it.
+        client.session_extensions().insert(role);
         finish_authentication(client, self.shared.params.as_ref()).await
     }
 }

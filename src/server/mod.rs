@@ -1,5 +1,5 @@
 //! The Postgres wire-protocol front door: SCRAM-SHA-256 authentication
-//! against the catalog's users, the sfsql router ahead of
+//! against the catalog's users, their roles, the sfsql router ahead of
 //! datafusion-postgres's handlers, cancellation, and SQLSTATEs for errors.
 
 use std::net::SocketAddr;
@@ -33,10 +33,12 @@ mod auth;
 mod compat;
 mod copy;
 mod errors;
+mod roles;
 mod scram;
 
 use auth::{AuthShared, PasswordStartup, Users};
 use errors::SqlStateErrors;
+pub use roles::RoleHook;
 pub use scram::Verifier;
 
 use crate::config::ServerConfig;
@@ -62,8 +64,11 @@ impl Handlers {
         extra: Vec<Arc<dyn QueryHook>>,
     ) -> std::io::Result<Self> {
         let users = Users::new(config.auth, &config.users).map_err(std::io::Error::other)?;
-        let mut hooks: Vec<Arc<dyn QueryHook>> =
-            vec![Arc::new(SfsqlHook::new(Arc::clone(&engine)))];
+        // The role check comes first: it answers only to refuse.
+        let mut hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(RoleHook::new(Arc::clone(&engine))),
+            Arc::new(SfsqlHook::new(Arc::clone(&engine))),
+        ];
         hooks.extend(extra);
         hooks.extend([
             Arc::new(compat::CompatHook) as Arc<dyn QueryHook>,

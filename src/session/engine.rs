@@ -31,6 +31,8 @@ pub enum EngineError {
 pub struct Connection {
     pub schema: Arc<SalesforceSchema>,
     pub read_only: bool,
+    /// A production org: writes need the `admin` role.
+    pub production: bool,
 }
 
 pub struct Engine {
@@ -79,6 +81,7 @@ impl Engine {
                 Connection {
                     schema,
                     read_only: conn.read_only,
+                    production: conn.is_production(),
                 },
             );
         }

@@ -205,6 +205,21 @@ impl Engine {
         }
     }
 
+    /// The connection a routed write goes to (`None` for statements that
+    /// do not write to Salesforce, or a target that will fail anyway).
+    pub fn write_target(&self, routed: &Routed<'_>) -> Option<String> {
+        match routed {
+            Routed::Update(u) => dml::update_target(u).ok().and_then(|(schema, _, _)| schema),
+            Routed::Insert(insert) => match &insert.table {
+                TableObject::TableName(name) => object_schema(name),
+                _ => None,
+            },
+            Routed::Delete(delete) => dml::delete_target(delete).ok().and_then(|t| t.0),
+            Routed::Merge(merge) => dml::merge_target(merge).ok().and_then(|t| t.0),
+            _ => None,
+        }
+    }
+
     /// The columns a routed statement returns (for Describe in the
     /// extended protocol), given the session's settings.
     pub fn routed_schema(

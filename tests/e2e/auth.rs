@@ -4,33 +4,51 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::Arc;
 
-use sfsql::config::{AuthMethod, ServerConfig, UserConfig};
+use sfsql::config::{AuthMethod, Role, ServerConfig, UserConfig};
+use sfsql::scheduler::CronHook;
 use sfsql::server::{self, ServerHandle, Verifier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::NoTls;
 
 use crate::common::{TestDemo, rows, start_demo};
 
-async fn serve(demo: &TestDemo, auth: AuthMethod) -> ServerHandle {
-    let users = BTreeMap::from([(
-        "alice".to_string(),
-        UserConfig {
-            password_hash: Verifier::new("s3cret pass").to_string(),
-        },
-    )]);
+/// A server on the demo's engine (with its `cron.*` hook) for `users`:
+/// (name, password, role).
+pub async fn serve_users(
+    demo: &TestDemo,
+    auth: AuthMethod,
+    users: &[(&str, &str, Role)],
+) -> ServerHandle {
+    let users = users
+        .iter()
+        .map(|(name, password, role)| {
+            let user = UserConfig {
+                password_hash: Verifier::new(password).to_string(),
+                role: *role,
+            };
+            (name.to_string(), user)
+        })
+        .collect::<BTreeMap<_, _>>();
     let config = ServerConfig {
         auth,
         users,
         ..ServerConfig::default()
     };
-    server::start(
-        std::sync::Arc::clone(&demo.demo.engine),
+    let cron = CronHook::new(Arc::clone(&demo.demo.jobs.scheduler));
+    server::start_with_hooks(
+        Arc::clone(&demo.demo.engine),
         &config,
         "127.0.0.1:0",
+        vec![Arc::new(cron)],
     )
     .await
     .expect("server")
+}
+
+async fn serve(demo: &TestDemo, auth: AuthMethod) -> ServerHandle {
+    serve_users(demo, auth, &[("alice", "s3cret pass", Role::Reader)]).await
 }
 
 async fn login(port: u16, user: &str, password: &str) -> Result<(), tokio_postgres::Error> {

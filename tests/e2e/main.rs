@@ -12,6 +12,7 @@ mod joins;
 mod jwt;
 mod oauth;
 mod psql;
+mod roles;
 mod scheduler;
 mod scheduler_cutoff;
 mod scheduler_loop;
