@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::changeset::{ChangeSet, RecordChange};
+use super::changeset::{Action, ChangeSet, RecordChange, WriteOp};
 use super::write::{OutcomeStatus, RecordOutcome, UpdateSummary};
 use crate::salesforce::{
     BulkIngestWriter, BulkOperation, BulkRecordResult, PollPolicy, SalesforceClient,
@@ -30,6 +30,15 @@ impl WriteMethod {
         }
     }
 
+    /// The method for `records` changed records of `op`: Bulk above the
+    /// threshold for updates (the operation Bulk routing covers).
+    pub fn for_op(op: &WriteOp, records: usize, threshold: usize) -> WriteMethod {
+        match op {
+            WriteOp::Update => WriteMethod::choose(records, threshold),
+            _ => WriteMethod::Collections,
+        }
+    }
+
     /// How a dry run or EXPLAIN names the method and its cost.
     pub fn describe(self, records: usize) -> String {
         match self {
@@ -43,6 +52,89 @@ impl WriteMethod {
             ),
         }
     }
+}
+
+/// Calls of one Bulk ingest job: create, upload, close, about two polls,
+/// and the results.
+pub const BULK_JOB_CALLS: usize = 6;
+
+/// One step of writing a change set: the records of one operation and
+/// how they go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteStep {
+    /// `update`, `insert`, `upsert`, `delete` (a MERGE has one step per
+    /// action).
+    pub op: WriteOp,
+    pub records: usize,
+    pub method: WriteMethod,
+    /// Collections calls, or Bulk jobs.
+    pub batches: usize,
+    /// Estimated API requests (before any retry).
+    pub calls: usize,
+}
+
+impl WriteStep {
+    fn of(op: WriteOp, records: usize, bulk_threshold: usize) -> WriteStep {
+        let method = WriteMethod::for_op(&op, records, bulk_threshold);
+        let batches = match method {
+            WriteMethod::Collections => records.div_ceil(crate::salesforce::COLLECTIONS_BATCH),
+            WriteMethod::Bulk => 1,
+        };
+        let calls = match method {
+            WriteMethod::Collections => batches,
+            WriteMethod::Bulk => batches * BULK_JOB_CALLS,
+        };
+        WriteStep {
+            op,
+            records,
+            method,
+            batches,
+            calls,
+        }
+    }
+
+    /// `update 3 records through sObject Collections: 1 call`.
+    pub fn describe(&self) -> String {
+        match self.method {
+            WriteMethod::Collections => format!(
+                "{} {} records through sObject Collections: {} call(s) of up to 200",
+                self.op.as_str(),
+                self.records,
+                self.batches
+            ),
+            WriteMethod::Bulk => format!(
+                "{} {} records through Bulk API 2.0 ingest: {} job(s) of about {} calls (create, upload, close, polls, results)",
+                self.op.as_str(),
+                self.records,
+                self.batches,
+                BULK_JOB_CALLS
+            ),
+        }
+    }
+}
+
+/// How the changed records of `set` would be written: one step per
+/// operation (a MERGE's updates, creates and deletes are separate steps).
+pub fn write_plan(set: &ChangeSet, bulk_threshold: usize) -> Vec<WriteStep> {
+    if set.op != WriteOp::Merge {
+        let n = set.changed().count();
+        return if n == 0 {
+            vec![]
+        } else {
+            vec![WriteStep::of(set.op.clone(), n, bulk_threshold)]
+        };
+    }
+    [
+        (Action::Update, WriteOp::Update),
+        (Action::Create, WriteOp::Create),
+        (Action::Delete, WriteOp::Delete),
+    ]
+    .into_iter()
+    .filter_map(|(action, op)| {
+        let n = set.records.iter().filter(|r| r.action == action).count();
+        (n > 0).then(|| WriteStep::of(op, n, bulk_threshold))
+    })
+    .collect()
 }
 
 /// The outcome of one record from its Bulk result; `done` is the status a

@@ -19,7 +19,7 @@ mod upsert;
 mod validate;
 mod write;
 
-pub use bulk_write::WriteMethod;
+pub use bulk_write::{WriteMethod, WriteStep, write_plan};
 pub use changeset::{
     Action, ChangeSet, FieldChange, RecordChange, WriteOp, build_change_set, display_value,
     key_literals as key_literal_list,

@@ -279,9 +279,7 @@ async fn apply_one(
         sink.not_sent(&unchanged);
     }
     let mut stop: Option<String> = None;
-    if set.op == WriteOp::Update
-        && WriteMethod::choose(changed.len(), opts.bulk_threshold) == WriteMethod::Bulk
-    {
+    if WriteMethod::for_op(&set.op, changed.len(), opts.bulk_threshold) == WriteMethod::Bulk {
         let records: Vec<&RecordChange> = changed.iter().map(|&i| &set.records[i]).collect();
         let outcomes = match sink.and_then(|s| s.stop_reason()) {
             Some(reason) => skipped(sink, &records, &reason),

@@ -299,6 +299,29 @@ impl SalesforceClient {
         })
     }
 
+    /// The org's daily API requests (`GET /limits`, `DailyApiRequests`),
+    /// one call; EXPLAIN shows what a statement would leave of them.
+    pub async fn daily_api_requests(&self) -> Result<ApiUsage, SalesforceError> {
+        #[derive(serde::Deserialize)]
+        struct Limit {
+            #[serde(rename = "Max")]
+            max: u64,
+            #[serde(rename = "Remaining")]
+            remaining: u64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Limits {
+            #[serde(rename = "DailyApiRequests")]
+            daily: Limit,
+        }
+        let (_, bytes) = self.send(Method::GET, "limits/", None, true).await?;
+        let limits: Limits = self.decode("limits", &bytes)?;
+        Ok(ApiUsage {
+            used: limits.daily.max.saturating_sub(limits.daily.remaining),
+            max: limits.daily.max,
+        })
+    }
+
     /// Every sObject of the org (describeGlobal), one call.
     pub async fn describe_global(&self) -> Result<Vec<SObjectSummary>, SalesforceError> {
         let (_, bytes) = self.send(Method::GET, "sobjects/", None, true).await?;

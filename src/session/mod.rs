@@ -8,6 +8,7 @@
 //! DataFusion. [`SfsqlHook`] puts the router in front of pgwire.
 
 mod engine;
+mod explain;
 mod hook;
 mod output;
 mod router;

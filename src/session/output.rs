@@ -84,7 +84,7 @@ pub fn write_output(result: DmlResult) -> Result<(StatementResult, Written), Dat
     let target = format!("{}.{}", set.connection, set.sobject.to_ascii_lowercase());
     if dry_run {
         out.notices.push(format!(
-            "dry run of {target}: {} records, {counts}; would write through {method}; nothing was written",
+            "dry run of {target}: {} records, {counts}; would {method}; nothing was written",
             summary.matched
         ));
     } else {

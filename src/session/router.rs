@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
@@ -129,13 +129,17 @@ impl StatementError {
 
 /// A statement sfsql answers itself.
 pub enum Routed<'a> {
-    Set { name: String, value: String },
+    Set {
+        name: String,
+        value: String,
+    },
     Show(String),
     Update(&'a Update),
     Insert(&'a Insert),
     Delete(&'a Delete),
     Merge(&'a Merge),
-    ExplainUpdate(&'a Update),
+    /// EXPLAIN of a DML statement sfsql routes.
+    Explain(&'a Statement),
     Unsupported(String),
 }
 
@@ -182,8 +186,10 @@ impl Engine {
             // Every UPDATE is sfsql's: DataFusion cannot run UPDATE ... FROM,
             // and nothing else in the catalog is writable.
             Statement::Update(u) => Some(Routed::Update(u)),
-            Statement::Explain { statement, .. } => match statement.as_ref() {
-                Statement::Update(u) => Some(Routed::ExplainUpdate(u)),
+            Statement::Explain { statement, .. } => match self.route(statement) {
+                Some(
+                    Routed::Update(_) | Routed::Insert(_) | Routed::Delete(_) | Routed::Merge(_),
+                ) => Some(Routed::Explain(statement)),
                 _ => None,
             },
             Statement::Insert(insert) => {
@@ -232,7 +238,7 @@ impl Engine {
             Routed::Update(_) if Settings::dml_options(settings).dry_run => {
                 DRY_RUN_COLUMNS.to_vec()
             }
-            Routed::ExplainUpdate(_) => vec!["plan_type", "plan"],
+            Routed::Explain(_) => vec!["plan_type", "plan"],
             Routed::Insert(_) | Routed::Delete(_) | Routed::Merge(_)
                 if Settings::dml_options(settings).dry_run =>
             {
@@ -294,80 +300,12 @@ impl Engine {
                 let result = self.merge(merge, opts, origin, statement_sql).await?;
                 finish_write(result, started)
             }
-            Routed::ExplainUpdate(update) => Ok(StatementResult::rows(
+            Routed::Explain(statement) => Ok(StatementResult::rows(
                 "EXPLAIN",
-                self.explain_update(update, &Settings::dml_options(settings))
+                self.explain_dml(statement, &Settings::dml_options(settings))
                     .await?,
             )),
         }
-    }
-
-    /// EXPLAIN UPDATE: the statements sfsql will run, and DataFusion's plan
-    /// of the change set with the exact SOQL of each scan. The source keys
-    /// are read (a read, never a write) so the SOQL shown is what is sent.
-    async fn explain_update(
-        &self,
-        update: &Update,
-        opts: &dml::DmlOptions,
-    ) -> Result<RecordBatch, StatementError> {
-        let plan = self.plan_update(update, opts).await?;
-        let mut rows: Vec<Vec<Option<String>>> = Vec::new();
-        let mut key_filter = None;
-        if let (Some(keys_sql), Some(k)) = (plan.keys_sql(), &plan.key) {
-            rows.push(vec![
-                Some("sfsql: source keys".into()),
-                Some(keys_sql.clone()),
-            ]);
-            let batches = self.ctx.sql(&keys_sql).await?.collect().await?;
-            if let Some(literals) = dml::key_literal_list(&batches)? {
-                rows.push(vec![
-                    Some("sfsql: key lookup".into()),
-                    Some(format!(
-                        "{} IN (<{} distinct keys>): {} is fetched by key, not scanned",
-                        k.target_sql,
-                        literals.len(),
-                        plan.sobject()
-                    )),
-                ]);
-                if !literals.is_empty() {
-                    key_filter = Some(format!("{} IN ({})", k.target_sql, literals.join(", ")));
-                }
-            }
-        }
-        rows.push(vec![
-            Some("sfsql: change set".into()),
-            Some(plan.change_set_sql(None)),
-        ]);
-        rows.push(vec![
-            Some("sfsql: write".into()),
-            Some(format!(
-                "diff against current values; PATCH /composite/sobjects with only the changed fields of changed {} records, 200 per call; Bulk API 2.0 ingest above {} changed records (sfsql.bulk_threshold; the dry run says which)",
-                plan.sobject(),
-                opts.bulk_threshold
-            )),
-        ]);
-        // DataFusion's own plan of the change set, with the real key list,
-        // so each scan shows the SOQL that will be sent.
-        let explained_sql = plan.change_set_sql(key_filter.as_deref());
-        let explained = self
-            .ctx
-            .sql(&format!("EXPLAIN {explained_sql}"))
-            .await?
-            .collect()
-            .await?;
-        for b in &explained {
-            let types = b.column(0).as_any().downcast_ref::<StringArray>();
-            let plans = b.column(1).as_any().downcast_ref::<StringArray>();
-            if let (Some(t), Some(p)) = (types, plans) {
-                for i in 0..b.num_rows() {
-                    rows.push(vec![
-                        Some(t.value(i).to_string()),
-                        Some(p.value(i).to_string()),
-                    ]);
-                }
-            }
-        }
-        Ok(text_batch(&["plan_type", "plan"], rows)?)
     }
 
     /// Run SQL text outside pgwire (the scheduler and the CLI): sfsql's

@@ -187,13 +187,16 @@ impl Engine {
             }
             None => None,
         };
-        let changed = set.changed().count();
-        let method = if set.op == dml::WriteOp::Update {
-            dml::WriteMethod::choose(changed, opts.bulk_threshold)
+        let steps = dml::write_plan(&set, opts.bulk_threshold);
+        let method = if steps.is_empty() {
+            "make no call (nothing changes)".to_string()
         } else {
-            dml::WriteMethod::Collections
-        }
-        .describe(changed);
+            steps
+                .iter()
+                .map(dml::WriteStep::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         let summary = if opts.dry_run {
             let summary = dml::dry_run_summary(&set);
             if let Some(log) = &log {

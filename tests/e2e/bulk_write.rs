@@ -69,7 +69,9 @@ async fn update_above_threshold_goes_through_one_bulk_job() {
         .and_then(|r| r[1].clone())
         .expect("write row");
     assert!(
-        write.contains("Bulk API 2.0 ingest above 100 changed records"),
+        write.contains(&format!(
+            "update {total} records through Bulk API 2.0 ingest: 1 job(s)"
+        )) && write.contains("above sfsql.bulk_threshold (100)"),
         "{write}"
     );
 
@@ -81,7 +83,9 @@ async fn update_above_threshold_goes_through_one_bulk_job() {
     rows(&client, update).await;
     let dry = drain(&mut notices);
     assert!(
-        dry.contains("would write through Bulk API 2.0 ingest"),
+        dry.contains(&format!(
+            "would update {total} records through Bulk API 2.0 ingest"
+        )),
         "{dry}"
     );
     let after = demo.stats();

@@ -175,3 +175,17 @@ pub async fn command_count(client: &Client, sql: &str) -> u64 {
         })
         .expect("a command tag")
 }
+
+/// Write requests (Collections and Bulk ingest) in one org's simulator
+/// counters (`stats[org]`).
+pub fn write_requests(org: &serde_json::Value) -> u64 {
+    org["requests"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with("collections_") || k.contains("ingest"))
+                .filter_map(|(_, v)| v.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -6,6 +6,7 @@ mod auth;
 mod bulk_write;
 mod clients;
 mod common;
+mod explain_dml;
 mod extended;
 mod insert;
 mod joins;

@@ -203,15 +203,7 @@ async fn sim_statement(base: &str, args: &str) -> Result<DBOutput<DefaultColumnT
                 .map_err(fail)?;
             let org = &stats[*org];
             let value = match *counter {
-                "writes" => org["requests"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .filter(|(k, _)| k.starts_with("collections_") || k.contains("ingest"))
-                            .filter_map(|(_, v)| v.as_u64())
-                            .sum()
-                    })
-                    .unwrap_or(0),
+                "writes" => crate::common::write_requests(org),
                 "records_written" => org["records_written"].as_u64().unwrap_or(0),
                 kind => org["requests"][kind].as_u64().unwrap_or(0),
             };
