@@ -122,6 +122,12 @@ impl SalesforceClient {
         &self.name
     }
 
+    /// Why this connection needs `sfsql login` before it can work, from
+    /// the token store alone (no request); `None` once a login cleared it.
+    pub fn needs_login(&self) -> Option<String> {
+        self.auth.needs_login(&self.name)
+    }
+
     /// Requests sent so far (token requests excluded).
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

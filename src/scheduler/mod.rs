@@ -12,6 +12,7 @@
 //! | `tables` | `cron.job`, `cron.job_run_details`, `cron.job_run_records` |
 //! | `call` | binding `cron.*` call arguments (pure) |
 //! | [`options`] | retries, timeout, delay, min_interval: parsing, backoff (pure) |
+//! | `pause` | pausing a connection's jobs on 28000, resuming after `sfsql login` |
 //! | [`cli`] | `sfsql jobs list/run/logs` as text |
 //! | `hook` | `SELECT cron.schedule/unschedule/alter_job/run(...)` over pgwire |
 
@@ -21,6 +22,7 @@ pub mod files;
 mod hook;
 mod lock;
 pub mod options;
+mod pause;
 mod runner;
 pub mod schedule;
 mod tables;
@@ -92,6 +94,8 @@ pub enum SchedulerError {
         last: i64,
         last_start: chrono::DateTime<chrono::Utc>,
     },
+    #[error("job {job} is {reason}")]
+    Paused { job: String, reason: String },
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -104,6 +108,7 @@ impl SchedulerError {
             | SchedulerError::BadJobFile { .. }
             | SchedulerError::BadOption(_) => "22023",
             SchedulerError::TooEarly { .. } => "55000",
+            SchedulerError::Paused { .. } => "28000",
             SchedulerError::StillRunning { .. } => "55006",
             SchedulerError::RunFailed { sqlstate, .. } => sqlstate,
             SchedulerError::BadCall(_) => "42883",

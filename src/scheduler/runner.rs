@@ -165,6 +165,10 @@ impl Scheduler {
             let _ = tokio::time::timeout(STOP_GRACE, &mut exec).await;
         }
         self.running_runs().retain(|r| r.runid != runid);
+        let disconnected = match &result {
+            Some(Err(e)) => super::pause::disconnected_connection(e),
+            _ => None,
+        };
         let (status, mut message, failure) = match &result {
             Some(Ok(results)) => (RunStatus::Succeeded, tags(results), None),
             Some(Err(e)) => (
@@ -181,6 +185,23 @@ impl Scheduler {
                 Some(("57014", false)),
             ),
         };
+        if let Some(connection) = &disconnected {
+            let reason = result
+                .as_ref()
+                .and_then(|r| r.as_ref().err())
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            match self.pause_connection(connection, &reason) {
+                Ok(names) if !names.is_empty() => {
+                    message = format!(
+                        "{message}; paused {} until `sfsql login {connection}`",
+                        names.join(", ")
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot pause the jobs of {connection}"),
+            }
+        }
         if let Some((_, true)) = failure
             && attempt <= job.options.retries
         {
@@ -239,7 +260,12 @@ impl Scheduler {
     /// when the run is done. Refused while the job's `min_interval` since
     /// its last run has not passed.
     pub async fn run_now(&self, job: &JobRef, dry_run: bool) -> Result<RunDone, SchedulerError> {
-        let row = self.job(job)?;
+        let mut row = self.job(job)?;
+        if row.paused.is_some() {
+            // A login since the loop last looked counts already.
+            self.resume_logged_in(std::slice::from_ref(&row));
+            row = self.job(job)?;
+        }
         if let Some(min) = row.options.min_interval_secs {
             let last = self.store.last_started_run(row.jobid)?;
             if let Some(last) = last {
@@ -254,6 +280,12 @@ impl Scheduler {
                     });
                 }
             }
+        }
+        if let Some(p) = &row.paused {
+            return Err(SchedulerError::Paused {
+                job: row.jobname.clone(),
+                reason: p.reason.clone(),
+            });
         }
         self.run_job(&row, Trigger::Manual, None, dry_run, 1)
             .await?
@@ -278,13 +310,21 @@ impl Scheduler {
     /// delays another job), and cancel runs past their timeout. Returns
     /// the slots that came due.
     pub fn tick(self: &Arc<Self>, timers: &mut Timers) -> Vec<(i64, DateTime<Utc>)> {
-        let jobs = match self.store.jobs() {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "scheduler cannot read jobs");
-                return vec![];
-            }
+        let read_jobs = || {
+            self.store
+                .jobs()
+                .map_err(|e| tracing::error!(error = %e, "scheduler cannot read jobs"))
         };
+        let Ok(mut jobs) = read_jobs() else {
+            return vec![];
+        };
+        if jobs.iter().any(|j| j.paused.is_some()) {
+            self.resume_logged_in(&jobs);
+            let Ok(again) = read_jobs() else {
+                return vec![];
+            };
+            jobs = again;
+        }
         let timer_jobs: Vec<TimerJob> = jobs
             .iter()
             .map(|j| TimerJob {
@@ -321,9 +361,12 @@ impl Scheduler {
             ready
         };
         for p in ready {
-            // A job removed or paused while its run waited does not run.
-            if let Some(job) = jobs.iter().find(|j| j.jobid == p.jobid && j.active) {
-                self.spawn_run(job.clone(), p);
+            // A job removed or deactivated while its run waited does not
+            // run; a paused one logs the run as skipped, saying why.
+            match jobs.iter().find(|j| j.jobid == p.jobid && j.active) {
+                Some(job) if job.paused.is_some() => self.skip_paused(job, p.trigger, p.slot),
+                Some(job) => self.spawn_run(job.clone(), p),
+                None => {}
             }
         }
         for r in self.running_runs().iter_mut() {

@@ -69,6 +69,7 @@ fn schema_of(kind: Kind) -> SchemaRef {
             ("timeout", Utf8),
             ("delay", Utf8),
             ("min_interval", Utf8),
+            ("paused_reason", Utf8),
         ],
         Kind::RunDetails => {
             let mut c = vec![
@@ -246,6 +247,10 @@ impl CronTable {
                     strs(opt_texts.iter().map(|o| o[0].as_deref())),
                     strs(opt_texts.iter().map(|o| o[1].as_deref())),
                     strs(opt_texts.iter().map(|o| o[2].as_deref())),
+                    strs(
+                        jobs.iter()
+                            .map(|j| j.paused.as_ref().map(|p| p.reason.as_str())),
+                    ),
                 ]
             }
             Kind::RunDetails => {

@@ -76,10 +76,21 @@ pub struct JobRow {
     pub source: JobSource,
     pub username: String,
     pub options: JobOptions,
+    /// Set while the job waits for `sfsql login` of a connection.
+    pub paused: Option<Paused>,
+}
+
+/// Why a job does not run although it is active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paused {
+    /// The connection that needs `sfsql login`.
+    pub connection: String,
+    pub reason: String,
 }
 
 const JOB_COLUMNS: &str = "jobid, jobname, schedule, command, timezone, active, source, username,
-    retries, timeout_secs, delay_min_secs, delay_max_secs, min_interval_secs";
+    retries, timeout_secs, delay_min_secs, delay_max_secs, min_interval_secs,
+    paused_connection, paused_reason";
 
 fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -99,6 +110,13 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
                 _ => None,
             },
             min_interval_secs: r.get(12)?,
+        },
+        paused: match (
+            r.get::<_, Option<String>>(13)?,
+            r.get::<_, Option<String>>(14)?,
+        ) {
+            (Some(connection), Some(reason)) => Some(Paused { connection, reason }),
+            _ => None,
         },
     })
 }
@@ -257,5 +275,49 @@ impl Store {
             self.delete_job(j.jobid)?;
         }
         Ok(gone.into_iter().map(|j| j.jobname).collect())
+    }
+
+    /// Pause `jobids` until `connection` is logged in again.
+    pub fn pause_jobs(
+        &self,
+        jobids: &[i64],
+        connection: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for id in jobids {
+            tx.execute(
+                "UPDATE job SET paused_connection = ?2, paused_reason = ?3, updated_at = ?4
+                 WHERE jobid = ?1",
+                params![id, connection, reason, to_micros(now)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Resume every job paused for `connection`; returns their names.
+    pub fn resume_jobs(
+        &self,
+        connection: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let names = {
+            let mut stmt =
+                tx.prepare("SELECT jobname FROM job WHERE paused_connection = ?1 ORDER BY jobid")?;
+            stmt.query_map([connection], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        tx.execute(
+            "UPDATE job SET paused_connection = NULL, paused_reason = NULL, updated_at = ?2
+             WHERE paused_connection = ?1",
+            params![connection, to_micros(now)],
+        )?;
+        tx.commit()?;
+        Ok(names)
     }
 }

@@ -84,6 +84,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE run ADD COLUMN rows_deleted INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: a job paused because its connection needs `sfsql login`; `active`
+    // stays as the user set it.
+    r#"
+    ALTER TABLE job ADD COLUMN paused_connection TEXT;
+    ALTER TABLE job ADD COLUMN paused_reason TEXT;
+    "#,
 ];
 
 pub fn current_version() -> i64 {

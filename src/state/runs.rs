@@ -142,7 +142,67 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
+/// Insert `run` with its status; `verb` is `INSERT` or `INSERT OR IGNORE`
+/// (a slot another server took already). Returns rows inserted.
+fn insert_run(
+    tx: &rusqlite::Transaction<'_>,
+    verb: &str,
+    run: &NewRun,
+    status: RunStatus,
+    message: Option<&str>,
+    end: Option<i64>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        &format!(
+            "{verb} INTO run (jobid, jobname, username, command, trigger, status, return_message,
+                              job_pid, dry_run, scheduled_for, start_time, end_time, attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ),
+        params![
+            run.jobid,
+            run.jobname,
+            run.username,
+            run.command,
+            run.trigger.as_str(),
+            status.as_str(),
+            message,
+            std::process::id() as i64,
+            run.dry_run,
+            run.scheduled_for.map(to_micros),
+            to_micros(now),
+            end,
+            run.attempt
+        ],
+    )
+}
+
 impl Store {
+    /// Log a run that does not happen (its job is paused) as `skipped`
+    /// with `message`; `None` when another server logged its slot first.
+    pub fn skip_run(
+        &self,
+        run: &NewRun,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let end = Some(to_micros(now));
+        let n = insert_run(
+            &tx,
+            "INSERT OR IGNORE",
+            run,
+            RunStatus::Skipped,
+            Some(message),
+            end,
+            now,
+        )?;
+        let runid = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok((n == 1).then_some(runid))
+    }
+
     /// Start a run of a job unless its previous run is still going (then
     /// the new run is logged `skipped`) or, for a scheduled slot, another
     /// server already took it. One IMMEDIATE transaction decides, so two
@@ -177,26 +237,7 @@ impl Store {
             ),
             None => (RunStatus::Running, None, None),
         };
-        tx.execute(
-            "INSERT INTO run (jobid, jobname, username, command, trigger, status, return_message,
-                              job_pid, dry_run, scheduled_for, start_time, end_time, attempt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                run.jobid,
-                run.jobname,
-                run.username,
-                run.command,
-                run.trigger.as_str(),
-                status.as_str(),
-                message,
-                std::process::id() as i64,
-                run.dry_run,
-                run.scheduled_for.map(to_micros),
-                to_micros(now),
-                end,
-                run.attempt
-            ],
-        )?;
+        insert_run(&tx, "INSERT", run, status, message.as_deref(), end, now)?;
         let runid = tx.last_insert_rowid();
         tx.commit()?;
         Ok(match running {

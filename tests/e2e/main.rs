@@ -18,6 +18,7 @@ mod scheduler;
 mod scheduler_cutoff;
 mod scheduler_loop;
 mod scheduler_options;
+mod scheduler_pause;
 mod secrets;
 mod slt;
 mod token_expiry;

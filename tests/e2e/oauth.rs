@@ -105,6 +105,20 @@ impl WebOrg {
         (line, page)
     }
 
+    /// An admin revokes the app's access in Setup: the stored refresh
+    /// token of `name` and the sessions issued from it stop working.
+    pub async fn revoke(&self, name: &str) {
+        let entry = self.store().get(name).expect("store").expect("entry");
+        let refresh = entry.refresh_token().expect("refresh token");
+        let revoke = reqwest::Client::new()
+            .post(format!("{}/services/oauth2/revoke", self.sim.org_url(name)))
+            .form(&[("token", secrecy::ExposeSecret::expose_secret(&refresh))])
+            .send()
+            .await
+            .expect("revoke");
+        assert_eq!(revoke.status(), 200);
+    }
+
     /// Engine and Postgres server over this catalog.
     pub async fn serve(&self) -> (Arc<Engine>, ServerHandle) {
         let engine = Arc::new(
@@ -228,18 +242,7 @@ async fn revoked_refresh_token_disconnects_until_the_next_login() {
     // An admin revokes the app's access in Setup: the refresh token and
     // the sessions issued from it stop working.
     let store = org.store();
-    let entry = store.get("production").expect("store").expect("entry");
-    let refresh = entry.refresh_token().expect("refresh token");
-    let revoke = reqwest::Client::new()
-        .post(format!(
-            "{}/services/oauth2/revoke",
-            org.sim.org_url("production")
-        ))
-        .form(&[("token", secrecy::ExposeSecret::expose_secret(&refresh))])
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(revoke.status(), 200);
+    org.revoke("production").await;
 
     let (code, message) = error_of(&client, "SELECT count(*) FROM production.contact").await;
     assert_eq!(code, "28000");

@@ -82,14 +82,8 @@ impl Session {
             None if self.is_web() => return Err(disconnected("no token store".into())),
             None => None,
         };
-        // A connection the org refused stays refused until `sfsql login`
-        // clears the mark: no token request may reach the org meanwhile
-        // (repeated failed logins can lock the integration user).
-        if let Some(reason) = stored.as_ref().and_then(|s| s.disconnected.as_ref()) {
-            return Err(disconnected(reason.clone()));
-        }
-        if self.is_web() && stored.as_ref().and_then(|s| s.refresh_token()).is_none() {
-            return Err(disconnected("not logged in".into()));
+        if let Some(reason) = self.login_blocker(stored.as_ref()) {
+            return Err(disconnected(reason));
         }
         let refresh = stored.as_ref().and_then(|s| s.refresh_token());
         match request_token(http, name, login_url, &self.credentials, refresh.as_ref()).await {
@@ -107,6 +101,34 @@ impl Session {
                 Err(disconnected(reason))
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Why no token may be requested without `sfsql login` first, given
+    /// the connection's store entry.
+    fn login_blocker(&self, stored: Option<&super::StoredConnection>) -> Option<String> {
+        // A connection the org refused stays refused until `sfsql login`
+        // clears the mark: no token request may reach the org meanwhile
+        // (repeated failed logins can lock the integration user).
+        if let Some(reason) = stored.and_then(|s| s.disconnected.as_ref()) {
+            return Some(reason.clone());
+        }
+        if self.is_web() && stored.and_then(|s| s.refresh_token()).is_none() {
+            return Some("not logged in".into());
+        }
+        None
+    }
+
+    /// Why the connection needs `sfsql login` before it can work, read
+    /// from the token store without any request (`None`: it may work).
+    pub fn needs_login(&self, name: &str) -> Option<String> {
+        match &self.store {
+            Some(store) => match store.get(name) {
+                Ok(stored) => self.login_blocker(stored.as_ref()),
+                Err(e) => Some(e.to_string()),
+            },
+            None if self.is_web() => Some("no token store".into()),
+            None => None,
         }
     }
 
