@@ -162,6 +162,12 @@ pub struct ServerConfig {
     /// How clients prove their password.
     #[serde(default)]
     pub auth: AuthMethod,
+    /// PEM certificate chain and private key for TLS (`sslmode=require`);
+    /// relative to the catalog directory. Both or neither.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     #[serde(default)]
     pub users: BTreeMap<String, UserConfig>,
 }
@@ -171,6 +177,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             auth: AuthMethod::default(),
+            tls_cert: None,
+            tls_key: None,
             users: BTreeMap::new(),
         }
     }
@@ -296,7 +304,13 @@ impl Catalog {
             }
         }
         let server_path = dir.join("server.toml");
-        let server: ServerConfig = read_toml(&server_path)?;
+        let mut server: ServerConfig = read_toml(&server_path)?;
+        for file in [&mut server.tls_cert, &mut server.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            *file = dir.join(&*file);
+        }
         for (name, user) in &server.users {
             crate::server::Verifier::parse(&user.password_hash).map_err(|e| {
                 ConfigError::Invalid {

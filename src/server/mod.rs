@@ -1,6 +1,6 @@
 //! The Postgres wire-protocol front door: SCRAM-SHA-256 authentication
 //! against the catalog's users, their roles, the sfsql router ahead of
-//! datafusion-postgres's handlers, cancellation, and SQLSTATEs for errors.
+//! datafusion-postgres's handlers, cancellation, TLS, and SQLSTATEs for errors.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,11 +35,13 @@ mod copy;
 mod errors;
 mod roles;
 mod scram;
+mod tls;
 
 use auth::{AuthShared, PasswordStartup, Users};
 use errors::SqlStateErrors;
 pub use roles::RoleHook;
 pub use scram::Verifier;
+pub use tls::TlsError;
 
 use crate::config::ServerConfig;
 use crate::session::{Engine, SfsqlHook, user_error};
@@ -175,6 +177,8 @@ pub async fn start_with_hooks(
     listen: &str,
     extra: Vec<Arc<dyn QueryHook>>,
 ) -> std::io::Result<ServerHandle> {
+    let tls = tls::acceptor(config.tls_cert.as_deref(), config.tls_key.as_deref())
+        .map_err(std::io::Error::other)?;
     let handlers = Arc::new(Handlers::with_hooks(engine, config, extra)?);
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -183,9 +187,9 @@ pub async fn start_with_hooks(
             match listener.accept().await {
                 Ok((socket, peer)) => {
                     let handlers = Arc::clone(&handlers);
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await
-                        {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });

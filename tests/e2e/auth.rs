@@ -36,10 +36,15 @@ pub async fn serve_users(
         users,
         ..ServerConfig::default()
     };
+    serve_config(demo, &config).await
+}
+
+/// A server on the demo's engine (with its `cron.*` hook) for `config`.
+pub async fn serve_config(demo: &TestDemo, config: &ServerConfig) -> ServerHandle {
     let cron = CronHook::new(Arc::clone(&demo.demo.jobs.scheduler));
     server::start_with_hooks(
         Arc::clone(&demo.demo.engine),
-        &config,
+        config,
         "127.0.0.1:0",
         vec![Arc::new(cron)],
     )
@@ -88,11 +93,14 @@ async fn auth_request(port: u16) -> (i32, Vec<u8>) {
     (code, payload)
 }
 
-fn psql_login(port: u16, password: &str) -> (bool, String) {
+/// `psql -c "SELECT 42"` as `user` with `password` and `sslmode`: whether
+/// it succeeded, and its output.
+pub fn psql_login(port: u16, user: &str, password: &str, sslmode: &str) -> (bool, String) {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "alice"])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user])
         .args(["-d", "demo", "-X", "-w", "-c", "SELECT 42"])
         .env("PGPASSWORD", password)
+        .env("PGSSLMODE", sslmode)
         .output()
         .expect("psql must be installed (Debian: postgresql-client; .ci/run installs it)");
     let text =
@@ -124,13 +132,15 @@ async fn scram_logs_in_with_the_right_password_only() {
     assert_eq!(code, "28P01");
     assert!(message.contains("\"mallory\""), "{message}");
 
-    let (ok, out) = tokio::task::spawn_blocking(move || psql_login(port, "s3cret pass"))
-        .await
-        .expect("join");
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || psql_login(port, "alice", "s3cret pass", "prefer"))
+            .await
+            .expect("join");
     assert!(ok && out.contains("42"), "{out}");
-    let (ok, out) = tokio::task::spawn_blocking(move || psql_login(port, "nope"))
-        .await
-        .expect("join");
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || psql_login(port, "alice", "nope", "prefer"))
+            .await
+            .expect("join");
     assert!(
         !ok && out.contains("authentication failed for user \"alice\""),
         "{out}"

@@ -21,5 +21,6 @@ mod scheduler_options;
 mod scheduler_pause;
 mod secrets;
 mod slt;
+mod tls;
 mod token_expiry;
 mod update_by_key;

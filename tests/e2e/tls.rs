@@ -1,0 +1,96 @@
+//! TLS with rustls over a real socket: tokio-postgres (verifying the test
+//! certificate) and psql with `sslmode=require` log in with SCRAM over TLS;
+//! a server without a certificate refuses `sslmode=require` rather than
+//! pretending; a missing key file stops the start and names the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use sfsql::config::{ServerConfig, UserConfig};
+use sfsql::server::{self, Verifier};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::auth::{psql_login, serve_config};
+use crate::common::{rows, start_demo};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn config(tls: bool) -> ServerConfig {
+    let user = UserConfig {
+        password_hash: Verifier::new("demo").to_string(),
+        role: Default::default(),
+    };
+    ServerConfig {
+        users: [("demo".to_string(), user)].into(),
+        tls_cert: tls.then(|| fixture("tls-test-only.crt")),
+        tls_key: tls.then(|| fixture("tls-test-only.key")),
+        ..ServerConfig::default()
+    }
+}
+
+/// A rustls client that trusts only the test CA.
+fn trusting_the_test_cert() -> MakeRustlsConnect {
+    let pem = std::fs::read(fixture("tls-test-only-ca.crt")).expect("test CA");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.expect("PEM")).expect("add root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    MakeRustlsConnect::new(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_works_with_a_certificate_and_fails_without() {
+    let demo = start_demo(50, &[]).await;
+    let server = serve_config(&demo, &config(true)).await;
+    let port = server.addr.port();
+
+    let conn =
+        format!("host=localhost port={port} user=demo password=demo dbname=demo sslmode=require");
+    let (client, connection) = tokio_postgres::connect(&conn, trusting_the_test_cert())
+        .await
+        .expect("TLS login");
+    tokio::spawn(connection);
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM sandbox.contact").await,
+        vec![vec![Some("50".into())]]
+    );
+
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || psql_login(port, "demo", "demo", "require"))
+            .await
+            .expect("join");
+    assert!(ok && out.contains("42"), "{out}");
+
+    let plain = serve_config(&demo, &config(false)).await;
+    let plain_port = plain.addr.port();
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || psql_login(plain_port, "demo", "demo", "require"))
+            .await
+            .expect("join");
+    assert!(!ok && out.contains("does not support SSL"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_key_is_an_error_at_start_naming_the_file() {
+    let demo = start_demo(50, &[]).await;
+    let mut bad = config(true);
+    bad.tls_key = Some(fixture("missing-tls.key"));
+    let err = server::start(Arc::clone(&demo.demo.engine), &bad, "127.0.0.1:0")
+        .await
+        .err()
+        .expect("no server without its key");
+    assert!(err.to_string().contains("missing-tls.key"), "{err}");
+}
