@@ -131,7 +131,7 @@ pub async fn start_demo_with_clock(
     TestDemo { demo, _dir: dir }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read catalog") {
         let entry = entry.expect("entry");
         let target = to.join(entry.file_name());

@@ -15,6 +15,7 @@ mod oauth;
 mod psql;
 mod roles;
 mod scheduler;
+mod scheduler_crash;
 mod scheduler_cutoff;
 mod scheduler_loop;
 mod scheduler_options;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sfsql::scheduler::ManualClock;
-use sfsql::simulator::SimConfig;
+use sfsql::simulator::{SimConfig, SimHandle};
 
 use crate::common::{TestDemo, connect_port, rows, start_demo_with_clock};
 use crate::scheduler_loop::at;
@@ -34,10 +34,10 @@ async fn demo_with_job(command: &str) -> (Arc<ManualClock>, TestDemo) {
 }
 
 /// Waits (bounded) until the sandbox org's `counter` reaches `n`.
-async fn until_sim(demo: &TestDemo, counter: &str, n: u64) {
+pub async fn until_sim(sim: &SimHandle, counter: &str, n: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let stats = demo.stats();
+        let stats = sim.stats();
         let org = &stats["sandbox"];
         let seen = org[counter]
             .as_u64()
@@ -73,7 +73,7 @@ async fn run_and_cut(
         let db = err.as_db_error().expect("a database error");
         (db.code().code().to_string(), db.message().to_string())
     });
-    until_sim(demo, counter, n).await;
+    until_sim(&demo.demo.sim, counter, n).await;
     clock.set(at(9, 5, 1));
     demo.demo.jobs.scheduler.wake();
     tokio::time::timeout(Duration::from_secs(120), run)
