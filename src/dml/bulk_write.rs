@@ -1,7 +1,8 @@
 //! Writing a change set through Bulk API 2.0 ingest, the route for change
-//! sets above `sfsql.bulk_threshold`: one CSV column per changed field
-//! (empty cells leave the other fields alone) and each record's outcome
-//! read back from the job's results.
+//! sets above `sfsql.bulk_threshold` (updates, inserts, upserts by external
+//! ID and deletes): one CSV column per field sent (empty cells leave the
+//! other fields alone) and each record's outcome read back from the job's
+//! results.
 
 use std::sync::Arc;
 
@@ -31,11 +32,11 @@ impl WriteMethod {
     }
 
     /// The method for `records` changed records of `op`: Bulk above the
-    /// threshold for updates (the operation Bulk routing covers).
+    /// threshold for every operation (a MERGE is split by action first).
     pub fn for_op(op: &WriteOp, records: usize, threshold: usize) -> WriteMethod {
         match op {
-            WriteOp::Update => WriteMethod::choose(records, threshold),
-            _ => WriteMethod::Collections,
+            WriteOp::Merge => WriteMethod::Collections,
+            _ => WriteMethod::choose(records, threshold),
         }
     }
 
@@ -177,18 +178,39 @@ pub fn bulk_outcome(
     outcome
 }
 
-/// Updates the `changed` records of `set` through one or more Bulk jobs.
-pub async fn update_through_bulk(
+/// The Bulk operation of a change set's operation, and the status a saved
+/// record gets (an upsert's depends on whether it was created).
+fn bulk_operation(op: &WriteOp) -> (BulkOperation, OutcomeStatus) {
+    match op {
+        WriteOp::Update | WriteOp::Merge => (BulkOperation::Update, OutcomeStatus::Updated),
+        WriteOp::Create => (BulkOperation::Insert, OutcomeStatus::Created),
+        WriteOp::Upsert { .. } => (BulkOperation::Upsert, OutcomeStatus::Updated),
+        WriteOp::Delete => (BulkOperation::Delete, OutcomeStatus::Deleted),
+    }
+}
+
+/// Writes the `changed` records of `set` through one or more Bulk jobs:
+/// an `Id` column for updates and deletes, then one column per field sent
+/// (an empty cell leaves a field alone).
+pub async fn write_through_bulk(
     client: &Arc<SalesforceClient>,
     set: &ChangeSet,
     changed: &[&RecordChange],
     summary: &mut UpdateSummary,
 ) {
-    let mut columns = vec!["Id".to_string()];
-    for r in changed {
-        for c in &r.changes {
-            if !columns.iter().any(|k| k.eq_ignore_ascii_case(&c.field)) {
-                columns.push(c.field.clone());
+    let (operation, done) = bulk_operation(&set.op);
+    let with_id = matches!(operation, BulkOperation::Update | BulkOperation::Delete);
+    let mut columns: Vec<String> = if with_id {
+        vec!["Id".to_string()]
+    } else {
+        vec![]
+    };
+    if operation != BulkOperation::Delete {
+        for r in changed {
+            for c in &r.changes {
+                if !columns.iter().any(|k| k.eq_ignore_ascii_case(&c.field)) {
+                    columns.push(c.field.clone());
+                }
             }
         }
     }
@@ -196,7 +218,9 @@ pub async fn update_through_bulk(
         .iter()
         .map(|r| {
             let mut row = vec![None; columns.len()];
-            row[0] = Some(serde_json::Value::String(r.id.clone().unwrap_or_default()));
+            if with_id {
+                row[0] = Some(serde_json::Value::String(r.id.clone().unwrap_or_default()));
+            }
             for c in &r.changes {
                 if let Some(i) = columns
                     .iter()
@@ -208,18 +232,25 @@ pub async fn update_through_bulk(
             row
         })
         .collect();
-    let writer = BulkIngestWriter::new(Arc::clone(client), &set.sobject, BulkOperation::Update)
+    let mut writer = BulkIngestWriter::new(Arc::clone(client), &set.sobject, operation)
         .poll(PollPolicy::default());
+    if let WriteOp::Upsert { external_id } = &set.op {
+        writer = writer.external_id(external_id);
+    }
     match writer.write(&columns, rows).await {
         Ok(report) => {
             summary.write_calls += report.calls;
             summary.bulk_jobs.extend(report.job_ids);
             for (r, result) in changed.iter().zip(report.results) {
+                let done = match &result {
+                    BulkRecordResult::Saved { created: true, .. } => OutcomeStatus::Created,
+                    _ => done,
+                };
                 summary.push(bulk_outcome(
                     r.id.as_deref().unwrap_or_default(),
                     r.match_key.as_deref(),
                     result,
-                    OutcomeStatus::Updated,
+                    done,
                 ));
             }
         }
@@ -230,7 +261,7 @@ pub async fn update_through_bulk(
                     r.id.as_deref().unwrap_or_default(),
                     r.match_key.as_deref(),
                     BulkRecordResult::Unprocessed(reason.clone()),
-                    OutcomeStatus::Updated,
+                    done,
                 ));
             }
         }

@@ -1,8 +1,9 @@
 //! The one write path: a [`ChangeSet`] (update, create, upsert or delete)
 //! goes to Salesforce through sObject Collections, 200 records a call, and
 //! comes back as one [`RecordOutcome`] per record. Records that fail with
-//! `UNABLE_TO_LOCK_ROW` are sent again, alone, with backoff. Updates of
-//! more than `bulk_threshold` records go through Bulk API 2.0 instead.
+//! `UNABLE_TO_LOCK_ROW` are sent again, alone, with backoff. Change sets
+//! of more than `bulk_threshold` changed records (updates, inserts, upserts,
+//! deletes) go through Bulk API 2.0 instead.
 //! Each request's records are reported to a [`WriteSink`] before and after
 //! it is sent, so a write cut short still has every record accounted for.
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::bulk_write::{WriteMethod, update_through_bulk};
+use super::bulk_write::{WriteMethod, write_through_bulk};
 use super::changeset::{Action, ChangeSet, RecordChange, WriteOp};
 use crate::salesforce::{COLLECTIONS_BATCH, SalesforceClient, SalesforceError, SaveResult};
 
@@ -286,7 +287,7 @@ async fn apply_one(
             None => {
                 announce(sink, &records, "in a Bulk API 2.0 job");
                 let mut bulk = UpdateSummary::default();
-                update_through_bulk(client, set, &records, &mut bulk).await;
+                write_through_bulk(client, set, &records, &mut bulk).await;
                 summary.write_calls += bulk.write_calls;
                 summary.bulk_jobs = bulk.bulk_jobs;
                 if let Some(sink) = sink {

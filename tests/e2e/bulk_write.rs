@@ -153,3 +153,81 @@ async fn update_above_threshold_goes_through_one_bulk_job() {
         count(&before, "bulk_ingest_create")
     );
 }
+
+/// INSERT, upsert by external ID and DELETE above the threshold each go
+/// through one Bulk job of their operation and no Collections call; every
+/// record gets its outcome (created Ids come back for RETURNING).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_upsert_and_delete_above_threshold_use_bulk() {
+    let demo = start_demo(300, &[]).await;
+    let client = demo.connect().await;
+    client
+        .simple_query("SET sfsql.bulk_threshold = 10")
+        .await
+        .expect("set threshold");
+    let jobs_and_calls = |before: &Value, after: &Value| {
+        let d = |kind| count(after, kind) - count(before, kind);
+        (
+            d("bulk_ingest_create"),
+            d("collections_create") + d("collections_upsert") + d("collections_delete"),
+        )
+    };
+    let before = demo.stats();
+    let created = rows(
+        &client,
+        "INSERT INTO production.task (external_activity_id__c, whoid, subject, status, priority) \
+         SELECT 'bulk-' || id, id, 'Bulk call', 'Completed', 'Normal' FROM production.contact \
+         WHERE lastname IS NOT NULL LIMIT 40 RETURNING id",
+    )
+    .await;
+    assert_eq!(created.len(), 40);
+    assert!(
+        created
+            .iter()
+            .all(|r| r[0].as_deref().is_some_and(|id| id.starts_with("00T")))
+    );
+    assert_eq!(jobs_and_calls(&before, &demo.stats()), (1, 0));
+
+    // Upsert: 40 existing keys change their subject, 5 new keys are created.
+    let before = demo.stats();
+    let upserted = command_count(
+        &client,
+        "INSERT INTO production.task (external_activity_id__c, subject, status, priority) \
+         SELECT external_activity_id__c, 'Bulk call (moved)', 'Completed', 'Normal' \
+         FROM production.task WHERE external_activity_id__c LIKE 'bulk-%' \
+         UNION ALL SELECT 'bulk-new-' || CAST(n AS VARCHAR), 'New', 'Completed', 'Normal' \
+         FROM (VALUES (1), (2), (3), (4), (5)) AS v(n) \
+         ON CONFLICT (external_activity_id__c) DO UPDATE SET subject = EXCLUDED.subject",
+    )
+    .await;
+    assert_eq!(upserted, 45);
+    assert_eq!(jobs_and_calls(&before, &demo.stats()), (1, 0));
+    let subjects = rows(
+        &client,
+        "SELECT subject, count(*) FROM production.task WHERE external_activity_id__c LIKE 'bulk-%' \
+         GROUP BY subject ORDER BY subject",
+    )
+    .await;
+    assert_eq!(
+        subjects,
+        vec![
+            vec![Some("Bulk call (moved)".into()), Some("40".into())],
+            vec![Some("New".into()), Some("5".into())],
+        ]
+    );
+
+    let before = demo.stats();
+    let deleted = command_count(
+        &client,
+        "DELETE FROM production.task WHERE external_activity_id__c LIKE 'bulk-%'",
+    )
+    .await;
+    assert_eq!(deleted, 45);
+    assert_eq!(jobs_and_calls(&before, &demo.stats()), (1, 0));
+    let left = rows(
+        &client,
+        "SELECT count(*) FROM production.task WHERE external_activity_id__c LIKE 'bulk-%'",
+    )
+    .await;
+    assert_eq!(left[0][0].as_deref(), Some("0"));
+}
