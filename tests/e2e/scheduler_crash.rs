@@ -144,9 +144,11 @@ async fn kill_9_mid_run_leaves_an_interrupted_run_with_its_records() {
     };
     let (updated, unknown) = (count("updated").await, count("unknown").await);
     let now = written(&sim);
+    // The kill comes as soon as the org has the first batch, possibly
+    // before its answer is stored: that batch is then `unknown`, never lost.
     assert!(
-        updated >= 200,
-        "the first batch's outcomes were stored: {updated}"
+        updated + unknown >= at_kill,
+        "the {at_kill} records the org had at the kill are logged: updated {updated}, unknown {unknown}"
     );
     assert!(
         updated <= now && now <= updated + unknown,
