@@ -168,8 +168,16 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// Connections served at once; one more is refused with 53300, as
+    /// PostgreSQL's `max_connections` does.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     #[serde(default)]
     pub users: BTreeMap<String, UserConfig>,
+}
+
+fn default_max_connections() -> usize {
+    100
 }
 
 impl Default for ServerConfig {
@@ -179,6 +187,7 @@ impl Default for ServerConfig {
             auth: AuthMethod::default(),
             tls_cert: None,
             tls_key: None,
+            max_connections: default_max_connections(),
             users: BTreeMap::new(),
         }
     }

@@ -16,7 +16,7 @@ use pgwire::api::{
     ClientInfo, ConnectionHandle, ConnectionManager, PgWireConnectionState, PidSecretKeyGenerator,
     RandomPidSecretKeyGenerator,
 };
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
@@ -67,6 +67,9 @@ pub struct AuthShared {
     pub params: Arc<DefaultServerParameterProvider>,
     pub connections: Arc<ConnectionManager>,
     pub pids: Arc<RandomPidSecretKeyGenerator>,
+    /// Connections accepted and not yet closed (this one included).
+    pub open: Arc<std::sync::atomic::AtomicUsize>,
+    pub max_connections: usize,
 }
 
 /// One per connection: it holds the connection's SCRAM exchange between
@@ -154,6 +157,18 @@ impl StartupHandler for PasswordStartup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let PgWireFrontendMessage::Startup(ref startup) = message {
+            let open = self.shared.open.load(std::sync::atomic::Ordering::SeqCst);
+            if open > self.shared.max_connections {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "53300".into(),
+                    format!(
+                        "sorry, too many clients already ({} connections is [server] \
+                         max_connections in server.toml): close idle connections or raise it",
+                        self.shared.max_connections
+                    ),
+                ))));
+            }
             protocol_negotiation(client, startup).await?;
             save_startup_parameters_to_metadata(client, startup);
             client.set_state(PgWireConnectionState::AuthenticationInProgress);

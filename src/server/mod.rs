@@ -30,6 +30,7 @@ use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
 
 mod auth;
+mod cancel;
 mod compat;
 mod copy;
 mod errors;
@@ -47,7 +48,7 @@ use crate::config::ServerConfig;
 use crate::session::{Engine, SfsqlHook, user_error};
 
 pub struct Handlers {
-    service: Arc<DfSessionService>,
+    extended: Arc<cancel::ExtendedFrontend>,
     simple: Arc<SimpleFrontend>,
     auth: Arc<AuthShared>,
     cancel: Arc<DefaultCancelHandler>,
@@ -92,13 +93,15 @@ impl Handlers {
                 ctx: Arc::clone(&engine.ctx),
                 parser: PostgresCompatibilityParser::new(),
             }),
-            service,
+            extended: Arc::new(cancel::ExtendedFrontend { service }),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
             auth: Arc::new(AuthShared {
                 users: Arc::new(users),
                 params: Arc::new(params),
                 connections,
                 pids: Arc::new(RandomPidSecretKeyGenerator::default()),
+                open: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                max_connections: config.max_connections,
             }),
         })
     }
@@ -110,7 +113,7 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        Arc::clone(&self.service)
+        Arc::clone(&self.extended)
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
@@ -145,13 +148,38 @@ impl SimpleQueryHandler for SimpleFrontend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match copy::parse_copy_out(query) {
-            Some(Ok(request)) => Ok(vec![
-                copy::copy_out(&self.ctx, &self.parser, request).await?,
-            ]),
-            Some(Err(message)) => Err(user_error("0A000", message)),
-            None => SimpleQueryHandler::do_query(self.service.as_ref(), client, query).await,
-        }
+        let deadline = cancel::deadline(client);
+        let responses = match copy::parse_copy_out(query) {
+            Some(Ok(request)) => vec![
+                cancel::within(deadline, copy::copy_out(&self.ctx, &self.parser, request)).await?,
+            ],
+            Some(Err(message)) => return Err(user_error("0A000", message)),
+            None => {
+                cancel::within(
+                    deadline,
+                    SimpleQueryHandler::do_query(self.service.as_ref(), client, query),
+                )
+                .await?
+            }
+        };
+        Ok(cancel::guard(client, responses, deadline).await)
+    }
+}
+
+/// Counts a connection as open until it is dropped (the startup handler
+/// refuses connections over `max_connections`).
+struct OpenConnection(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenConnection {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        OpenConnection(Arc::clone(count))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -188,10 +216,12 @@ pub async fn start_with_hooks(
                 Ok((socket, peer)) => {
                     let handlers = Arc::clone(&handlers);
                     let tls = tls.clone();
+                    let open = OpenConnection::new(&handlers.auth.open);
                     tokio::spawn(async move {
                         if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
+                        drop(open);
                     });
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),

@@ -4,6 +4,7 @@
 
 mod auth;
 mod bulk_write;
+mod cancel;
 mod clients;
 mod common;
 mod explain_dml;

@@ -1,0 +1,196 @@
+//! Cancellation and `statement_timeout` for the whole statement, rows
+//! included.
+//!
+//! pgwire races a CancelRequest only against `do_query`, and
+//! datafusion-postgres applies `statement_timeout` only to planning; but a
+//! SELECT over Salesforce does its work while its rows stream to the client
+//! (every page is an API call). Both front ends here wrap the rows so that a
+//! Ctrl-C or the timeout ends the stream with 57014 and drops the DataFusion
+//! stream, which stops the Salesforce requests behind it.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion_postgres::DfSessionService;
+use futures::channel::oneshot;
+use futures::future::{FutureExt, Shared};
+use futures::{Sink, Stream};
+use pgwire::api::portal::Portal;
+use pgwire::api::query::ExtendedQueryHandler;
+use pgwire::api::results::Response;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::DataRow;
+use tokio::time::{Instant, Sleep};
+
+/// Where datafusion-postgres keeps `SET statement_timeout` (milliseconds).
+const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+
+/// The client's `statement_timeout`, when one is set (0 means none).
+pub fn statement_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
+    client
+        .metadata()
+        .get(STATEMENT_TIMEOUT_KEY)
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
+
+pub fn timeout_error() -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "57014".into(),
+        "canceling statement due to statement timeout".into(),
+    )))
+}
+
+/// The statement's deadline, taken when it starts.
+pub fn deadline<C: ClientInfo + ?Sized>(client: &C) -> Option<Instant> {
+    statement_timeout(client).map(|t| Instant::now() + t)
+}
+
+/// Run `work` (the planning and, for DML, the writes) under the deadline.
+pub async fn within<T>(
+    deadline: Option<Instant>,
+    work: impl Future<Output = PgWireResult<T>>,
+) -> PgWireResult<T> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, work)
+            .await
+            .unwrap_or_else(|_| Err(timeout_error())),
+        None => work.await,
+    }
+}
+
+/// Wrap the rows of every query response so a cancel or the deadline ends
+/// them.
+///
+/// Called as the last step of `do_query`: taking a new cancel receiver
+/// supersedes the one pgwire is racing against `do_query`, which is fine
+/// because `do_query` returns in the same poll (pgwire polls it first).
+pub async fn guard<C>(
+    client: &C,
+    responses: Vec<Response>,
+    deadline: Option<Instant>,
+) -> Vec<Response>
+where
+    C: ClientInfo + ?Sized,
+{
+    if !responses.iter().any(|r| matches!(r, Response::Query(_))) {
+        return responses;
+    }
+    let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+        Some(handle) => Some(handle.start_query().await.shared()),
+        None => None,
+    };
+    responses
+        .into_iter()
+        .map(|response| {
+            let Response::Query(mut query) = response else {
+                return response;
+            };
+            let rows = std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
+            query.data_rows = Box::pin(GuardedRows {
+                rows,
+                cancel: cancel.clone(),
+                deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+                done: false,
+            });
+            Response::Query(query)
+        })
+        .collect()
+}
+
+type Rows = Pin<Box<dyn Stream<Item = PgWireResult<DataRow>> + Send>>;
+
+/// A row stream that ends with 57014 when the client cancels or the
+/// statement's deadline passes; ending it drops the query's stream.
+struct GuardedRows {
+    rows: Rows,
+    cancel: Option<Shared<oneshot::Receiver<()>>>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl GuardedRows {
+    fn stop(&mut self, error: PgWireError) -> Poll<Option<PgWireResult<DataRow>>> {
+        self.done = true;
+        // Drop the query now: its scans stop fetching pages.
+        self.rows = Box::pin(futures::stream::empty());
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl Stream for GuardedRows {
+    type Item = PgWireResult<DataRow>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(rx) = self.cancel.as_mut() {
+            match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(())) => return self.stop(PgWireError::QueryCanceled),
+                // The sender was replaced by a later statement's: this
+                // stream can no longer be cancelled, only dropped.
+                Poll::Ready(Err(_)) => self.cancel = None,
+                Poll::Pending => {}
+            }
+        }
+        if let Some(sleep) = self.deadline.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return self.stop(timeout_error());
+        }
+        let next = self.rows.as_mut().poll_next(cx);
+        if matches!(next, Poll::Ready(None)) {
+            self.done = true;
+        }
+        next
+    }
+}
+
+/// The extended protocol: datafusion-postgres's handler with every
+/// statement under the cancel and timeout guard.
+pub struct ExtendedFrontend {
+    pub service: Arc<DfSessionService>,
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for ExtendedFrontend {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+    type QueryParser = <DfSessionService as ExtendedQueryHandler>::QueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        ExtendedQueryHandler::query_parser(self.service.as_ref())
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let deadline = deadline(client);
+        let response = within(
+            deadline,
+            ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows),
+        )
+        .await?;
+        let mut guarded = guard(client, vec![response], deadline).await;
+        Ok(guarded.pop().unwrap_or(Response::EmptyQuery))
+    }
+}

@@ -1,0 +1,167 @@
+//! Ctrl-C and `statement_timeout` stop a SELECT while its rows stream, and
+//! with it the Salesforce pages behind it; `max_connections` refuses one
+//! connection too many with 53300. Over real sockets, counted at the
+//! simulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sfsql::config::{ServerConfig, UserConfig};
+use sfsql::scheduler::SystemClock;
+use sfsql::server::Verifier;
+use sfsql::simulator::SimConfig;
+use tokio_postgres::NoTls;
+
+use crate::common::{TestDemo, rows, start_demo_with_clock};
+use crate::scheduler_cutoff::until_sim;
+
+/// 20,000 contacts is ten 2,000-record pages; at 200 ms a page, a full
+/// scan takes two seconds, long enough to stop in the middle.
+async fn slow_demo() -> TestDemo {
+    let sim = SimConfig {
+        contacts: 20_000,
+        latency: Duration::from_millis(200),
+        ..SimConfig::default()
+    };
+    start_demo_with_clock(sim, &[], Some(&[]), Arc::new(SystemClock)).await
+}
+
+fn query_more(demo: &TestDemo) -> u64 {
+    demo.stats()["sandbox"]["requests"]["query_more"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Waits long enough for more pages to have been fetched, were the scan
+/// still going, and checks none were.
+async fn assert_no_more_pages(demo: &TestDemo, after_stop: u64) {
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let now = query_more(demo);
+    assert!(
+        now <= after_stop + 1,
+        "the scan went on after the statement ended: {after_stop} queryMore calls at the stop, {now} a second later"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_stops_a_streaming_select_and_its_pages() {
+    let demo = slow_demo().await;
+    let client = demo.connect().await;
+    let cancel = client.cancel_token();
+    let client = Arc::new(client);
+
+    let running = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move {
+            client
+                .simple_query("SELECT id, email FROM sandbox.contact")
+                .await
+        })
+    };
+    // The first page is in and the scan is paging: cancel, as psql's
+    // Ctrl-C does (a CancelRequest on a new socket).
+    until_sim(&demo.demo.sim, "query_more", 1).await;
+    cancel.cancel_query(NoTls).await.expect("send cancel");
+    let result = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the cancel ended the statement")
+        .expect("join");
+    let err = result.expect_err("a cancelled SELECT fails");
+    let db = err.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "57014", "{db:?}");
+    assert_eq!(db.message(), "canceling statement due to user request");
+    let at_stop = query_more(&demo);
+    assert!(at_stop < 9, "all pages were fetched before the cancel took");
+    assert_no_more_pages(&demo, at_stop).await;
+
+    // The connection is usable again, and a cancel sent earlier does not
+    // touch the next statement.
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM sandbox.account").await,
+        vec![vec![Some("2000".to_string())]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_stops_a_streaming_select_in_either_protocol() {
+    let demo = slow_demo().await;
+    let client = demo.connect().await;
+    client
+        .batch_execute("SET statement_timeout = '700ms'")
+        .await
+        .expect("set statement_timeout");
+
+    // Extended protocol (what JDBC and psycopg use).
+    let started = std::time::Instant::now();
+    let err = client
+        .query("SELECT id, email FROM sandbox.contact", &[])
+        .await
+        .expect_err("the timeout ends the scan");
+    let db = err.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "57014", "{db:?}");
+    assert_eq!(db.message(), "canceling statement due to statement timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let at_stop = query_more(&demo);
+    assert!(at_stop < 9, "all pages were fetched before the timeout");
+    assert_no_more_pages(&demo, at_stop).await;
+
+    // Simple protocol (psql).
+    let err = client
+        .simple_query("SELECT id, email FROM sandbox.contact")
+        .await
+        .expect_err("the timeout ends the scan");
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err:?}");
+
+    // A statement that finishes in time is untouched; 0 turns it off.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .expect("reset");
+    let all = client
+        .query("SELECT id FROM sandbox.contact", &[])
+        .await
+        .expect("no timeout");
+    assert_eq!(all.len(), 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_over_max_connections_is_refused_with_53300() {
+    let demo = crate::common::start_demo(20, &[]).await;
+    let user = UserConfig {
+        password_hash: Verifier::new("demo").to_string(),
+        role: Default::default(),
+    };
+    let config = ServerConfig {
+        max_connections: 2,
+        users: [("demo".to_string(), user)].into(),
+        ..ServerConfig::default()
+    };
+    let server = crate::auth::serve_config(&demo, &config).await;
+    let port = server.addr.port();
+    let first = crate::common::connect_port(port).await;
+    let second = crate::common::connect_port(port).await;
+
+    let conn_str = format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo");
+    let err = tokio_postgres::connect(&conn_str, NoTls)
+        .await
+        .err()
+        .expect("a third connection is refused");
+    let db = err.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "53300", "{db:?}");
+    assert!(db.message().contains("max_connections"), "{}", db.message());
+
+    // The two served go on; closing one makes room.
+    assert_eq!(rows(&first, "SELECT 1").await, vec![vec![Some("1".into())]]);
+    drop(second);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio_postgres::connect(&conn_str, NoTls).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no room after a close: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
