@@ -165,3 +165,31 @@ async fn one_connection_over_max_connections_is_refused_with_53300() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_mid_select_stops_its_pages() {
+    let demo = slow_demo().await;
+    let conn_str = format!(
+        "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
+        demo.port()
+    );
+    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
+        .await
+        .expect("connect");
+    let socket = tokio::spawn(connection);
+    let running = tokio::spawn(async move {
+        let _ = client
+            .simple_query("SELECT id, email FROM sandbox.contact")
+            .await;
+    });
+    until_sim(&demo.demo.sim, "query_more", 1).await;
+    // The client process dies: its socket closes mid-stream.
+    socket.abort();
+    running.abort();
+    let at_stop = query_more(&demo);
+    assert_no_more_pages(&demo, at_stop).await;
+
+    // The server is still up for everyone else.
+    let other = demo.connect().await;
+    assert_eq!(rows(&other, "SELECT 1").await, vec![vec![Some("1".into())]]);
+}
