@@ -318,19 +318,23 @@ fn postgres_baseline(catalog: &Path, rows: usize) -> Result<Option<Vec<f64>>, Er
         &format!("{}/log", data.path().display()),
         "start",
     ])?;
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args(["-X", "-q", "-h", "127.0.0.1", "-p"])
+    // One -c per statement: psql sends a single -c as one transaction,
+    // where VACUUM cannot run.
+    let load = [
+        "CREATE TABLE big (id bigint, email text, score bigint, signed_up date)".to_string(),
+        format!("COPY big FROM '{}' CSV HEADER", csv.display()),
+        "VACUUM ANALYZE big".to_string(),
+    ];
+    let loaded = {
+        let mut cmd = Command::new("psql");
+        cmd.args(["-X", "-q", "-h", "127.0.0.1", "-p"])
             .arg(port.to_string())
-            .args(["-U", "postgres", "-d", "postgres", "-c", sql])
-            .output()
+            .args(["-U", "postgres", "-d", "postgres"]);
+        for sql in &load {
+            cmd.args(["-c", sql]);
+        }
+        cmd.output()?
     };
-    let load = format!(
-        "CREATE TABLE big (id bigint, email text, score bigint, signed_up date); \
-         COPY big FROM '{}' CSV HEADER; VACUUM ANALYZE big",
-        csv.display()
-    );
-    let loaded = psql(&load)?;
     let result = if loaded.status.success() {
         let mut runs = Vec::new();
         for _ in 0..3 {

@@ -12,7 +12,7 @@ use crate::config::{Catalog, ConfigError, Env, ReportConfig};
 use crate::provider::SalesforceSchema;
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 
-pub const CATALOG: &str = "datafusion";
+pub const CATALOG: &str = "sfsql";
 pub const REPORTS_SCHEMA: &str = "reports";
 
 #[derive(Debug, Error)]

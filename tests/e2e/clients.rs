@@ -124,6 +124,8 @@ async fn psql_catalog_commands_expanded_output_and_copy() {
 
     let l = run_client(psql(port, &["-c", "\\l"]), "psql \\l").await;
     assert!(l.contains("List of databases"), "{l}");
+    // The database is sfsql's, not DataFusion's default catalog name.
+    assert!(l.contains(" sfsql ") && !l.contains("datafusion"), "{l}");
 
     let dn = run_client(psql(port, &["-c", "\\dn"]), "psql \\dn").await;
     for schema in ["sandbox", "production", "reports", "cron"] {
