@@ -1,5 +1,5 @@
 //! Real client libraries against the demo over TCP: psycopg 3, psycopg2,
-//! asyncpg, SQLAlchemy + pandas, psqlODBC, Node `pg`, PostgreSQL JDBC, and
+//! asyncpg, SQLAlchemy + pandas, pgcli, psqlODBC, Node `pg`, PostgreSQL JDBC, and
 //! psql's catalog and `\copy` commands. Each test spawns the client's own
 //! process (scripts in tests/clients/); `.ci/run` installs the clients into
 //! `<target>/clients` (Python venv, node_modules) and via apt.
@@ -78,6 +78,12 @@ async fn sqlalchemy_inspector_and_pandas_read_sql() {
         out.contains("sqlalchemy ok") && out.contains("frame=5"),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgcli_command_line_and_completion_metadata() {
+    let out = python("pgcli_client.py").await;
+    assert!(out.contains("pgcli ok"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
