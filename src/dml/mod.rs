@@ -190,9 +190,7 @@ impl DmlError {
             DmlError::Value(_) => "22P02",
             DmlError::RunLog(_) => "58030",
             DmlError::Plan(_) => "42000",
-            DmlError::Salesforce(e) if e.is_auth() => "28000",
-            DmlError::Salesforce(SalesforceError::Transport { .. }) => "08006",
-            DmlError::Salesforce(_) => "58000",
+            DmlError::Salesforce(e) => e.sqlstate(),
         }
     }
 }

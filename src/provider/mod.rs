@@ -3,12 +3,14 @@
 //! rule that fetches an sObject by the keys of a join's small side.
 
 mod arrow;
+mod catalog;
 mod lookup;
 mod lookup_rule;
 mod scan;
 mod table;
 
 pub use self::arrow::{arrow_type, parse_date, parse_datetime};
+pub use catalog::{SfsqlCatalogInfo, lazy_pg_catalog};
 pub use lookup::KeyCollectExec;
 pub use lookup_rule::LookupJoin;
 pub use scan::{SObjectScanExec, ScanSpec, fetch_pages};
@@ -16,10 +18,12 @@ pub use table::SObjectTable;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::SchemaProvider;
-use datafusion::datasource::TableProvider;
+use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 
 use crate::salesforce::{SalesforceClient, SalesforceError};
@@ -30,18 +34,24 @@ pub struct SalesforceSchema {
     client: Arc<SalesforceClient>,
     /// Lower-case table name -> sObject API name, from describeGlobal.
     sobjects: RwLock<BTreeMap<String, String>>,
-    /// False until describeGlobal has answered (a disconnected connection
-    /// starts without its list and loads it on first use after a login).
-    listed: std::sync::atomic::AtomicBool,
+    /// When describeGlobal last answered; `None` until it has (a
+    /// disconnected connection starts without its list and loads it on
+    /// first use after a login). A name not in the list is looked up again
+    /// once the list is older than [`RELIST_AFTER`], so a custom object
+    /// created since appears without a restart.
+    listed_at: Mutex<Option<Instant>>,
     tables: Mutex<HashMap<String, Arc<SObjectTable>>>,
 }
+
+/// How old the sObject list may be before a miss reloads it.
+const RELIST_AFTER: Duration = Duration::from_secs(60);
 
 impl SalesforceSchema {
     pub fn new(client: Arc<SalesforceClient>) -> Self {
         SalesforceSchema {
             client,
             sobjects: RwLock::new(BTreeMap::new()),
-            listed: std::sync::atomic::AtomicBool::new(false),
+            listed_at: Mutex::new(None),
             tables: Mutex::new(HashMap::new()),
         }
     }
@@ -50,8 +60,19 @@ impl SalesforceSchema {
         &self.client
     }
 
-    /// Reload the list of sObjects (one describeGlobal call).
+    /// Reload the list of sObjects (one describeGlobal call) and forget
+    /// every describe, so tables show the org's fields as they are now.
     pub async fn refresh(&self) -> Result<usize, SalesforceError> {
+        let n = self.relist().await?;
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.clear();
+        }
+        self.client.forget_describes();
+        Ok(n)
+    }
+
+    /// Reload the list of sObjects only (one describeGlobal call).
+    async fn relist(&self) -> Result<usize, SalesforceError> {
         let global = self.client.describe_global().await?;
         let map: BTreeMap<String, String> = global
             .into_iter()
@@ -62,12 +83,26 @@ impl SalesforceSchema {
         if let Ok(mut slot) = self.sobjects.write() {
             *slot = map;
         }
-        if let Ok(mut tables) = self.tables.lock() {
-            tables.clear();
+        if let Ok(mut at) = self.listed_at.lock() {
+            *at = Some(Instant::now());
         }
-        self.listed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// The schema of a table already described, without any API call.
+    pub fn described_schema(&self, name: &str) -> Option<SchemaRef> {
+        let tables = self.tables.lock().ok()?;
+        tables
+            .get(&name.to_ascii_lowercase())
+            .map(|t| TableProvider::schema(t.as_ref()))
+    }
+
+    fn list_is_stale(&self) -> bool {
+        self.listed_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_none_or(|at| at.elapsed() > RELIST_AFTER)
     }
 
     /// The table for a lower-case name, described on first use.
@@ -76,13 +111,18 @@ impl SalesforceSchema {
         if let Some(t) = self.tables.lock().ok().and_then(|t| t.get(&key).cloned()) {
             return Ok(Some(t));
         }
-        if !self.listed.load(std::sync::atomic::Ordering::Relaxed) {
-            self.refresh()
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        }
-        let api_name = match self.sobjects.read().ok().and_then(|m| m.get(&key).cloned()) {
+        let listed = |key: &str| self.sobjects.read().ok().and_then(|m| m.get(key).cloned());
+        let api_name = match listed(&key) {
             Some(n) => n,
+            None if self.list_is_stale() => {
+                self.relist()
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                match listed(&key) {
+                    Some(n) => n,
+                    None => return Ok(None),
+                }
+            }
             None => return Ok(None),
         };
         let describe = self
@@ -112,6 +152,13 @@ impl SchemaProvider for SalesforceSchema {
             .sobject_table(name)
             .await?
             .map(|t| t as Arc<dyn TableProvider>))
+    }
+
+    /// Every sObject is a base table: answered from the list, because the
+    /// default asks `table()`, which describes (information_schema.tables
+    /// would otherwise describe every sObject of the org).
+    async fn table_type(&self, name: &str) -> Result<Option<TableType>> {
+        Ok(self.table_exist(name).then_some(TableType::Base))
     }
 
     fn table_exist(&self, name: &str) -> bool {

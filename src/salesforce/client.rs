@@ -335,7 +335,15 @@ impl SalesforceClient {
         Ok(global.sobjects)
     }
 
-    /// Describe one sObject, cached for the life of the client.
+    /// Drop every cached describe, so the next use of an sObject describes
+    /// it again (fields added in the org since appear).
+    pub fn forget_describes(&self) {
+        if let Ok(mut cache) = self.describes.lock() {
+            cache.clear();
+        }
+    }
+
+    /// Describe one sObject, cached until [`Self::forget_describes`].
     pub async fn describe(&self, sobject: &str) -> Result<Arc<SObjectDescribe>, SalesforceError> {
         let key = sobject.to_ascii_lowercase();
         if let Some(found) = self

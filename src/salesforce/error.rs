@@ -89,6 +89,18 @@ impl SalesforceError {
         )
     }
 
+    /// The SQLSTATE a Postgres client sees: 28000 for credentials, 08006
+    /// when Salesforce could not be reached, 58000 for anything else it said.
+    pub fn sqlstate(&self) -> &'static str {
+        if self.is_auth() {
+            "28000"
+        } else if matches!(self, SalesforceError::Transport { .. }) {
+            "08006"
+        } else {
+            "58000"
+        }
+    }
+
     /// True when the connection needs `sfsql login` before it works again.
     pub fn is_disconnected(&self) -> bool {
         matches!(self, SalesforceError::Disconnected { .. })

@@ -12,8 +12,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, SelectItem, SetExpr,
-    Statement, Value,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value,
 };
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
@@ -59,28 +58,7 @@ pub fn is_cron_call(statement: &Statement) -> bool {
 type NamedArgs = Vec<(Option<String>, Expr)>;
 
 fn cron_call(statement: &Statement) -> Option<(String, NamedArgs)> {
-    let Statement::Query(query) = statement else {
-        return None;
-    };
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    if !select.from.is_empty() || select.projection.len() != 1 {
-        return None;
-    }
-    let expr = match &select.projection[0] {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-        _ => return None,
-    };
-    let Expr::Function(f) = expr else {
-        return None;
-    };
-    let parts: Vec<String> = f
-        .name
-        .0
-        .iter()
-        .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
-        .collect();
+    let (parts, f) = crate::session::lone_function_call(statement)?;
     // datafusion-postgres strips the schema from every function name
     // before hooks see the statement (its StripCallableQualifier rule), so
     // `cron.run(...)` arrives as `run(...)`: the bare names are ours too,

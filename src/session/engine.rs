@@ -114,6 +114,17 @@ impl Engine {
             datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
         )
         .map_err(|e| EngineError::Setup(e.to_string()))?;
+        // setup_pg_catalog registers the functions and a pg_catalog that
+        // would describe every sObject for a `\dt`; ours lists them from
+        // describeGlobal and describes only what a client asks columns of.
+        let pg_catalog = crate::provider::lazy_pg_catalog(
+            ctx.state().catalog_list().clone(),
+            datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+        )
+        .map_err(|e| EngineError::Setup(e.to_string()))?;
+        df_catalog
+            .register_schema("pg_catalog", pg_catalog)
+            .map_err(|e| EngineError::Setup(e.to_string()))?;
 
         Ok(Engine {
             ctx: Arc::new(ctx),

@@ -11,6 +11,7 @@ mod engine;
 mod explain;
 mod hook;
 mod output;
+mod refresh;
 mod router;
 mod run_log;
 mod settings;
@@ -18,6 +19,7 @@ mod writes;
 
 pub use engine::{Connection, Engine, EngineError};
 pub use hook::{SfsqlHook, described_plan, rows_response, user_error};
+pub use refresh::lone_function_call;
 pub use router::{Origin, Routed, StatementError, StatementResult, WriteReport};
 pub use run_log::{RunRecorder, StopSignal, WriteLog, WriteTarget};
 pub use settings::{Settings, SettingsError};

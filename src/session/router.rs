@@ -111,6 +111,10 @@ pub enum StatementError {
     /// The run was stopped (its timeout passed) before this statement.
     #[error("{0}")]
     Cancelled(String),
+    #[error("no connection named {0}: the catalog's connections are the schemas of \\dn")]
+    UnknownConnection(String),
+    #[error(transparent)]
+    Salesforce(#[from] crate::salesforce::SalesforceError),
 }
 
 impl StatementError {
@@ -123,6 +127,8 @@ impl StatementError {
             StatementError::Sql(_) => "42601",
             StatementError::DataFusion(_) => "42000",
             StatementError::Cancelled(_) => "57014",
+            StatementError::UnknownConnection(_) => "42704",
+            StatementError::Salesforce(e) => e.sqlstate(),
         }
     }
 }
@@ -140,6 +146,8 @@ pub enum Routed<'a> {
     Merge(&'a Merge),
     /// EXPLAIN of a DML statement sfsql routes.
     Explain(&'a Statement),
+    /// `SELECT sfsql.refresh(['connection'])`: list the sObjects again.
+    Refresh(Option<String>),
     Unsupported(String),
 }
 
@@ -203,6 +211,7 @@ impl Engine {
                 let (schema, _, _) = dml::delete_target(delete).ok()?;
                 self.is_connection(schema).then_some(Routed::Delete(delete))
             }
+            Statement::Query(_) => super::refresh::refresh_call(statement).map(Routed::Refresh),
             Statement::Merge(merge) => {
                 let (schema, _, _) = dml::merge_target(merge).ok()?;
                 self.is_connection(schema).then_some(Routed::Merge(merge))
@@ -239,6 +248,7 @@ impl Engine {
                 DRY_RUN_COLUMNS.to_vec()
             }
             Routed::Explain(_) => vec!["plan_type", "plan"],
+            Routed::Refresh(_) => super::refresh::COLUMNS.to_vec(),
             Routed::Insert(_) | Routed::Delete(_) | Routed::Merge(_)
                 if Settings::dml_options(settings).dry_run =>
             {
@@ -276,6 +286,10 @@ impl Engine {
                 ))
             }
             Routed::Unsupported(message) => Err(StatementError::Unsupported(message)),
+            Routed::Refresh(connection) => Ok(StatementResult::rows(
+                "SELECT",
+                self.refresh(connection.as_deref()).await?,
+            )),
             Routed::Update(update) => {
                 let started = Utc::now();
                 let opts = Settings::dml_options(settings);

@@ -40,14 +40,29 @@ async fn psql_lists_and_describes_tables_and_runs_the_walkthrough() {
     let port = demo.port();
     let run = move |c: &'static str| tokio::task::spawn_blocking(move || psql(port, c));
 
+    let describes = || {
+        demo.stats()["sandbox"]["requests"]["describe"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = describes();
     let dt = run("\\dt sandbox.*").await.expect("join");
     assert!(
         dt.contains("contact") && dt.contains("campaignmember"),
         "{dt}"
     );
+    // Listing describes nothing; `\d contact` describes contact only.
+    assert_eq!(describes(), before, "\\dt described sObjects");
 
     let d = run("\\d sandbox.contact").await.expect("join");
     assert!(d.contains("wm_nps_score__c") && d.contains("email"), "{d}");
+    assert_eq!(
+        describes(),
+        before + 1,
+        "\\d contact described more than contact"
+    );
+    run("\\d sandbox.contact").await.expect("join");
+    assert_eq!(describes(), before + 1, "the describe is cached");
 
     let select = run("select id, email from sandbox.contact where email like 'a%' limit 5")
         .await

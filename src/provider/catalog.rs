@@ -1,0 +1,406 @@
+//! pg_catalog without describing the org: tables are listed from
+//! describeGlobal, and an sObject is described only when a client asks for
+//! its columns (`pg_attribute`, e.g. psql's `\d contact`).
+//!
+//! datafusion-pg-catalog builds `pg_class` and `pg_attribute` by asking its
+//! [`CatalogInfo`] for the schema of every table of every schema. Over a
+//! real org that would be one describe call per sObject (hundreds) for a
+//! `\dt`. [`SfsqlCatalogInfo`] answers the schema of an sObject that is not
+//! described yet as empty (`pg_class.relnatts` is then 0), and
+//! [`ColumnsOnDemand`] wraps `pg_attribute`: before it is read, it
+//! describes the tables its `attrelid` filter names — or every table when
+//! a client asks for all columns, which is what it asked for.
+
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, Int32Array, StringArray};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::PgCatalogContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
+    PgCatalogSchemaProvider, PgCatalogStaticTables,
+};
+use futures::StreamExt;
+
+use super::SalesforceSchema;
+
+/// How many describe calls run at once when a client asks for the columns
+/// of every table.
+const DESCRIBE_CONCURRENCY: usize = 8;
+
+/// The catalog as pg_catalog sees it: DataFusion's catalog list, except
+/// that an sObject not described yet has an empty schema instead of a
+/// describe call.
+#[derive(Debug, Clone)]
+pub struct SfsqlCatalogInfo {
+    list: Arc<dyn CatalogProviderList>,
+}
+
+impl SfsqlCatalogInfo {
+    pub fn new(list: Arc<dyn CatalogProviderList>) -> Self {
+        SfsqlCatalogInfo { list }
+    }
+
+    fn schema(&self, catalog: &str, schema: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.list.catalog(catalog)?.schema(schema)
+    }
+
+    /// Every Salesforce schema, by name.
+    fn salesforce_schemas(&self) -> Vec<(String, Arc<dyn SchemaProvider>)> {
+        let mut out = Vec::new();
+        for catalog in CatalogProviderList::catalog_names(self.list.as_ref()) {
+            let Some(c) = self.list.catalog(&catalog) else {
+                continue;
+            };
+            for name in c.schema_names() {
+                if let Some(s) = c.schema(&name)
+                    && as_salesforce(&s).is_some()
+                {
+                    out.push((name, s));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn as_salesforce(schema: &Arc<dyn SchemaProvider>) -> Option<&SalesforceSchema> {
+    (schema.as_ref() as &dyn Any).downcast_ref::<SalesforceSchema>()
+}
+
+#[async_trait]
+impl CatalogInfo for SfsqlCatalogInfo {
+    async fn catalog_names(&self) -> Result<Vec<String>> {
+        Ok(CatalogProviderList::catalog_names(self.list.as_ref()))
+    }
+
+    async fn schema_names(&self, catalog: &str) -> Result<Option<Vec<String>>> {
+        Ok(self.list.catalog(catalog).map(|c| c.schema_names()))
+    }
+
+    async fn table_names(&self, catalog: &str, schema: &str) -> Result<Option<Vec<String>>> {
+        Ok(self.schema(catalog, schema).map(|s| s.table_names()))
+    }
+
+    async fn table_schema(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<SchemaRef>> {
+        let Some(s) = self.schema(catalog, schema) else {
+            return Ok(None);
+        };
+        if let Some(sf) = as_salesforce(&s) {
+            if !sf.table_exist(table) {
+                return Ok(None);
+            }
+            return Ok(Some(
+                sf.described_schema(table)
+                    .unwrap_or_else(|| Arc::new(Schema::empty())),
+            ));
+        }
+        Ok(s.table(table).await?.map(|t| t.schema()))
+    }
+
+    async fn table_type(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<TableType>> {
+        match self.schema(catalog, schema) {
+            Some(s) => s.table_type(table).await,
+            None => Ok(None),
+        }
+    }
+}
+
+/// The `pg_catalog` schema: datafusion-pg-catalog's, over
+/// [`SfsqlCatalogInfo`], with `pg_attribute` wrapped in [`ColumnsOnDemand`].
+#[derive(Debug)]
+pub struct LazyPgCatalog<P> {
+    inner: Arc<PgCatalogSchemaProvider<SfsqlCatalogInfo, P>>,
+    info: SfsqlCatalogInfo,
+}
+
+/// Build the `pg_catalog` schema over `list` (register it in place of the
+/// one `setup_pg_catalog` registers).
+pub fn lazy_pg_catalog<P: PgCatalogContextProvider>(
+    list: Arc<dyn CatalogProviderList>,
+    context: P,
+) -> Result<Arc<dyn SchemaProvider>> {
+    let info = SfsqlCatalogInfo::new(list);
+    let statics = Arc::new(PgCatalogStaticTables::try_new()?);
+    let inner = Arc::new(PgCatalogSchemaProvider::try_new(
+        info.clone(),
+        statics,
+        context,
+    )?);
+    Ok(Arc::new(LazyPgCatalog { inner, info }))
+}
+
+#[async_trait]
+impl<P: PgCatalogContextProvider> SchemaProvider for LazyPgCatalog<P> {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let table = self.inner.table(name).await?;
+        if !name.eq_ignore_ascii_case("pg_attribute") {
+            return Ok(table);
+        }
+        let (Some(attributes), Some(class), Some(namespace)) = (
+            table,
+            self.inner.table("pg_class").await?,
+            self.inner.table("pg_namespace").await?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(ColumnsOnDemand {
+            attributes,
+            class,
+            namespace,
+            info: self.info.clone(),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+/// `pg_attribute` that describes the sObjects whose columns are asked for
+/// before the rows are built.
+#[derive(Debug)]
+struct ColumnsOnDemand {
+    attributes: Arc<dyn TableProvider>,
+    class: Arc<dyn TableProvider>,
+    namespace: Arc<dyn TableProvider>,
+    info: SfsqlCatalogInfo,
+}
+
+#[async_trait]
+impl TableProvider for ColumnsOnDemand {
+    fn schema(&self) -> SchemaRef {
+        self.attributes.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.attributes.table_type()
+    }
+
+    /// Every filter is seen (to find `attrelid`) and applied again by
+    /// DataFusion.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let wanted = wanted_relations(filters);
+        let schemas = self.info.salesforce_schemas();
+        let mut to_describe: Vec<(Arc<dyn SchemaProvider>, String)> = Vec::new();
+        match &wanted {
+            Some(oids) => {
+                let names = self.relation_names(state, oids).await?;
+                for (schema, table) in names {
+                    if let Some((_, s)) = schemas.iter().find(|(n, _)| *n == schema) {
+                        to_describe.push((Arc::clone(s), table));
+                    }
+                }
+            }
+            None => {
+                for (_, s) in &schemas {
+                    for t in s.table_names() {
+                        to_describe.push((Arc::clone(s), t));
+                    }
+                }
+            }
+        }
+        let describes: Vec<_> = to_describe.into_iter().map(describe_one).collect();
+        let results: Vec<Result<()>> = futures::stream::iter(describes)
+            .buffer_unordered(DESCRIBE_CONCURRENCY)
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Ok(()) => {}
+                // A client that asked for its own table's columns hears why
+                // they are missing.
+                Err(e) if wanted.is_some() => return Err(e),
+                // Listing every column: one unreadable sObject (no access,
+                // a disconnected org) leaves out its columns, not all.
+                Err(e) => tracing::warn!(error = %e, "describe failed; columns left out"),
+            }
+        }
+        self.attributes
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// Describe one table of a Salesforce schema (a no-op for other schemas).
+fn describe_one(
+    (schema, table): (Arc<dyn SchemaProvider>, String),
+) -> futures::future::BoxFuture<'static, Result<()>> {
+    Box::pin(async move {
+        match as_salesforce(&schema) {
+            Some(sf) => sf.sobject_table(&table).await.map(|_| ()),
+            None => Ok(()),
+        }
+    })
+}
+
+impl ColumnsOnDemand {
+    /// (schema, table) names of the relations with these oids, read from
+    /// pg_class and pg_namespace (neither describes anything).
+    async fn relation_names(
+        &self,
+        state: &dyn Session,
+        oids: &BTreeSet<i32>,
+    ) -> Result<Vec<(String, String)>> {
+        let classes = read_columns(state, &self.class, &[0, 1, 2]).await?;
+        let namespaces = read_columns(state, &self.namespace, &[0, 1]).await?;
+        let mut nsp_names: HashMap<i32, String> = HashMap::new();
+        for batch in &namespaces {
+            let (Some(oid), Some(name)) = (int_column(batch, 0), text_column(batch, 1)) else {
+                continue;
+            };
+            for i in 0..batch.num_rows() {
+                nsp_names.insert(oid.value(i), name.value(i).to_string());
+            }
+        }
+        let mut out = Vec::new();
+        for batch in &classes {
+            let (Some(oid), Some(name), Some(nsp)) = (
+                int_column(batch, 0),
+                text_column(batch, 1),
+                int_column(batch, 2),
+            ) else {
+                continue;
+            };
+            for i in 0..batch.num_rows() {
+                if oids.contains(&oid.value(i))
+                    && let Some(schema) = nsp_names.get(&nsp.value(i))
+                {
+                    out.push((schema.clone(), name.value(i).to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn read_columns(
+    state: &dyn Session,
+    table: &Arc<dyn TableProvider>,
+    columns: &[usize],
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+    let plan = table
+        .scan(state, Some(&columns.to_vec()), &[], None)
+        .await?;
+    datafusion::physical_plan::collect(plan, state.task_ctx()).await
+}
+
+fn int_column(batch: &datafusion::arrow::array::RecordBatch, i: usize) -> Option<&Int32Array> {
+    batch.column(i).as_any().downcast_ref::<Int32Array>()
+}
+
+fn text_column(batch: &datafusion::arrow::array::RecordBatch, i: usize) -> Option<&StringArray> {
+    batch.column(i).as_any().downcast_ref::<StringArray>()
+}
+
+/// The oids an `attrelid = n` / `attrelid IN (...)` filter restricts
+/// pg_attribute to; `None` when no filter does (every table's columns).
+fn wanted_relations(filters: &[Expr]) -> Option<BTreeSet<i32>> {
+    filters.iter().find_map(relation_filter)
+}
+
+fn relation_filter(expr: &Expr) -> Option<BTreeSet<i32>> {
+    match expr {
+        Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+            let oid = match (is_attrelid(&b.left), is_attrelid(&b.right)) {
+                (true, false) => literal_oid(&b.right)?,
+                (false, true) => literal_oid(&b.left)?,
+                _ => return None,
+            };
+            Some([oid].into())
+        }
+        Expr::InList(list) if !list.negated && is_attrelid(&list.expr) => {
+            list.list.iter().map(literal_oid).collect()
+        }
+        _ => None,
+    }
+}
+
+fn is_attrelid(expr: &Expr) -> bool {
+    match expr {
+        Expr::Column(c) => c.name == "attrelid",
+        Expr::Cast(c) => is_attrelid(&c.expr),
+        Expr::TryCast(c) => is_attrelid(&c.expr),
+        _ => false,
+    }
+}
+
+/// A literal oid, whatever type the client wrote it as (`'16400'`, 16400).
+fn literal_oid(expr: &Expr) -> Option<i32> {
+    match expr {
+        Expr::Literal(v, _) => {
+            let text = v.to_string();
+            text.trim().parse::<u32>().ok().map(|n| n as i32)
+        }
+        Expr::Cast(c) => literal_oid(&c.expr),
+        Expr::TryCast(c) => literal_oid(&c.expr),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    #[test]
+    fn attrelid_filters_name_their_oids() {
+        let eq = col("attrelid").eq(lit(16400));
+        assert_eq!(wanted_relations(&[eq]), Some([16400].into()));
+        let text = lit("16401").eq(col("attrelid"));
+        assert_eq!(wanted_relations(&[text]), Some([16401].into()));
+        let cast = datafusion::logical_expr::cast(
+            col("attrelid"),
+            datafusion::arrow::datatypes::DataType::Int64,
+        )
+        .eq(lit(16402i64));
+        assert_eq!(wanted_relations(&[cast]), Some([16402].into()));
+        let list = col("attrelid").in_list(vec![lit(1), lit(2)], false);
+        assert_eq!(wanted_relations(&[list]), Some([1, 2].into()));
+    }
+
+    #[test]
+    fn other_filters_ask_for_every_table() {
+        assert_eq!(wanted_relations(&[col("attnum").gt(lit(0))]), None);
+        assert_eq!(
+            wanted_relations(&[col("attrelid").in_list(vec![lit(1)], true)]),
+            None
+        );
+        assert_eq!(wanted_relations(&[]), None);
+    }
+}
