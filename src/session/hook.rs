@@ -81,10 +81,30 @@ impl SfsqlHook {
                 .cloned()
                 .unwrap_or_default(),
         };
-        let result = self
-            .engine
-            .run_routed(routed, &statement.to_string(), &mut settings, &origin)
-            .await;
+        let sql = statement.to_string();
+        // Progress lines from the writes reach the client as NOTICEs while
+        // the statement runs.
+        let (tx, mut rx) = super::progress::channel();
+        let result = {
+            let work = super::progress::scope(
+                tx,
+                self.engine.run_routed(routed, &sql, &mut settings, &origin),
+            );
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    result = &mut work => break result,
+                    Some(line) = rx.recv() => {
+                        // A client that cannot take a notice still gets
+                        // the statement's result (or its error).
+                        let _ = send_notice(client, line).await;
+                    }
+                }
+            }
+        };
+        while let Ok(line) = rx.try_recv() {
+            let _ = send_notice(client, line).await;
+        }
         for (k, v) in settings {
             client.metadata_mut().insert(k, v);
         }
@@ -112,18 +132,22 @@ pub async fn rows_response(
     ))
 }
 
+async fn send_notice(client: &mut dyn HookClient, message: String) -> PgWireResult<()> {
+    let info = ErrorInfo::new("NOTICE".into(), "00000".into(), message);
+    client
+        .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+            info,
+        )))
+        .await
+}
+
 async fn respond(
     ctx: &SessionContext,
     client: &mut dyn HookClient,
     result: StatementResult,
 ) -> PgWireResult<Response> {
     for n in result.notices {
-        let info = ErrorInfo::new("NOTICE".into(), "00000".into(), n);
-        client
-            .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
-                info,
-            )))
-            .await?;
+        send_notice(client, n).await?;
     }
     match result.rows {
         Some((schema, batches)) => {

@@ -11,6 +11,7 @@ mod engine;
 mod explain;
 mod hook;
 mod output;
+mod progress;
 mod refresh;
 mod router;
 mod run_log;

@@ -205,7 +205,10 @@ impl Engine {
             summary
         } else {
             let mut write_opts = opts.write_options();
-            write_opts.sink = log.clone().map(|l| l as Arc<dyn dml::WriteSink>);
+            write_opts.sink = super::progress::wrap(
+                log.clone().map(|l| l as Arc<dyn dml::WriteSink>),
+                set.changed().count(),
+            );
             dml::apply(conn.schema.client(), &set, &write_opts).await
         };
         Ok(DmlResult {

@@ -100,3 +100,43 @@ async fn psql_lists_and_describes_tables_and_runs_the_walkthrough() {
     let again = run(update).await.expect("join");
     assert!(again.contains("UPDATE 0"), "{again}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_several_calls_reports_progress_as_notices() {
+    let demo = start_demo(1000, &[]).await;
+    let port = demo.port();
+    let out = tokio::task::spawn_blocking(move || {
+        psql(port, "UPDATE sandbox.contact SET title = 'Progress'")
+    })
+    .await
+    .expect("join");
+    // 1,000 changed records are five Collections calls of 200: a line after
+    // each, then the statement's summary.
+    let progress: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("NOTICE:  progress: "))
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            "200 of 1000 records sent (20%) in 1 call",
+            "400 of 1000 records sent (40%) in 2 calls",
+            "600 of 1000 records sent (60%) in 3 calls",
+            "800 of 1000 records sent (80%) in 4 calls",
+            "1000 of 1000 records sent (100%) in 5 calls",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("UPDATE 1000"), "{out}");
+
+    // One call: the summary alone.
+    let out = tokio::task::spawn_blocking(move || {
+        psql(
+            port,
+            "UPDATE sandbox.contact SET title = 'One' WHERE email LIKE 'a%'",
+        )
+    })
+    .await
+    .expect("join");
+    assert!(!out.contains("progress:"), "{out}");
+}
