@@ -9,13 +9,13 @@
 //! `cargo bench --profile dev --bench bulk_update -- [LATENCY_MS] [N...]`
 //! (defaults 80 1000 100000). Collections is also measured for N <= 100000.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sfsql::demo::{self, DemoOptions};
 use sfsql::simulator::SimConfig;
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+use tokio_postgres::SimpleQueryMessage;
 
 fn requests(stats: &Value) -> u64 {
     stats["production"]["requests"]
@@ -43,10 +43,7 @@ fn rss_mb() -> (u64, u64) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<u64> = common::args();
     let latency = Duration::from_millis(args.first().copied().unwrap_or(80));
     let sizes: Vec<usize> = if args.len() > 1 {
         args[1..].iter().map(|n| *n as usize).collect()
@@ -65,24 +62,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 dir.path().join(f),
             )?;
         }
-        let d = demo::start(DemoOptions {
-            catalog: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".into(),
-            sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            sim: SimConfig {
+        let (d, client) = common::start(
+            dir.path(),
+            SimConfig {
                 contacts: n,
                 latency,
                 daily_api_limit: 1_000_000,
                 ..SimConfig::default()
             },
-        })
+        )
         .await?;
-        let conn = format!(
-            "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
-            d.server.addr.port()
-        );
-        let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
-        tokio::spawn(connection);
         // Every contact is written on purpose: raise the session's guard.
         client
             .simple_query(&format!("SET sfsql.max_rows = {n}"))

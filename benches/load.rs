@@ -12,18 +12,18 @@
 //!
 //! `cargo bench --profile dev --bench load -- [C] [S] [R]` (defaults 32 60 1000000).
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sfsql::demo::{self, DemoOptions};
 use sfsql::simulator::SimConfig;
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use common::Error;
 
 /// What each client cycles through: (kind, statements sent as one simple query).
 const MIX: &[(&str, &str)] = &[
@@ -77,10 +77,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<usize> = common::args();
     let clients = args.first().copied().unwrap_or(32);
     let seconds = args.get(1).copied().unwrap_or(60) as u64;
     let big_rows = args.get(2).copied().unwrap_or(1_000_000);
@@ -90,15 +87,9 @@ async fn main() -> Result<(), Error> {
     copy_catalog(catalog)?;
     write_big_report(catalog, big_rows)?;
 
-    let d = demo::start(DemoOptions {
-        catalog: catalog.to_path_buf(),
-        listen: "127.0.0.1:0".into(),
-        sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        sim: SimConfig::default(),
-    })
-    .await?;
+    let (d, _client) = common::start(catalog, SimConfig::default()).await?;
     let port = d.server.addr.port();
-    let conn = format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo");
+    let conn = common::conn_str(port);
     println!(
         "demo up (1,000 contacts per org); peak RSS so far {:.0} MB",
         peak_rss_mb()

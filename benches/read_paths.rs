@@ -14,17 +14,16 @@
 //! `cargo bench --profile dev --bench read_paths -- [N] [R] [LATENCY_MS] [RUNS]`
 //! (defaults 200000 5000 80 3).
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::Error;
 use serde_json::Value;
-use sfsql::demo::{self, DemoOptions};
 use sfsql::simulator::{self, SimConfig, contact_email};
-use tokio_postgres::{Client, NoTls};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use tokio_postgres::Client;
 
 /// The simulator's page size (`Sforce-Query-Options: batchSize=2000`).
 const PAGE: u64 = 2000;
@@ -67,10 +66,7 @@ async fn count_rows(client: &Client, sql: &str) -> Result<u64, Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<usize> = common::args();
     let n = args.first().copied().unwrap_or(200_000);
     let r = args.get(1).copied().unwrap_or(5_000);
     let latency = args.get(2).copied().unwrap_or(80) as u64;
@@ -108,28 +104,19 @@ async fn main() -> Result<(), Error> {
     )?;
 
     let t0 = Instant::now();
-    let d = demo::start(DemoOptions {
-        catalog: catalog.to_path_buf(),
-        listen: "127.0.0.1:0".into(),
-        sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        sim: SimConfig {
+    let (d, client) = common::start(
+        catalog,
+        SimConfig {
             contacts: n,
             latency: Duration::from_millis(latency),
             ..SimConfig::default()
         },
-    })
+    )
     .await?;
     println!(
         "org of {n} contacts, report of {keys} emails, {latency} ms per call; up in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    let conn = format!(
-        "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
-        d.server.addr.port()
-    );
-    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
-    tokio::spawn(connection);
-
     let python = bench_python()?;
     let filter = "SELECT id, email FROM production.contact WHERE leadsource = 'Web'";
     let join = "SELECT r.account_email, c.id FROM reports.report r \

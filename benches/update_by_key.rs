@@ -6,13 +6,12 @@
 //!
 //! `cargo bench --bench update_by_key -- [N] [R] [RUNS]` (defaults 200000 5000 3).
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Instant;
 
 use serde_json::Value;
-use sfsql::demo::{self, DemoOptions};
 use sfsql::simulator::{SimConfig, contact_email};
-use tokio_postgres::NoTls;
 
 fn req(stats: &Value, kind: &str) -> u64 {
     stats["production"]["requests"][kind].as_u64().unwrap_or(0)
@@ -26,10 +25,7 @@ fn returned(stats: &Value) -> u64 {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<usize> = common::args();
     let n = args.first().copied().unwrap_or(200_000);
     let r = args.get(1).copied().unwrap_or(5_000);
     let runs = args.get(2).copied().unwrap_or(3);
@@ -69,26 +65,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     )?;
 
     let t0 = Instant::now();
-    let d = demo::start(DemoOptions {
-        catalog: catalog.to_path_buf(),
-        listen: "127.0.0.1:0".into(),
-        sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        sim: SimConfig {
+    let (d, client) = common::start(
+        catalog,
+        SimConfig {
             contacts: n,
             ..SimConfig::default()
         },
-    })
+    )
     .await?;
     println!(
         "seeded org of {n} contacts, report of {keys} keys in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    let conn = format!(
-        "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
-        d.server.addr.port()
-    );
-    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
-    tokio::spawn(connection);
 
     let update = "UPDATE production.contact SET wm_nps_score__c = r.nps_score FROM reports.report r \
                   WHERE lower(contact.email) = lower(r.account_email)";

@@ -1,0 +1,45 @@
+//! What every benchmark starts with: its arguments, the demo (simulator,
+//! engine, Postgres server) on free ports over a catalog directory, and a
+//! tokio-postgres client connected to it.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use sfsql::demo::{self, Demo, DemoOptions};
+use sfsql::simulator::SimConfig;
+use tokio_postgres::{Client, NoTls};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The numeric command-line arguments (cargo bench adds `--bench`).
+pub fn args<T: std::str::FromStr>() -> Vec<T> {
+    std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// The demo over `catalog` with `sim`, and a client of its server.
+pub async fn start(catalog: &Path, sim: SimConfig) -> Result<(Demo, Client), Error> {
+    let d = demo::start(DemoOptions {
+        catalog: catalog.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sim,
+    })
+    .await?;
+    let client = connect(d.server.addr.port()).await?;
+    Ok((d, client))
+}
+
+pub fn conn_str(port: u16) -> String {
+    format!("host=127.0.0.1 port={port} user=demo password=demo dbname=demo")
+}
+
+pub async fn connect(port: u16) -> Result<Client, Error> {
+    let (client, connection) = tokio_postgres::connect(&conn_str(port), NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
