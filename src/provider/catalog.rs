@@ -12,11 +12,10 @@
 //! a client asks for all columns, which is what it asked for.
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, Int32Array, StringArray};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session};
 use datafusion::datasource::{TableProvider, TableType};
@@ -31,6 +30,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
 use futures::StreamExt;
 
 use super::SalesforceSchema;
+use super::comments::Comments;
 
 /// How many describe calls run at once when a client asks for the columns
 /// of every table.
@@ -53,6 +53,13 @@ impl SfsqlCatalogInfo {
         self.list.catalog(catalog)?.schema(schema)
     }
 
+    /// The Salesforce schema of this name, in any catalog.
+    pub(super) fn salesforce_schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.salesforce_schemas()
+            .into_iter()
+            .find_map(|(n, s)| (n == name).then_some(s))
+    }
+
     /// Every Salesforce schema, by name.
     fn salesforce_schemas(&self) -> Vec<(String, Arc<dyn SchemaProvider>)> {
         let mut out = Vec::new();
@@ -72,7 +79,7 @@ impl SfsqlCatalogInfo {
     }
 }
 
-fn as_salesforce(schema: &Arc<dyn SchemaProvider>) -> Option<&SalesforceSchema> {
+pub(super) fn as_salesforce(schema: &Arc<dyn SchemaProvider>) -> Option<&SalesforceSchema> {
     (schema.as_ref() as &dyn Any).downcast_ref::<SalesforceSchema>()
 }
 
@@ -130,14 +137,17 @@ impl CatalogInfo for SfsqlCatalogInfo {
 pub struct LazyPgCatalog<P> {
     inner: Arc<PgCatalogSchemaProvider<SfsqlCatalogInfo, P>>,
     info: SfsqlCatalogInfo,
+    comments: Arc<Comments>,
 }
 
 /// Build the `pg_catalog` schema over `list` (register it in place of the
-/// one `setup_pg_catalog` registers).
+/// one `setup_pg_catalog` registers), and the comments its
+/// `col_description`/`obj_description` answer from (register
+/// [`Comments::udfs`]).
 pub fn lazy_pg_catalog<P: PgCatalogContextProvider>(
     list: Arc<dyn CatalogProviderList>,
     context: P,
-) -> Result<Arc<dyn SchemaProvider>> {
+) -> Result<(Arc<dyn SchemaProvider>, Arc<Comments>)> {
     let info = SfsqlCatalogInfo::new(list);
     let statics = Arc::new(PgCatalogStaticTables::try_new()?);
     let inner = Arc::new(PgCatalogSchemaProvider::try_new(
@@ -145,7 +155,13 @@ pub fn lazy_pg_catalog<P: PgCatalogContextProvider>(
         statics,
         context,
     )?);
-    Ok(Arc::new(LazyPgCatalog { inner, info }))
+    let comments = Comments::new(info.clone());
+    let schema = Arc::new(LazyPgCatalog {
+        inner,
+        info,
+        comments: Arc::clone(&comments),
+    });
+    Ok((schema, comments))
 }
 
 #[async_trait]
@@ -156,10 +172,11 @@ impl<P: PgCatalogContextProvider> SchemaProvider for LazyPgCatalog<P> {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
-        if !name.eq_ignore_ascii_case("pg_attribute") {
+        let is_class = name.eq_ignore_ascii_case("pg_class");
+        if !is_class && !name.eq_ignore_ascii_case("pg_attribute") {
             return Ok(table);
         }
-        let (Some(attributes), Some(class), Some(namespace)) = (
+        let (Some(table), Some(class), Some(namespace)) = (
             table,
             self.inner.table("pg_class").await?,
             self.inner.table("pg_namespace").await?,
@@ -167,10 +184,12 @@ impl<P: PgCatalogContextProvider> SchemaProvider for LazyPgCatalog<P> {
             return Ok(None);
         };
         Ok(Some(Arc::new(ColumnsOnDemand {
-            attributes,
+            attributes: table,
             class,
             namespace,
             info: self.info.clone(),
+            comments: Arc::clone(&self.comments),
+            describe: !is_class,
         })))
     }
 
@@ -180,13 +199,18 @@ impl<P: PgCatalogContextProvider> SchemaProvider for LazyPgCatalog<P> {
 }
 
 /// `pg_attribute` that describes the sObjects whose columns are asked for
-/// before the rows are built.
+/// before the rows are built; also `pg_class` (with `describe` false).
+/// Both record which oid is which table first, for `col_description` and
+/// `obj_description` later in the query.
 #[derive(Debug)]
 struct ColumnsOnDemand {
     attributes: Arc<dyn TableProvider>,
     class: Arc<dyn TableProvider>,
     namespace: Arc<dyn TableProvider>,
     info: SfsqlCatalogInfo,
+    comments: Arc<Comments>,
+    /// pg_attribute: describe the tables asked for; pg_class: only record.
+    describe: bool,
 }
 
 #[async_trait]
@@ -215,15 +239,25 @@ impl TableProvider for ColumnsOnDemand {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let relations = self
+            .comments
+            .reload(state, &self.class, &self.namespace)
+            .await?;
+        if !self.describe {
+            return self
+                .attributes
+                .scan(state, projection, filters, limit)
+                .await;
+        }
         let wanted = wanted_relations(filters);
         let schemas = self.info.salesforce_schemas();
         let mut to_describe: Vec<(Arc<dyn SchemaProvider>, String)> = Vec::new();
         match &wanted {
             Some(oids) => {
-                let names = self.relation_names(state, oids).await?;
+                let names = oids.iter().filter_map(|oid| relations.get(oid));
                 for (schema, table) in names {
-                    if let Some((_, s)) = schemas.iter().find(|(n, _)| *n == schema) {
-                        to_describe.push((Arc::clone(s), table));
+                    if let Some((_, s)) = schemas.iter().find(|(n, _)| n == schema) {
+                        to_describe.push((Arc::clone(s), table.clone()));
                     }
                 }
             }
@@ -267,65 +301,6 @@ fn describe_one(
             None => Ok(()),
         }
     })
-}
-
-impl ColumnsOnDemand {
-    /// (schema, table) names of the relations with these oids, read from
-    /// pg_class and pg_namespace (neither describes anything).
-    async fn relation_names(
-        &self,
-        state: &dyn Session,
-        oids: &BTreeSet<i32>,
-    ) -> Result<Vec<(String, String)>> {
-        let classes = read_columns(state, &self.class, &[0, 1, 2]).await?;
-        let namespaces = read_columns(state, &self.namespace, &[0, 1]).await?;
-        let mut nsp_names: HashMap<i32, String> = HashMap::new();
-        for batch in &namespaces {
-            let (Some(oid), Some(name)) = (int_column(batch, 0), text_column(batch, 1)) else {
-                continue;
-            };
-            for i in 0..batch.num_rows() {
-                nsp_names.insert(oid.value(i), name.value(i).to_string());
-            }
-        }
-        let mut out = Vec::new();
-        for batch in &classes {
-            let (Some(oid), Some(name), Some(nsp)) = (
-                int_column(batch, 0),
-                text_column(batch, 1),
-                int_column(batch, 2),
-            ) else {
-                continue;
-            };
-            for i in 0..batch.num_rows() {
-                if oids.contains(&oid.value(i))
-                    && let Some(schema) = nsp_names.get(&nsp.value(i))
-                {
-                    out.push((schema.clone(), name.value(i).to_string()));
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-async fn read_columns(
-    state: &dyn Session,
-    table: &Arc<dyn TableProvider>,
-    columns: &[usize],
-) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
-    let plan = table
-        .scan(state, Some(&columns.to_vec()), &[], None)
-        .await?;
-    datafusion::physical_plan::collect(plan, state.task_ctx()).await
-}
-
-fn int_column(batch: &datafusion::arrow::array::RecordBatch, i: usize) -> Option<&Int32Array> {
-    batch.column(i).as_any().downcast_ref::<Int32Array>()
-}
-
-fn text_column(batch: &datafusion::arrow::array::RecordBatch, i: usize) -> Option<&StringArray> {
-    batch.column(i).as_any().downcast_ref::<StringArray>()
 }
 
 /// The oids an `attrelid = n` / `attrelid IN (...)` filter restricts

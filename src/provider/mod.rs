@@ -4,6 +4,7 @@
 
 mod arrow;
 mod catalog;
+mod comments;
 mod lookup;
 mod lookup_rule;
 mod scan;
@@ -11,6 +12,7 @@ mod table;
 
 pub use self::arrow::{arrow_type, parse_date, parse_datetime};
 pub use catalog::{SfsqlCatalogInfo, lazy_pg_catalog};
+pub use comments::Comments;
 pub use lookup::KeyCollectExec;
 pub use lookup_rule::LookupJoin;
 pub use scan::{SObjectScanExec, ScanSpec, fetch_pages};
@@ -32,8 +34,9 @@ use crate::salesforce::{SalesforceClient, SalesforceError};
 #[derive(Debug)]
 pub struct SalesforceSchema {
     client: Arc<SalesforceClient>,
-    /// Lower-case table name -> sObject API name, from describeGlobal.
-    sobjects: RwLock<BTreeMap<String, String>>,
+    /// Lower-case table name -> sObject API name and label, from
+    /// describeGlobal.
+    sobjects: RwLock<BTreeMap<String, Listed>>,
     /// When describeGlobal last answered; `None` until it has (a
     /// disconnected connection starts without its list and loads it on
     /// first use after a login). A name not in the list is looked up again
@@ -41,6 +44,13 @@ pub struct SalesforceSchema {
     /// created since appears without a restart.
     listed_at: Mutex<Option<Instant>>,
     tables: Mutex<HashMap<String, Arc<SObjectTable>>>,
+}
+
+/// One sObject as describeGlobal lists it.
+#[derive(Debug, Clone)]
+struct Listed {
+    api_name: String,
+    label: String,
 }
 
 /// How old the sObject list may be before a miss reloads it.
@@ -74,10 +84,16 @@ impl SalesforceSchema {
     /// Reload the list of sObjects only (one describeGlobal call).
     async fn relist(&self) -> Result<usize, SalesforceError> {
         let global = self.client.describe_global().await?;
-        let map: BTreeMap<String, String> = global
+        let map: BTreeMap<String, Listed> = global
             .into_iter()
             .filter(|s| s.queryable)
-            .map(|s| (s.name.to_ascii_lowercase(), s.name))
+            .map(|s| {
+                let listed = Listed {
+                    api_name: s.name,
+                    label: s.label,
+                };
+                (listed.api_name.to_ascii_lowercase(), listed)
+            })
             .collect();
         let n = map.len();
         if let Ok(mut slot) = self.sobjects.write() {
@@ -97,6 +113,13 @@ impl SalesforceSchema {
             .map(|t| TableProvider::schema(t.as_ref()))
     }
 
+    /// The sObject's label (its table comment), from describeGlobal.
+    pub fn label(&self, name: &str) -> Option<String> {
+        let listed = self.sobjects.read().ok()?;
+        let label = &listed.get(&name.to_ascii_lowercase())?.label;
+        (!label.is_empty()).then(|| label.clone())
+    }
+
     fn list_is_stale(&self) -> bool {
         self.listed_at
             .lock()
@@ -111,7 +134,12 @@ impl SalesforceSchema {
         if let Some(t) = self.tables.lock().ok().and_then(|t| t.get(&key).cloned()) {
             return Ok(Some(t));
         }
-        let listed = |key: &str| self.sobjects.read().ok().and_then(|m| m.get(key).cloned());
+        let listed = |key: &str| {
+            self.sobjects
+                .read()
+                .ok()
+                .and_then(|m| m.get(key).map(|l| l.api_name.clone()))
+        };
         let api_name = match listed(&key) {
             Some(n) => n,
             None if self.list_is_stale() => {

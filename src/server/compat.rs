@@ -8,6 +8,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{Array, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ParamValues;
 use datafusion::common::ScalarValue;
@@ -45,14 +46,47 @@ pub fn server_version() -> String {
 /// Functions clients call that DataFusion and datafusion-pg-catalog lack or
 /// answer differently, on the context every connection shares.
 pub fn register_functions(ctx: &SessionContext) {
-    for name in [
-        "col_description",
-        "obj_description",
-        "shobj_description",
-        "pg_get_serial_sequence",
-    ] {
+    // col_description and obj_description answer Salesforce labels
+    // (provider::Comments, registered with the engine).
+    for name in ["shobj_description", "pg_get_serial_sequence"] {
         ctx.register_udf(ScalarUDF::new_from_impl(AlwaysNull::new(name)));
     }
+    // psql `\dt+`: sfsql keeps no table data on disk (rows live in
+    // Salesforce or the report's source), so a table's size is 0 bytes.
+    ctx.register_udf(create_udf(
+        "pg_table_size",
+        vec![DataType::Int32],
+        DataType::Int64,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = ColumnarValue::values_to_arrays(args)?
+                .first()
+                .map_or(1, |a| a.len());
+            Ok(ColumnarValue::Array(Arc::new(Int64Array::from(vec![
+                0i64;
+                rows
+            ]))))
+        }),
+    ));
+    ctx.register_udf(create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let sizes = arrays
+                .first()
+                .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan(
+                        "pg_size_pretty expects a bigint".into(),
+                    )
+                })?;
+            let out: StringArray = sizes.iter().map(|v| v.map(size_pretty)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    ));
     // DataFusion's says "Apache DataFusion ..."; clients parse PostgreSQL's.
     let text = format!("PostgreSQL {} on x86_64-pc-linux-gnu", server_version());
     ctx.register_udf(create_udf(
@@ -64,9 +98,37 @@ pub fn register_functions(ctx: &SessionContext) {
     ));
 }
 
-/// `col_description` and friends (psql `\d+`, JDBC, pgcli): sfsql keeps no
-/// `COMMENT ON` text, so the description is NULL, as for an object without
-/// a comment; `pg_get_serial_sequence` (SQLAlchemy) is NULL as for a column
+/// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then the
+/// largest unit that keeps the number under 20,480, half-rounded.
+fn size_pretty(size: i64) -> String {
+    // (unit, limit, half-rounded, bits) as in PostgreSQL's dbsize.c.
+    const UNITS: [(&str, i64, bool, u32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let mut size = size;
+    for (i, (name, limit, round, bits)) in UNITS.iter().enumerate() {
+        let next = UNITS.get(i + 1);
+        if next.is_none() || size.abs() < *limit {
+            if *round {
+                size = (size + if size < 0 { -1 } else { 1 }) / 2;
+            }
+            return format!("{size} {name}");
+        }
+        if let Some((_, _, next_round, next_bits)) = next {
+            let shift = next_bits - bits - u32::from(*next_round) + u32::from(*round);
+            size /= 1i64 << shift;
+        }
+    }
+    format!("{size} bytes")
+}
+
+/// `shobj_description` (psql `\l+`): sfsql keeps no comments on databases
+/// or roles, so the description is NULL, as for an object without one; `pg_get_serial_sequence` (SQLAlchemy) is NULL as for a column
 /// without a sequence.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct AlwaysNull {
@@ -398,6 +460,16 @@ mod tests {
             .parse(sql)
             .expect("parse")
             .remove(0)
+    }
+
+    #[test]
+    fn sizes_print_as_postgresql_does() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(10_239), "10239 bytes");
+        assert_eq!(size_pretty(10_240), "10 kB");
+        assert_eq!(size_pretty(1_048_576), "1024 kB");
+        assert_eq!(size_pretty(20_971_520), "20 MB");
+        assert_eq!(size_pretty(-10_240), "-10 kB");
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl Engine {
         // setup_pg_catalog registers the functions and a pg_catalog that
         // would describe every sObject for a `\dt`; ours lists them from
         // describeGlobal and describes only what a client asks columns of.
-        let pg_catalog = crate::provider::lazy_pg_catalog(
+        let (pg_catalog, comments) = crate::provider::lazy_pg_catalog(
             ctx.state().catalog_list().clone(),
             datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
         )
@@ -125,6 +125,10 @@ impl Engine {
         df_catalog
             .register_schema("pg_catalog", pg_catalog)
             .map_err(|e| EngineError::Setup(e.to_string()))?;
+        // Field and object labels for `\d+` / `\dt+`.
+        for udf in comments.udfs() {
+            ctx.register_udf(udf);
+        }
 
         Ok(Engine {
             ctx: Arc::new(ctx),

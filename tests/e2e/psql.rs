@@ -64,6 +64,19 @@ async fn psql_lists_and_describes_tables_and_runs_the_walkthrough() {
     run("\\d sandbox.contact").await.expect("join");
     assert_eq!(describes(), before + 1, "the describe is cached");
 
+    // `\d+` shows each field's Salesforce label as the column's description.
+    let d_plus = run("\\d+ sandbox.contact").await.expect("join");
+    let nps_line = d_plus
+        .lines()
+        .find(|l| l.trim_start().starts_with("wm_nps_score__c"))
+        .unwrap_or_else(|| panic!("no wm_nps_score__c row:\n{d_plus}"));
+    assert!(nps_line.trim_end().ends_with("| WM NPS Score"), "{d_plus}");
+    assert!(d_plus.contains("| Email"), "{d_plus}");
+    // `\dt+` shows the object's label, from describeGlobal: no describe.
+    let dt_plus = run("\\dt+ sandbox.*").await.expect("join");
+    assert!(dt_plus.contains("| Campaign Member"), "{dt_plus}");
+    assert_eq!(describes(), before + 1, "\\dt+ described sObjects");
+
     let select = run("select id, email from sandbox.contact where email like 'a%' limit 5")
         .await
         .expect("join");

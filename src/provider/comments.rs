@@ -1,0 +1,226 @@
+//! Comments for clients' `\d+` and `\dt+`: `col_description(oid, attnum)`
+//! answers a Salesforce field's label and `obj_description(oid, 'pg_class')`
+//! an sObject's label.
+//!
+//! datafusion-pg-catalog assigns table oids inside its own (private) cache
+//! when `pg_class` is read. Every query that reads `pg_class` or
+//! `pg_attribute` therefore first reads `oid, relname, relnamespace` from
+//! them (no describe call) and records which oid is which table; the
+//! functions, evaluated later in the same query, look the oid up there.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, Int32Array, Int64Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::Session;
+use datafusion::datasource::TableProvider;
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use super::catalog::{SfsqlCatalogInfo, as_salesforce};
+
+/// Which pg_class oid is which (schema, table), and the labels behind them.
+#[derive(Debug)]
+pub struct Comments {
+    info: SfsqlCatalogInfo,
+    relations: RwLock<HashMap<i32, (String, String)>>,
+}
+
+impl Comments {
+    pub fn new(info: SfsqlCatalogInfo) -> Arc<Self> {
+        Arc::new(Comments {
+            info,
+            relations: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Read the oids of every relation from `pg_class` and `pg_namespace`
+    /// (neither describes anything) and remember them.
+    pub async fn reload(
+        &self,
+        state: &dyn Session,
+        class: &Arc<dyn TableProvider>,
+        namespace: &Arc<dyn TableProvider>,
+    ) -> Result<HashMap<i32, (String, String)>> {
+        let classes = read_columns(state, class, &[0, 1, 2]).await?;
+        let namespaces = read_columns(state, namespace, &[0, 1]).await?;
+        let mut nsp_names: HashMap<i32, String> = HashMap::new();
+        for batch in &namespaces {
+            let (Some(oid), Some(name)) = (int_column(batch, 0), text_column(batch, 1)) else {
+                continue;
+            };
+            for i in 0..batch.num_rows() {
+                nsp_names.insert(oid.value(i), name.value(i).to_string());
+            }
+        }
+        let mut relations = HashMap::new();
+        for batch in &classes {
+            let (Some(oid), Some(name), Some(nsp)) = (
+                int_column(batch, 0),
+                text_column(batch, 1),
+                int_column(batch, 2),
+            ) else {
+                continue;
+            };
+            for i in 0..batch.num_rows() {
+                if let Some(schema) = nsp_names.get(&nsp.value(i)) {
+                    relations.insert(oid.value(i), (schema.clone(), name.value(i).to_string()));
+                }
+            }
+        }
+        if let Ok(mut slot) = self.relations.write() {
+            slot.clone_from(&relations);
+        }
+        Ok(relations)
+    }
+
+    fn salesforce_table(
+        &self,
+        oid: i64,
+    ) -> Option<(Arc<dyn datafusion::catalog::SchemaProvider>, String)> {
+        let oid = i32::try_from(oid).ok()?;
+        let (schema, table) = self.relations.read().ok()?.get(&oid)?.clone();
+        let provider = self.info.salesforce_schema(&schema)?;
+        Some((provider, table))
+    }
+
+    /// The label of column `attnum` (1-based), when its sObject is described.
+    fn column(&self, oid: i64, attnum: i64) -> Option<String> {
+        let (provider, table) = self.salesforce_table(oid)?;
+        let schema = as_salesforce(&provider)?.described_schema(&table)?;
+        let index = usize::try_from(attnum.checked_sub(1)?).ok()?;
+        let field = schema.fields().get(index)?;
+        field.metadata().get("comment").cloned()
+    }
+
+    /// The label of a table, from describeGlobal (no describe call).
+    fn relation(&self, oid: i64) -> Option<String> {
+        let (provider, table) = self.salesforce_table(oid)?;
+        as_salesforce(&provider)?.label(&table)
+    }
+
+    /// `col_description` and `obj_description` over these comments.
+    pub fn udfs(self: &Arc<Self>) -> [ScalarUDF; 2] {
+        [
+            ScalarUDF::new_from_impl(Description::new("col_description", Arc::clone(self))),
+            ScalarUDF::new_from_impl(Description::new("obj_description", Arc::clone(self))),
+        ]
+    }
+}
+
+/// `col_description(oid, attnum)` or `obj_description(oid[, catalog])`.
+#[derive(Debug)]
+struct Description {
+    name: &'static str,
+    comments: Arc<Comments>,
+    signature: Signature,
+}
+
+impl Description {
+    fn new(name: &'static str, comments: Arc<Comments>) -> Self {
+        Description {
+            name,
+            comments,
+            signature: Signature::variadic_any(Volatility::Stable),
+        }
+    }
+}
+
+impl PartialEq for Description {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.comments, &other.comments)
+    }
+}
+
+impl Eq for Description {}
+
+impl std::hash::Hash for Description {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Description {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let oids = int64s(arrays.first())?;
+        let out: StringArray = if self.name == "col_description" {
+            let attnums = int64s(arrays.get(1))?;
+            (0..rows)
+                .map(|i| match (value(&oids, i), value(&attnums, i)) {
+                    (Some(oid), Some(attnum)) => self.comments.column(oid, attnum),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            // `obj_description(oid, 'pg_type')` and other catalogs: no comments.
+            let catalogs = match arrays.get(1) {
+                Some(a) => Some(cast(a, &DataType::Utf8)?),
+                None => None,
+            };
+            let catalogs = catalogs
+                .as_ref()
+                .and_then(|a| a.as_any().downcast_ref::<StringArray>());
+            (0..rows)
+                .map(|i| {
+                    let of_class = catalogs.is_none_or(|c| {
+                        c.is_valid(i) && c.value(i).eq_ignore_ascii_case("pg_class")
+                    });
+                    value(&oids, i)
+                        .filter(|_| of_class)
+                        .and_then(|oid| self.comments.relation(oid))
+                })
+                .collect()
+        };
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+fn int64s(array: Option<&ArrayRef>) -> Result<Option<Int64Array>> {
+    let Some(array) = array else {
+        return Ok(None);
+    };
+    let cast = cast(array, &DataType::Int64)?;
+    Ok(cast.as_any().downcast_ref::<Int64Array>().cloned())
+}
+
+fn value(array: &Option<Int64Array>, i: usize) -> Option<i64> {
+    let a = array.as_ref()?;
+    a.is_valid(i).then(|| a.value(i))
+}
+
+async fn read_columns(
+    state: &dyn Session,
+    table: &Arc<dyn TableProvider>,
+    columns: &[usize],
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+    let plan = table
+        .scan(state, Some(&columns.to_vec()), &[], None)
+        .await?;
+    datafusion::physical_plan::collect(plan, state.task_ctx()).await
+}
+
+fn int_column(batch: &datafusion::arrow::array::RecordBatch, i: usize) -> Option<&Int32Array> {
+    batch.column(i).as_any().downcast_ref::<Int32Array>()
+}
+
+fn text_column(batch: &datafusion::arrow::array::RecordBatch, i: usize) -> Option<&StringArray> {
+    batch.column(i).as_any().downcast_ref::<StringArray>()
+}
