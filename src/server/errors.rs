@@ -49,6 +49,11 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
         };
         return (code, message);
     }
+    // The statement did not parse (datafusion-postgres hands sqlparser's
+    // error over as it is): a syntax error, as PostgreSQL says it.
+    if let Some(parse) = err.downcast_ref::<datafusion::sql::sqlparser::parser::ParserError>() {
+        return ("42601", parse.to_string());
+    }
     ("XX000", err.to_string())
 }
 
