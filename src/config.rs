@@ -168,6 +168,10 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// Refuse connections that are not TLS (as pg_hba.conf's `hostssl`);
+    /// needs tls_cert and tls_key.
+    #[serde(default)]
+    pub tls_only: bool,
     /// Connections served at once; one more is refused with 53300, as
     /// PostgreSQL's `max_connections` does.
     #[serde(default = "default_max_connections")]
@@ -187,6 +191,7 @@ impl Default for ServerConfig {
             auth: AuthMethod::default(),
             tls_cert: None,
             tls_key: None,
+            tls_only: false,
             max_connections: default_max_connections(),
             users: BTreeMap::new(),
         }

@@ -70,6 +70,7 @@ pub struct AuthShared {
     /// Connections accepted and not yet closed (this one included).
     pub open: Arc<std::sync::atomic::AtomicUsize>,
     pub max_connections: usize,
+    pub tls_only: bool,
 }
 
 /// One per connection: it holds the connection's SCRAM exchange between
@@ -167,6 +168,15 @@ impl StartupHandler for PasswordStartup {
                          max_connections in server.toml): close idle connections or raise it",
                         self.shared.max_connections
                     ),
+                ))));
+            }
+            if self.shared.tls_only && !client.is_secure() {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "28000".into(),
+                    "this server accepts TLS connections only ([server] tls_only in \
+                     server.toml): connect with sslmode=require"
+                        .into(),
                 ))));
             }
             protocol_negotiation(client, startup).await?;

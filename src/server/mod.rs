@@ -102,6 +102,7 @@ impl Handlers {
                 pids: Arc::new(RandomPidSecretKeyGenerator::default()),
                 open: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
                 max_connections: config.max_connections,
+                tls_only: config.tls_only,
             }),
         })
     }
@@ -207,6 +208,9 @@ pub async fn start_with_hooks(
 ) -> std::io::Result<ServerHandle> {
     let tls = tls::acceptor(config.tls_cert.as_deref(), config.tls_key.as_deref())
         .map_err(std::io::Error::other)?;
+    if config.tls_only && tls.is_none() {
+        return Err(std::io::Error::other(tls::TlsError::OnlyWithout));
+    }
     let handlers = Arc::new(Handlers::with_hooks(engine, config, extra)?);
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;

@@ -15,6 +15,8 @@ use thiserror::Error;
 pub enum TlsError {
     #[error("server.toml: tls_cert and tls_key go together; set both or neither")]
     Half,
+    #[error("server.toml: tls_only needs tls_cert and tls_key")]
+    OnlyWithout,
     #[error("TLS certificate {path}: {message}")]
     Cert { path: PathBuf, message: String },
     #[error("TLS key {path}: {message}")]

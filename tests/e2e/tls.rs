@@ -84,6 +84,38 @@ async fn sslmode_require_works_with_a_certificate_and_fails_without() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_only_refuses_plain_connections_with_28000() {
+    let demo = start_demo(50, &[]).await;
+    let mut only = config(true);
+    only.tls_only = true;
+    let server = serve_config(&demo, &only).await;
+    let port = server.addr.port();
+
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || psql_login(port, "demo", "demo", "disable"))
+            .await
+            .expect("join");
+    assert!(
+        !ok && out.contains("accepts TLS connections only") && out.contains("sslmode=require"),
+        "{out}"
+    );
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || psql_login(port, "demo", "demo", "require"))
+            .await
+            .expect("join");
+    assert!(ok && out.contains("42"), "{out}");
+
+    // Without a certificate, tls_only is an error at start, not plain text.
+    let mut half = config(false);
+    half.tls_only = true;
+    let err = server::start(Arc::clone(&demo.demo.engine), &half, "127.0.0.1:0")
+        .await
+        .err()
+        .expect("no server");
+    assert!(err.to_string().contains("tls_only needs tls_cert"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_key_is_an_error_at_start_naming_the_file() {
     let demo = start_demo(50, &[]).await;
     let mut bad = config(true);
