@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use crate::reports::ReportConfig;
 use crate::salesforce::Credentials;
 
 #[derive(Debug, Error)]
@@ -141,17 +142,6 @@ fn default_callback_port() -> u16 {
 
 fn default_scopes() -> String {
     "api refresh_token offline_access".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ReportConfig {
-    /// A CSV file with a header row; the path is relative to the catalog.
-    Csv {
-        path: PathBuf,
-        #[serde(default)]
-        description: Option<String>,
-    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -306,16 +296,10 @@ impl Catalog {
         let reports: BTreeMap<String, ReportConfig> = read_toml(&reports_path)?;
         for (name, r) in &reports {
             check_name(&reports_path, "report", name)?;
-            let ReportConfig::Csv { path, .. } = r;
-            if !dir.join(path).exists() {
-                return Err(ConfigError::Invalid {
-                    path: reports_path.clone(),
-                    message: format!(
-                        "report {name}: file {} does not exist",
-                        dir.join(path).display()
-                    ),
-                });
-            }
+            r.check(dir).map_err(|message| ConfigError::Invalid {
+                path: reports_path.clone(),
+                message: format!("report {name}: {message}"),
+            })?;
         }
         let server_path = dir.join("server.toml");
         let mut server: ServerConfig = read_toml(&server_path)?;

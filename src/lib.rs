@@ -10,6 +10,7 @@
 //! | [`login`] | `sfsql login` / `logout` / `connections` over the catalog and the token store |
 //! | [`soql`] | pure translation of DataFusion filters to SOQL and statement splitting |
 //! | [`provider`] | DataFusion tables: a schema per connection, a table per sObject |
+//! | [`reports`] | report sources in schema `reports`: files (CSV, Parquet, JSON, NDJSON), views |
 //! | [`dml`] | UPDATE, INSERT, upsert, MERGE and DELETE as one change set -> diff -> Collections or Bulk writes, dry run |
 //! | [`session`] | the engine and the statement router shared by every front end |
 //! | [`state`] | the embedded store (SQLite in the state directory): jobs, runs, per-record outcomes |
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod dml;
 pub mod login;
 pub mod provider;
+pub mod reports;
 pub mod salesforce;
 pub mod scheduler;
 pub mod server;

@@ -4,16 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::catalog::MemorySchemaProvider;
-use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use thiserror::Error;
 
-use crate::config::{Catalog, ConfigError, Env, ReportConfig};
+use crate::config::{Catalog, ConfigError, Env};
 use crate::provider::SalesforceSchema;
 use crate::salesforce::{SalesforceClient, SalesforceError, TokenStore};
 
 pub const CATALOG: &str = "sfsql";
-pub const REPORTS_SCHEMA: &str = "reports";
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -21,8 +19,8 @@ pub enum EngineError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Salesforce(#[from] SalesforceError),
-    #[error("report {name}: {message}")]
-    Report { name: String, message: String },
+    #[error(transparent)]
+    Report(#[from] crate::reports::ReportError),
     #[error("cannot set up the SQL catalog: {0}")]
     Setup(String),
 }
@@ -50,6 +48,7 @@ impl Engine {
             .with_default_catalog_and_schema(CATALOG, "public");
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(crate::reports::runtime_env()?)
             .with_default_features()
             .with_physical_optimizer_rules(crate::provider::physical_optimizer_rules())
             .build();
@@ -86,27 +85,7 @@ impl Engine {
             );
         }
 
-        df_catalog
-            .register_schema(REPORTS_SCHEMA, Arc::new(MemorySchemaProvider::new()))
-            .map_err(|e| EngineError::Setup(e.to_string()))?;
-        for (name, report) in &catalog.reports {
-            match report {
-                ReportConfig::Csv { path, .. } => {
-                    let full = catalog.dir.join(path);
-                    let path_str = full.to_string_lossy().to_string();
-                    ctx.register_csv(
-                        format!("{REPORTS_SCHEMA}.{name}"),
-                        &path_str,
-                        CsvReadOptions::new(),
-                    )
-                    .await
-                    .map_err(|e| EngineError::Report {
-                        name: name.clone(),
-                        message: e.to_string(),
-                    })?;
-                }
-            }
-        }
+        crate::reports::register_all(&ctx, CATALOG, catalog).await?;
 
         datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
             &ctx,
