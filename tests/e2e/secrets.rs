@@ -152,12 +152,7 @@ async fn no_secret_in_logs_errors_explain_or_tables() {
         std::fs::copy(repo_catalog().join(file), catalog.join(file)).expect("copy");
     }
     // Every report file reports.toml names, whatever reports there are.
-    for entry in std::fs::read_dir(repo_catalog().join("demo")).expect("demo reports") {
-        let path = entry.expect("entry").path();
-        if let Some(name) = path.file_name() {
-            std::fs::copy(&path, catalog.join("demo").join(name)).expect("copy");
-        }
-    }
+    crate::common::copy_dir(&repo_catalog().join("demo"), &catalog.join("demo"));
     let state = dir.path().join("state");
     let port = free_port();
     let env = vec![
