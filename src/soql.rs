@@ -25,12 +25,34 @@ pub struct FieldInfo {
     /// Salesforce's field type (`string`, `double`, `datetime`, ...).
     pub sf_type: String,
     pub filterable: bool,
+    /// Describe's `sortable`: the field may appear in ORDER BY.
+    pub sortable: bool,
 }
 
 impl FieldInfo {
     fn is_text(&self) -> bool {
         is_text_type(&self.sf_type)
     }
+}
+
+/// One SOQL ORDER BY item for a sort that DataFusion also applies, or
+/// `None` when sending it could make `ORDER BY ... LIMIT` return rows other
+/// than SQL's first ones. Only numbers, dates and datetimes qualify: SOQL
+/// orders text case-insensitively (SQL compares bytes), so its first rows
+/// by a text field are not SQL's. Nulls are placed as SQL places them.
+pub fn sort_item(field: &FieldInfo, descending: bool, nulls_first: bool) -> Option<String> {
+    let orderable = matches!(
+        field.sf_type.as_str(),
+        "int" | "long" | "double" | "currency" | "percent" | "date" | "datetime"
+    );
+    (field.sortable && orderable).then(|| {
+        format!(
+            "{} {} NULLS {}",
+            field.api_name,
+            if descending { "DESC" } else { "ASC" },
+            if nulls_first { "FIRST" } else { "LAST" }
+        )
+    })
 }
 
 /// Salesforce types whose values are text and compare case-insensitively.
@@ -360,8 +382,13 @@ pub fn render_literal(value: &ScalarValue, sf_type: &str) -> Option<String> {
                 ScalarValue::TimestampNanosecond(Some(v), _) => *v,
                 _ => return None,
             };
+            // SOQL's datetime literals have whole seconds; a fraction has
+            // no exact SOQL form, so such a filter stays with DataFusion.
+            if nanos.rem_euclid(1_000_000_000) != 0 {
+                return None;
+            }
             let dt = DateTime::from_timestamp_nanos(nanos);
-            Some(dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            Some(dt.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         }
         _ => None,
     }
@@ -423,21 +450,36 @@ pub const MAX_ENCODED_STATEMENT: usize = 12_000;
 
 /// Build the SELECT statements for one scan. Conditions are ANDed; when the
 /// statement would be too long, the largest top-level `IN` list is split
-/// across several statements whose results are disjoint.
+/// across several statements whose results are disjoint (each keeps the
+/// ORDER BY and LIMIT: the first rows overall are among each one's first
+/// rows, and DataFusion sorts and limits their union again). No fields
+/// means `SELECT COUNT()`.
 pub fn build_statements(
     fields: &[String],
     sobject: &str,
     conditions: &[Condition],
+    order_by: &[String],
     limit: Option<usize>,
     max_encoded: usize,
 ) -> Result<Vec<String>, String> {
-    let select = format!("SELECT {} FROM {}", fields.join(", "), sobject);
-    let limit_clause = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    let field_list = if fields.is_empty() {
+        "COUNT()".to_string()
+    } else {
+        fields.join(", ")
+    };
+    let select = format!("SELECT {field_list} FROM {sobject}");
+    let mut tail = String::new();
+    if !order_by.is_empty() {
+        tail = format!(" ORDER BY {}", order_by.join(", "));
+    }
+    if let Some(n) = limit {
+        tail.push_str(&format!(" LIMIT {n}"));
+    }
     let compose = |conds: &[String]| -> String {
         if conds.is_empty() {
-            format!("{select}{limit_clause}")
+            format!("{select}{tail}")
         } else {
-            format!("{select} WHERE {}{limit_clause}", conds.join(" AND "))
+            format!("{select} WHERE {}{tail}", conds.join(" AND "))
         }
     };
     let rendered: Vec<String> = conditions.iter().map(Condition::render).collect();
@@ -524,6 +566,7 @@ mod tests {
             api_name: api.into(),
             sf_type: ty.into(),
             filterable: name != "description",
+            sortable: name != "description",
         })
     }
 
@@ -631,7 +674,55 @@ mod tests {
         let ts = ScalarValue::TimestampMillisecond(Some(1_445_262_695_000), Some("UTC".into()));
         assert_eq!(
             render_literal(&ts, "datetime").as_deref(),
-            Some("2015-10-19T13:51:35.000Z")
+            Some("2015-10-19T13:51:35Z")
+        );
+        // SOQL has no fractional seconds: not pushed.
+        let ms = ScalarValue::TimestampMillisecond(Some(1_445_262_695_500), None);
+        assert_eq!(render_literal(&ms, "datetime"), None);
+        let before_1970 = ScalarValue::TimestampSecond(Some(-86_400), None);
+        assert_eq!(
+            render_literal(&before_1970, "datetime").as_deref(),
+            Some("1969-12-31T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn only_numbers_and_dates_sort_in_soql() {
+        let score = lookup("wm_nps_score__c").unwrap();
+        assert_eq!(
+            sort_item(&score, true, true).as_deref(),
+            Some("WM_NPS_Score__c DESC NULLS FIRST")
+        );
+        let birthdate = lookup("birthdate").unwrap();
+        assert_eq!(
+            sort_item(&birthdate, false, false).as_deref(),
+            Some("Birthdate ASC NULLS LAST")
+        );
+        // case-insensitive text order differs from SQL's
+        assert_eq!(sort_item(&lookup("email").unwrap(), false, false), None);
+        let mut unsortable = score.clone();
+        unsortable.sortable = false;
+        assert_eq!(sort_item(&unsortable, false, false), None);
+    }
+
+    #[test]
+    fn no_fields_is_a_count_and_order_precedes_limit() {
+        let conds = vec![Condition::Text("WM_NPS_Score__c > 5".into())];
+        assert_eq!(
+            build_statements(&[], "Contact", &conds, &[], None, MAX_ENCODED_STATEMENT).unwrap(),
+            vec!["SELECT COUNT() FROM Contact WHERE WM_NPS_Score__c > 5".to_string()]
+        );
+        assert_eq!(
+            build_statements(
+                &["Id".into()],
+                "Contact",
+                &[],
+                &["Birthdate DESC NULLS FIRST".into()],
+                Some(3),
+                MAX_ENCODED_STATEMENT
+            )
+            .unwrap(),
+            vec!["SELECT Id FROM Contact ORDER BY Birthdate DESC NULLS FIRST LIMIT 3".to_string()]
         );
     }
 
@@ -683,6 +774,7 @@ mod tests {
             &["Id".into(), "Email".into()],
             "Contact",
             &conds,
+            &[],
             None,
             MAX_ENCODED_STATEMENT,
         )
@@ -702,6 +794,7 @@ mod tests {
             &["Id".into()],
             "Contact",
             &conds[..1],
+            &[],
             Some(5),
             MAX_ENCODED_STATEMENT,
         )

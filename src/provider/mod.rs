@@ -7,6 +7,7 @@ mod catalog;
 mod comments;
 mod lookup;
 mod lookup_rule;
+mod order_rule;
 mod scan;
 mod table;
 
@@ -15,6 +16,7 @@ pub use catalog::{SfsqlCatalogInfo, lazy_pg_catalog};
 pub use comments::Comments;
 pub use lookup::KeyCollectExec;
 pub use lookup_rule::LookupJoin;
+pub use order_rule::SortLimitPushdown;
 pub use scan::{SObjectScanExec, ScanSpec, fetch_pages};
 pub use table::SObjectTable;
 
@@ -199,7 +201,9 @@ impl SchemaProvider for SalesforceSchema {
 
 /// DataFusion's physical optimizer rules with [`LookupJoin`] right after
 /// join selection (which fixes the join sides) and before distribution is
-/// enforced (which then coalesces the key collector's input).
+/// enforced (which then coalesces the key collector's input), and
+/// [`SortLimitPushdown`] once sorts have their final fetch (before the
+/// sanity check).
 pub fn physical_optimizer_rules()
 -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
@@ -208,5 +212,10 @@ pub fn physical_optimizer_rules()
         .position(|r| r.name() == "join_selection")
         .map_or(0, |i| i + 1);
     rules.insert(at, Arc::new(LookupJoin));
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "SanityCheckPlan")
+        .unwrap_or(rules.len());
+    rules.insert(at, Arc::new(SortLimitPushdown));
     rules
 }

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -32,9 +33,13 @@ const LOOKUP_CONCURRENCY: usize = 4;
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
     pub sobject: String,
-    /// The SOQL field list (never empty: `Id` when nothing is projected).
+    /// The SOQL field list. Empty when no column is needed (`count(*)`):
+    /// the scan then asks `SELECT COUNT()` and yields rows without columns.
     pub select: Vec<String>,
     pub conditions: Vec<Condition>,
+    /// SOQL ORDER BY items, sent only with a LIMIT that DataFusion's sort
+    /// above the scan applies again (see [`super::SortLimitPushdown`]).
+    pub order_by: Vec<String>,
     pub limit: Option<usize>,
 }
 
@@ -46,6 +51,7 @@ impl ScanSpec {
             &self.select,
             &self.sobject,
             &conditions,
+            &self.order_by,
             self.limit,
             MAX_ENCODED_STATEMENT,
         )
@@ -119,6 +125,26 @@ impl SObjectScanExec {
         self.lookup.is_some()
     }
 
+    /// The same scan, asking Salesforce for its first `limit` records in
+    /// `order_by` order.
+    pub fn with_order(&self, order_by: Vec<String>, limit: usize) -> Result<SObjectScanExec> {
+        let spec = ScanSpec {
+            order_by,
+            limit: Some(limit),
+            ..self.spec.clone()
+        };
+        Ok(SObjectScanExec {
+            client: Arc::clone(&self.client),
+            schema: Arc::clone(&self.schema),
+            api_names: self.api_names.clone(),
+            fields: self.fields.clone(),
+            statements: spec.statements(None)?,
+            spec,
+            lookup: None,
+            properties: Arc::clone(&self.properties),
+        })
+    }
+
     /// The same scan, fetching only records whose column `column` matches
     /// a key published into `slot`.
     pub fn with_lookup(&self, column: usize, slot: Arc<KeySlot>) -> SObjectScanExec {
@@ -133,6 +159,12 @@ impl SObjectScanExec {
             properties: Arc::clone(&self.properties),
         }
     }
+}
+
+/// Batch sizes that add up to `total` rows.
+fn row_counts(total: usize) -> impl Iterator<Item = usize> {
+    const BATCH: usize = 8192;
+    (0..total.div_ceil(BATCH)).map(move |i| (total - i * BATCH).min(BATCH))
 }
 
 /// Fetch the pages of `statements`, up to `concurrency` statements at a
@@ -267,33 +299,68 @@ impl ExecutionPlan for SObjectScanExec {
         let schema = Arc::clone(&self.schema);
         let api_names = Arc::new(self.api_names.clone());
         let batch_schema = Arc::clone(&schema);
-        let batches = pages.and_then(move |page| {
-            let schema = Arc::clone(&batch_schema);
-            let api_names = Arc::clone(&api_names);
-            async move {
-                records_to_batch(&schema, &api_names, &page.records).map_err(DataFusionError::from)
-            }
-        });
+        let batches: BoxStream<'static, Result<RecordBatch>> = if self.spec.select.is_empty() {
+            // `SELECT COUNT()`: no records, only totalSize; rows without
+            // columns, as DataFusion expects of a scan projecting nothing.
+            pages
+                .map_ok(move |page| {
+                    let total = usize::try_from(page.total_size).unwrap_or(usize::MAX);
+                    let schema = Arc::clone(&batch_schema);
+                    stream::iter(row_counts(total)).map(move |n| {
+                        RecordBatch::try_new_with_options(
+                            Arc::clone(&schema),
+                            vec![],
+                            &RecordBatchOptions::new().with_row_count(Some(n)),
+                        )
+                        .map_err(DataFusionError::from)
+                    })
+                })
+                .try_flatten()
+                .boxed()
+        } else {
+            pages
+                .and_then(move |page| {
+                    let schema = Arc::clone(&batch_schema);
+                    let api_names = Arc::clone(&api_names);
+                    async move {
+                        records_to_batch(&schema, &api_names, &page.records)
+                            .map_err(DataFusionError::from)
+                    }
+                })
+                .boxed()
+        };
         let limited: BoxStream<'static, Result<_>> = match self.spec.limit {
-            None => batches.boxed(),
+            None => batches,
             // Stop polling (and so stop sending requests) once the limit is met.
-            Some(limit) => stream::unfold(
-                (batches.boxed(), limit),
-                |(mut inner, remaining)| async move {
-                    if remaining == 0 {
-                        return None;
+            Some(limit) => stream::unfold((batches, limit), |(mut inner, remaining)| async move {
+                if remaining == 0 {
+                    return None;
+                }
+                match inner.next().await? {
+                    Err(e) => Some((Err(e), (inner, 0))),
+                    Ok(batch) => {
+                        let take = batch.num_rows().min(remaining);
+                        Some((Ok(batch.slice(0, take)), (inner, remaining - take)))
                     }
-                    match inner.next().await? {
-                        Err(e) => Some((Err(e), (inner, 0))),
-                        Ok(batch) => {
-                            let take = batch.num_rows().min(remaining);
-                            Some((Ok(batch.slice(0, take)), (inner, remaining - take)))
-                        }
-                    }
-                },
-            )
+                }
+            })
             .boxed(),
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, limited)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_counts;
+
+    #[test]
+    fn counts_split_into_batches_that_add_up() {
+        assert_eq!(row_counts(0).count(), 0);
+        assert_eq!(row_counts(5).collect::<Vec<_>>(), vec![5]);
+        assert_eq!(
+            row_counts(8192 * 2 + 1).collect::<Vec<_>>(),
+            vec![8192, 8192, 1]
+        );
     }
 }

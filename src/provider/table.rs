@@ -45,6 +45,7 @@ impl SObjectTable {
                     api_name: f.name.clone(),
                     sf_type: f.field_type.clone(),
                     filterable: f.filterable,
+                    sortable: f.sortable,
                 });
             }
         }
@@ -129,12 +130,8 @@ impl TableProvider for SObjectTable {
         };
         let schema = Arc::new(self.schema.project(&indices)?);
         let fields: Vec<FieldInfo> = indices.iter().map(|&i| self.fields[i].clone()).collect();
-        // SOQL needs at least one field; `count(*)` projects none.
-        let select = if fields.is_empty() {
-            vec!["Id".to_string()]
-        } else {
-            fields.iter().map(|f| f.api_name.clone()).collect()
-        };
+        // `count(*)` projects no column: the scan asks `SELECT COUNT()`.
+        let select = fields.iter().map(|f| f.api_name.clone()).collect();
         let conditions: Vec<Condition> = filters
             .iter()
             .filter_map(|f| self.translate(f))
@@ -144,6 +141,7 @@ impl TableProvider for SObjectTable {
             sobject: self.describe.name.clone(),
             select,
             conditions,
+            order_by: vec![],
             limit,
         };
         Ok(Arc::new(SObjectScanExec::new(

@@ -75,6 +75,9 @@ pub struct FieldDescribe {
     /// Absent in some old payloads; a field that says nothing is filterable.
     #[serde(default = "yes")]
     pub filterable: bool,
+    /// Whether ORDER BY may use the field; absent means it may.
+    #[serde(default = "yes")]
+    pub sortable: bool,
     #[serde(default)]
     pub calculated: bool,
     #[serde(default)]

@@ -14,6 +14,7 @@ mod joins;
 mod jwt;
 mod oauth;
 mod psql;
+mod pushdown;
 mod roles;
 mod scheduler;
 mod scheduler_crash;

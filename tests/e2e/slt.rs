@@ -205,6 +205,7 @@ async fn sim_statement(base: &str, args: &str) -> Result<DBOutput<DefaultColumnT
             let value = match *counter {
                 "writes" => crate::common::write_requests(org),
                 "records_written" => org["records_written"].as_u64().unwrap_or(0),
+                "records_returned" => org["records_returned"].as_u64().unwrap_or(0),
                 kind => org["requests"][kind].as_u64().unwrap_or(0),
             };
             Ok(DBOutput::Rows {

@@ -1,0 +1,56 @@
+//! EXPLAIN shows the exact SOQL of every scan: COUNT() for `count(*)`,
+//! ORDER BY ... LIMIT for a top-n by a number or date, date and datetime
+//! literals unquoted, and nothing for filters SOQL cannot answer (the
+//! results and call counts are pinned in tests/slt/pushdown.slt).
+
+use crate::common::{rows, start_demo};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_soql_sent() {
+    let demo = start_demo(50, &[]).await;
+    let client = demo.connect().await;
+    let plan = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let out = rows(client, &format!("EXPLAIN {sql}")).await;
+            out.get(1)
+                .and_then(|r| r.get(1).cloned().flatten())
+                .unwrap_or_default()
+        }
+    };
+    let cases = [
+        (
+            "SELECT count(*) FROM sandbox.contact WHERE wm_nps_score__c >= 9",
+            "soql=[SELECT COUNT() FROM Contact WHERE WM_NPS_Score__c >= 9]",
+        ),
+        (
+            "SELECT id FROM sandbox.contact WHERE createddate >= TIMESTAMP '2023-01-31 00:00:00' AND birthdate < DATE '1990-01-01'",
+            "soql=[SELECT Id FROM Contact WHERE CreatedDate >= 2023-01-31T00:00:00Z AND Birthdate < 1990-01-01]",
+        ),
+        (
+            "SELECT id, birthdate FROM sandbox.contact ORDER BY birthdate DESC LIMIT 3",
+            "soql=[SELECT Id, Birthdate FROM Contact ORDER BY Birthdate DESC NULLS FIRST LIMIT 3]",
+        ),
+        (
+            "SELECT id FROM sandbox.contact ORDER BY createddate LIMIT 5",
+            "soql=[SELECT Id, CreatedDate FROM Contact ORDER BY CreatedDate ASC NULLS LAST LIMIT 5]",
+        ),
+        // Text order is SQL's, not SOQL's: the sort stays with DataFusion.
+        (
+            "SELECT email FROM sandbox.contact ORDER BY email LIMIT 2",
+            "soql=[SELECT Email FROM Contact]",
+        ),
+        // Description is not filterable: DataFusion filters it.
+        (
+            "SELECT count(*) FROM sandbox.task WHERE description LIKE '%quote%'",
+            "soql=[SELECT Description FROM Task]",
+        ),
+    ];
+    for (sql, soql) in cases {
+        let p = plan(sql).await;
+        assert!(p.contains(soql), "{sql}\nwanted {soql}\n{p}");
+    }
+    // The top-n sort stays above the ordered scan.
+    let p = plan("SELECT id, birthdate FROM sandbox.contact ORDER BY birthdate DESC LIMIT 3").await;
+    assert!(p.contains("SortExec: TopK(fetch=3)"), "{p}");
+}
