@@ -158,6 +158,10 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// Close a connection that ran no statement for this long (`30m`,
+    /// `1h`; none by default), as PostgreSQL's `idle_session_timeout`.
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
     /// Refuse connections that are not TLS (as pg_hba.conf's `hostssl`);
     /// needs tls_cert and tls_key.
     #[serde(default)]
@@ -182,6 +186,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             tls_only: false,
+            idle_timeout: None,
             max_connections: default_max_connections(),
             users: BTreeMap::new(),
         }

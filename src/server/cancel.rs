@@ -30,6 +30,8 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use tokio::time::{Instant, Sleep};
 
+use super::idle::{Busy, Registry};
+
 /// Where datafusion-postgres keeps `SET statement_timeout` (milliseconds).
 const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
 
@@ -79,6 +81,7 @@ pub async fn guard<C>(
     client: &C,
     responses: Vec<Response>,
     deadline: Option<Instant>,
+    busy: Option<Busy>,
 ) -> Vec<Response>
 where
     C: ClientInfo + ?Sized,
@@ -102,6 +105,7 @@ where
                 cancel: cancel.clone(),
                 deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
                 done: false,
+                _busy: busy.clone(),
             });
             Response::Query(query)
         })
@@ -117,6 +121,8 @@ struct GuardedRows {
     cancel: Option<Shared<oneshot::Receiver<()>>>,
     deadline: Option<Pin<Box<Sleep>>>,
     done: bool,
+    /// The connection is not idle while its rows stream.
+    _busy: Option<Busy>,
 }
 
 impl GuardedRows {
@@ -161,6 +167,7 @@ impl Stream for GuardedRows {
 /// statement under the cancel and timeout guard.
 pub struct ExtendedFrontend {
     pub service: Arc<DfSessionService>,
+    pub idle: Arc<Registry>,
 }
 
 #[async_trait]
@@ -184,13 +191,14 @@ impl ExtendedQueryHandler for ExtendedFrontend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let busy = self.idle.busy(client);
         let deadline = deadline(client);
         let response = within(
             deadline,
             ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows),
         )
         .await?;
-        let mut guarded = guard(client, vec![response], deadline).await;
+        let mut guarded = guard(client, vec![response], deadline, busy).await;
         Ok(guarded.pop().unwrap_or(Response::EmptyQuery))
     }
 }

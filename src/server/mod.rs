@@ -34,6 +34,7 @@ mod cancel;
 mod compat;
 mod copy;
 mod errors;
+mod idle;
 mod roles;
 mod scram;
 mod tls;
@@ -49,6 +50,8 @@ use crate::session::{Engine, SfsqlHook, user_error};
 
 pub struct Handlers {
     extended: Arc<cancel::ExtendedFrontend>,
+    idle: Arc<idle::Registry>,
+    idle_timeout: Option<std::time::Duration>,
     simple: Arc<SimpleFrontend>,
     auth: Arc<AuthShared>,
     cancel: Arc<DefaultCancelHandler>,
@@ -85,15 +88,31 @@ impl Handlers {
             hooks,
         ));
         let connections = Arc::new(ConnectionManager::new());
+        let idle = Arc::new(idle::Registry::default());
+        let idle_timeout = match config.idle_timeout.as_deref() {
+            None => None,
+            Some(text) => match crate::scheduler::options::parse_duration(text) {
+                Ok(0) => None,
+                Ok(secs) => Some(std::time::Duration::from_secs(secs as u64)),
+                Err(e) => {
+                    return Err(std::io::Error::other(format!(
+                        "server.toml: idle_timeout {e}"
+                    )));
+                }
+            },
+        };
         let mut params = DefaultServerParameterProvider::default();
         params.server_version = compat::server_version();
         Ok(Handlers {
+            idle: Arc::clone(&idle),
+            idle_timeout,
             simple: Arc::new(SimpleFrontend {
+                idle: Arc::clone(&idle),
                 service: Arc::clone(&service),
                 ctx: Arc::clone(&engine.ctx),
                 parser: PostgresCompatibilityParser::new(),
             }),
-            extended: Arc::new(cancel::ExtendedFrontend { service }),
+            extended: Arc::new(cancel::ExtendedFrontend { service, idle }),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
             auth: Arc::new(AuthShared {
                 users: Arc::new(users),
@@ -136,6 +155,7 @@ impl PgWireServerHandlers for Handlers {
 /// datafusion-postgres with sfsql's hooks.
 struct SimpleFrontend {
     service: Arc<DfSessionService>,
+    idle: Arc<idle::Registry>,
     ctx: Arc<SessionContext>,
     parser: PostgresCompatibilityParser,
 }
@@ -149,6 +169,7 @@ impl SimpleQueryHandler for SimpleFrontend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let busy = self.idle.busy(client);
         let deadline = cancel::deadline(client);
         let responses = match copy::parse_copy_out(query) {
             Some(Ok(request)) => vec![
@@ -163,7 +184,7 @@ impl SimpleQueryHandler for SimpleFrontend {
                 .await?
             }
         };
-        Ok(cancel::guard(client, responses, deadline).await)
+        Ok(cancel::guard(client, responses, deadline, busy).await)
     }
 }
 
@@ -221,11 +242,24 @@ pub async fn start_with_hooks(
                     let handlers = Arc::clone(&handlers);
                     let tls = tls.clone();
                     let open = OpenConnection::new(&handlers.auth.open);
+                    let (activity, tracked) = handlers.idle.open(peer);
+                    let idle_timeout = handlers.idle_timeout;
                     tokio::spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        let serve = pgwire::tokio::process_socket(socket, tls, handlers);
+                        let idle = async {
+                            match idle_timeout {
+                                Some(t) => idle::idle_past(&activity, t).await,
+                                None => std::future::pending().await,
+                            }
+                        };
+                        tokio::select! {
+                            result = serve => if let Err(e) = result {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            },
+                            // Dropping the connection closes its socket.
+                            () = idle => tracing::info!(%peer, "closed a connection idle past [server] idle_timeout"),
                         }
-                        drop(open);
+                        drop((open, tracked));
                     });
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),

@@ -193,3 +193,39 @@ async fn a_client_gone_mid_select_stops_its_pages() {
     let other = demo.connect().await;
     assert_eq!(rows(&other, "SELECT 1").await, vec![vec![Some("1".into())]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_closes_idle_connections_but_not_busy_ones() {
+    let demo = slow_demo().await;
+    let user = UserConfig {
+        password_hash: Verifier::new("demo").to_string(),
+        role: Default::default(),
+    };
+    let config = ServerConfig {
+        idle_timeout: Some("1s".into()),
+        users: [("demo".to_string(), user)].into(),
+        ..ServerConfig::default()
+    };
+    let server = crate::auth::serve_config(&demo, &config).await;
+    let client = crate::common::connect_port(server.addr.port()).await;
+
+    // Two seconds of paging: busy the whole time, not idle.
+    let all = client
+        .query("SELECT id FROM sandbox.contact", &[])
+        .await
+        .expect("a statement longer than idle_timeout runs to the end");
+    assert_eq!(all.len(), 20_000);
+
+    // Then nothing for longer than the timeout: the server closes it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !client.is_closed() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an idle connection stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Others connect as before.
+    let again = crate::common::connect_port(server.addr.port()).await;
+    assert_eq!(rows(&again, "SELECT 1").await, vec![vec![Some("1".into())]]);
+}
