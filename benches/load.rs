@@ -85,7 +85,7 @@ async fn main() -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let catalog = dir.path();
     copy_catalog(catalog)?;
-    write_big_report(catalog, big_rows)?;
+    write_big_report(catalog, big_rows).await?;
 
     let (d, _client) = common::start(catalog, SimConfig::default()).await?;
     let port = d.server.addr.port();
@@ -165,7 +165,7 @@ async fn main() -> Result<(), Error> {
         sfsql_runs.push(time_psql(port, "demo", "demo", "demo", select)?);
     }
     println!(
-        "\npsql, {big_rows} rows of a CSV report from sfsql: {} s (peak RSS {:.0} MB)",
+        "\npsql, {big_rows} rows of a Parquet report from sfsql: {} s (peak RSS {:.0} MB)",
         runs_text(&sfsql_runs),
         peak_rss_mb()
     );
@@ -193,23 +193,26 @@ fn runs_text(runs: &[f64]) -> String {
 }
 
 fn copy_catalog(to: &Path) -> Result<(), Error> {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog");
-    for f in ["connections.toml", "server.toml", "reports.toml"] {
-        std::fs::copy(from.join(f), to.join(f))?;
-    }
-    std::fs::create_dir_all(to.join("demo"))?;
-    for entry in std::fs::read_dir(from.join("demo"))? {
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog"), to)
+}
+
+/// Copy a folder with its subfolders (report folders are directories).
+fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
         let entry = entry?;
-        if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), to.join("demo").join(entry.file_name()))?;
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()))?;
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
         }
     }
     Ok(())
 }
 
-/// `big.csv`: id, email, score, signed_up, for R rows; registered as
-/// report `big`.
-fn write_big_report(catalog: &Path, rows: usize) -> Result<(), Error> {
+/// `big.csv`: id, email, score, signed_up, for R rows (what PostgreSQL
+/// loads), and the same rows as `big.parquet`, registered as report `big`.
+async fn write_big_report(catalog: &Path, rows: usize) -> Result<(), Error> {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::fs::File::create(catalog.join("big.csv"))?);
     writeln!(out, "id,email,score,signed_up")?;
@@ -223,8 +226,23 @@ fn write_big_report(catalog: &Path, rows: usize) -> Result<(), Error> {
         )?;
     }
     out.flush()?;
+    drop(out);
+    let ctx = datafusion::prelude::SessionContext::new();
+    let csv = catalog.join("big.csv");
+    let parquet = catalog.join("big.parquet");
+    ctx.read_csv(
+        csv.to_string_lossy().as_ref(),
+        datafusion::prelude::CsvReadOptions::new(),
+    )
+    .await?
+    .write_parquet(
+        parquet.to_string_lossy().as_ref(),
+        datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
+        None,
+    )
+    .await?;
     let mut toml = std::fs::read_to_string(catalog.join("reports.toml"))?;
-    toml.push_str("\n[big]\nformat = \"csv\"\npath = \"big.csv\"\n");
+    toml.push_str("\n[big]\nformat = \"parquet\"\npath = \"big.parquet\"\n");
     std::fs::write(catalog.join("reports.toml"), toml)?;
     Ok(())
 }
