@@ -298,10 +298,10 @@ impl Catalog {
                 })?;
         }
         let reports_path = dir.join("reports.toml");
-        let reports: BTreeMap<String, ReportConfig> = read_toml(&reports_path)?;
-        for (name, r) in &reports {
+        let mut reports: BTreeMap<String, ReportConfig> = read_toml(&reports_path)?;
+        for (name, r) in reports.iter_mut() {
             check_name(&reports_path, "report", name)?;
-            r.check(dir).map_err(|message| ConfigError::Invalid {
+            r.check(dir, env).map_err(|message| ConfigError::Invalid {
                 path: reports_path.clone(),
                 message: format!("report {name}: {message}"),
             })?;

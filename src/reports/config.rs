@@ -1,15 +1,21 @@
 //! `reports.toml` entries: one report source each (files, views), checked at
 //! catalog load so a mistake is named before the server starts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::config::Env;
 
 /// A report source, served as table `reports.<name>` (see README, "Reports").
 /// File paths are relative to the catalog directory and name one file or a
 /// folder (every file of that format in it, read as one table). `columns`
 /// declares the schema as `"name type"` strings with Postgres type names;
 /// without it the schema is inferred from the data.
+// Read once per catalog load: a few bytes per report do not matter, and
+// boxing a variant would complicate the internally tagged TOML form.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ReportConfig {
@@ -50,6 +56,29 @@ pub enum ReportConfig {
         #[serde(default)]
         description: Option<String>,
     },
+    /// A JSON API, fetched page by page when a query reads the table.
+    Http {
+        /// `${VAR}` expands from the environment.
+        url: String,
+        /// Sent with every request; `${VAR}` in a value expands (an API key).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        auth: Option<HttpAuth>,
+        /// Dotted path to the record array in each response (`data.items`);
+        /// unset when the response is the array.
+        #[serde(default)]
+        records: Option<String>,
+        #[serde(default)]
+        pagination: Option<Pagination>,
+        #[serde(default)]
+        columns: Option<Vec<String>>,
+        /// A guard against a next link that never ends.
+        #[serde(default = "default_max_pages")]
+        max_pages: usize,
+        #[serde(default)]
+        description: Option<String>,
+    },
     /// A view: a SELECT over other reports or Salesforce tables, planned
     /// after every other report is registered.
     Sql {
@@ -61,6 +90,48 @@ pub enum ReportConfig {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_max_pages() -> usize {
+    1000
+}
+
+/// How an HTTP report authenticates; secrets are named by environment
+/// variable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer { token_env: String },
+    /// OAuth2 client credentials: a token from `token_url` (client id and
+    /// secret sent as HTTP Basic auth), renewed when it expires.
+    ClientCredentials {
+        token_url: String,
+        client_id_env: String,
+        client_secret_env: String,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+}
+
+/// How an HTTP report finds its next page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pagination {
+    /// The response holds the next page's URL at the dotted path `next`
+    /// (absolute or relative); the last page has none.
+    NextLink { next: String },
+    /// The response holds a cursor at `cursor`, sent back as query
+    /// parameter `param`; the last page has none or no records.
+    Cursor { param: String, cursor: String },
+    /// Query parameter `param` counts records skipped (0, page_size, ...),
+    /// `limit_param` (if set) asks for `page_size`; a short page is the last.
+    Offset {
+        param: String,
+        #[serde(default)]
+        limit_param: Option<String>,
+        page_size: usize,
+    },
 }
 
 /// What a file report reads: its kind, path and declared columns.
@@ -79,7 +150,7 @@ impl ReportConfig {
             ReportConfig::Parquet { path, columns, .. } => ("parquet", path, columns),
             ReportConfig::Json { path, columns, .. } => ("json", path, columns),
             ReportConfig::Ndjson { path, columns, .. } => ("ndjson", path, columns),
-            ReportConfig::Sql { .. } => return None,
+            ReportConfig::Sql { .. } | ReportConfig::Http { .. } => return None,
         };
         Some(ReportFile {
             extension,
@@ -89,7 +160,33 @@ impl ReportConfig {
     }
 
     /// What is wrong with this report, in words that say what to fix.
-    pub(crate) fn check(&self, dir: &Path) -> Result<(), String> {
+    pub(crate) fn check(&mut self, dir: &Path, env: &Env) -> Result<(), String> {
+        if let ReportConfig::Http {
+            url,
+            auth,
+            pagination,
+            max_pages,
+            columns,
+            ..
+        } = self
+        {
+            *url = env.expand(url)?;
+            url::Url::parse(url).map_err(|e| format!("url {url:?} is not a URL: {e}"))?;
+            if let Some(HttpAuth::ClientCredentials { token_url, .. }) = auth {
+                *token_url = env.expand(token_url)?;
+                url::Url::parse(token_url)
+                    .map_err(|e| format!("token_url {token_url:?} is not a URL: {e}"))?;
+            }
+            if let Some(Pagination::Offset { page_size: 0, .. }) = pagination {
+                return Err("pagination page_size must be at least 1".into());
+            }
+            if *max_pages == 0 {
+                return Err("max_pages must be at least 1".into());
+            }
+            if let Some(columns) = columns {
+                super::declared_schema(columns)?;
+            }
+        }
         if let ReportConfig::Csv {
             delimiter: Some(d), ..
         } = self
@@ -148,6 +245,7 @@ impl ReportConfig {
             | ReportConfig::Parquet { description, .. }
             | ReportConfig::Json { description, .. }
             | ReportConfig::Ndjson { description, .. }
+            | ReportConfig::Http { description, .. }
             | ReportConfig::Sql { description, .. } => description.as_deref(),
         }
     }

@@ -64,7 +64,9 @@ pub async fn register(
             }
             ctx.register_json(table, &location, options).await
         }
-        ReportConfig::Sql { .. } => return Err("a view is not a file".into()),
+        ReportConfig::Sql { .. } | ReportConfig::Http { .. } => {
+            return Err("not a file report".into());
+        }
     };
     result.map_err(|e| {
         format!(

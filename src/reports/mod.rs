@@ -9,21 +9,25 @@
 
 mod config;
 mod files;
+mod http;
+mod http_table;
 mod types;
 mod view;
 
 use std::sync::Arc;
 
-use datafusion::catalog::MemorySchemaProvider;
+use datafusion::catalog::SchemaProvider;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionContext;
 use thiserror::Error;
 
-pub use config::{ReportConfig, ReportFile};
+pub use config::{HttpAuth, Pagination, ReportConfig, ReportFile};
+pub use http::HttpReportError;
 pub use types::{arrow_type, declared_schema};
 
-use crate::config::Catalog;
+use crate::config::{Catalog, Env};
+use http::HttpSource;
 
 /// The schema every report lives in.
 pub const REPORTS_SCHEMA: &str = "reports";
@@ -47,32 +51,99 @@ pub fn runtime_env() -> Result<Arc<RuntimeEnv>, ReportError> {
 }
 
 /// Register schema `reports` in `catalog_name` with every report of the
-/// catalog: files first, then views (in an order that lets a view read
-/// another view).
+/// catalog: files and HTTP APIs first, then views (in an order that lets a
+/// view read another view). Secrets are read from `env`.
 pub async fn register_all(
     ctx: &SessionContext,
     catalog_name: &str,
     catalog: &Catalog,
+    env: &Env,
 ) -> Result<(), ReportError> {
-    let df_catalog = ctx
-        .catalog(catalog_name)
-        .ok_or_else(|| ReportError::Schema(format!("catalog {catalog_name} is missing")))?;
-    df_catalog
-        .register_schema(REPORTS_SCHEMA, Arc::new(MemorySchemaProvider::new()))
-        .map_err(|e| ReportError::Schema(e.to_string()))?;
     let mut views = Vec::new();
+    let mut declared_http = Vec::new();
+    let mut lazy_http = Vec::new();
     for (name, report) in &catalog.reports {
-        let failed = |message: String| ReportError::Register {
+        match report {
+            ReportConfig::Sql { query, .. } => views.push((name.as_str(), query.as_str())),
+            ReportConfig::Http { columns, .. } => {
+                let source = Arc::new(http_source(name, report, env).map_err(|message| {
+                    ReportError::Register {
+                        name: name.clone(),
+                        message,
+                    }
+                })?);
+                match columns {
+                    Some(columns) => declared_http.push((name, source, columns)),
+                    None => lazy_http.push((name.clone(), source)),
+                }
+            }
+            _ => {}
+        }
+    }
+    let schema = Arc::new(http_table::ReportsSchema::with_lazy(lazy_http));
+    ctx.catalog(catalog_name)
+        .ok_or_else(|| ReportError::Schema(format!("catalog {catalog_name} is missing")))?
+        .register_schema(REPORTS_SCHEMA, Arc::clone(&schema) as _)
+        .map_err(|e| ReportError::Schema(e.to_string()))?;
+    for (name, source, columns) in declared_http {
+        let registered = declared_schema(columns)
+            .and_then(|s| http_table::table(source, Arc::new(s)).map_err(|e| e.to_string()))
+            .and_then(|table| {
+                schema
+                    .register_table(name.clone(), table)
+                    .map_err(|e| e.to_string())
+            });
+        registered.map_err(|message| ReportError::Register {
             name: name.clone(),
             message,
-        };
+        })?;
+    }
+    for (name, report) in &catalog.reports {
         if let Some(file) = report.file() {
             files::register(ctx, name, &catalog.dir, report, &file)
                 .await
-                .map_err(failed)?;
-        } else if let ReportConfig::Sql { query, .. } = report {
-            views.push((name.as_str(), query.as_str()));
+                .map_err(|message| ReportError::Register {
+                    name: name.clone(),
+                    message,
+                })?;
         }
     }
     view::register_views(ctx, views).await
+}
+
+/// An HTTP report's source, with its secrets read from `env`.
+fn http_source(name: &str, report: &ReportConfig, env: &Env) -> Result<HttpSource, String> {
+    let ReportConfig::Http {
+        url,
+        headers,
+        auth,
+        records,
+        pagination,
+        max_pages,
+        ..
+    } = report
+    else {
+        return Err("not an HTTP report".into());
+    };
+    let headers = headers
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), env.expand(v)?.into())))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(HttpSource {
+        report: name.to_string(),
+        url: url::Url::parse(url).map_err(|e| format!("url {url:?} is not a URL: {e}"))?,
+        headers,
+        auth: auth
+            .as_ref()
+            .map(|a| HttpSource::auth_from(a, |var| env.get(var)))
+            .transpose()?,
+        records: records
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split('.').map(str::to_string).collect())
+            .unwrap_or_default(),
+        pagination: pagination.clone(),
+        max_pages: *max_pages,
+        client: reqwest::Client::new(),
+    })
 }

@@ -36,6 +36,11 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
         {
             return (salesforce_sqlstate(sf), sf.to_string());
         }
+        if let DataFusionError::External(ext) = root
+            && let Some(report) = ext.downcast_ref::<crate::reports::HttpReportError>()
+        {
+            return (report.sqlstate(), report.to_string());
+        }
         let message = root.to_string();
         let code = match root {
             DataFusionError::SQL(..) => "42601",

@@ -85,7 +85,7 @@ impl Engine {
             );
         }
 
-        crate::reports::register_all(&ctx, CATALOG, catalog).await?;
+        crate::reports::register_all(&ctx, CATALOG, catalog, env).await?;
 
         datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
             &ctx,

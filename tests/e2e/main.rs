@@ -15,6 +15,7 @@ mod jwt;
 mod oauth;
 mod psql;
 mod pushdown;
+mod reports_http;
 mod roles;
 mod scheduler;
 mod scheduler_crash;
