@@ -166,6 +166,9 @@ impl Translator<'_> {
             }
             Expr::InList(in_list) => {
                 let f = self.field(&in_list.expr)?;
+                if f.info.sf_type == "multipicklist" {
+                    return None;
+                }
                 let text_field = f.info.is_text();
                 let mut seen = HashSet::new();
                 let mut values = Vec::with_capacity(in_list.list.len());
@@ -213,7 +216,9 @@ impl Translator<'_> {
                     return None;
                 }
                 let f = self.field(&like.expr)?;
-                if !f.info.is_text() {
+                // SOQL has no LIKE on multi-select picklists (only =,
+                // INCLUDES and EXCLUDES).
+                if !f.info.is_text() || f.info.sf_type == "multipicklist" {
                     return None;
                 }
                 let pattern = match literal_of(&like.pattern)? {
@@ -425,6 +430,9 @@ fn format_float(v: f64) -> String {
 /// this field (the caller then scans). Nulls never match a join key.
 /// Text keys are deduplicated case-insensitively, as SOQL compares them.
 pub fn key_condition(field: &FieldInfo, keys: &[ScalarValue]) -> Option<Option<Condition>> {
+    if field.sf_type == "multipicklist" {
+        return None;
+    }
     let mut seen = HashSet::new();
     let mut values = Vec::with_capacity(keys.len());
     for key in keys.iter().filter(|k| !k.is_null()) {
@@ -560,6 +568,7 @@ mod tests {
             "hasoptedoutofemail" => ("HasOptedOutOfEmail", "boolean"),
             "birthdate" => ("Birthdate", "date"),
             "description" => ("Description", "textarea"),
+            "wm_tags__c" => ("WM_Tags__c", "multipicklist"),
             _ => return None,
         };
         Some(FieldInfo {
@@ -684,6 +693,16 @@ mod tests {
             render_literal(&before_1970, "datetime").as_deref(),
             Some("1969-12-31T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn multi_select_picklists_take_equality_only() {
+        assert_eq!(
+            tr(col("wm_tags__c").eq(lit("Partner"))),
+            Some(("WM_Tags__c = 'Partner'".into(), false))
+        );
+        assert_eq!(tr(col("wm_tags__c").like(lit("%Partner%"))), None);
+        assert_eq!(tr(col("wm_tags__c").in_list(vec![lit("a")], false)), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, Time32MillisecondType,
+    DataType, Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, Time64NanosecondType,
     TimeUnit, TimestampMillisecondType,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -463,13 +463,13 @@ pub fn to_json(array: &ArrayRef, row: usize) -> Result<Value, DmlError> {
                 .ok_or_else(|| DmlError::Value(format!("timestamp out of range: {ms} ms")))?;
             Value::String(dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         }
-        DataType::Time32(TimeUnit::Millisecond) => {
-            let ms = array.as_primitive::<Time32MillisecondType>().value(row);
+        DataType::Time64(TimeUnit::Nanosecond) => {
+            let ns = array.as_primitive::<Time64NanosecondType>().value(row);
             let t = NaiveTime::from_num_seconds_from_midnight_opt(
-                (ms / 1000) as u32,
-                ((ms % 1000) * 1_000_000) as u32,
+                (ns / 1_000_000_000) as u32,
+                (ns % 1_000_000_000) as u32,
             )
-            .ok_or_else(|| DmlError::Value(format!("time out of range: {ms} ms")))?;
+            .ok_or_else(|| DmlError::Value(format!("time out of range: {ns} ns")))?;
             Value::String(t.format("%H:%M:%S%.3fZ").to_string())
         }
         other => {

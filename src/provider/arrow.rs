@@ -10,7 +10,7 @@
 //! | currency, percent | Decimal128(precision, scale) from describe |
 //! | date | Date32 |
 //! | datetime | Timestamp(ms, UTC) |
-//! | time | Time32(ms) |
+//! | time | Time64(ns): DataFusion's TIME literals are Time64, and Time32 would not compare with them |
 //! | base64, address, location, anyType, complexvalue | left out for now: not selectable as plain columns |
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder,
-    Int64Builder, RecordBatch, RecordBatchOptions, StringBuilder, Time32MillisecondBuilder,
+    Int64Builder, RecordBatch, RecordBatchOptions, StringBuilder, Time64NanosecondBuilder,
     TimestampMillisecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, SchemaRef, TimeUnit};
@@ -44,7 +44,7 @@ pub fn arrow_type(field: &FieldDescribe) -> Option<DataType> {
         }
         "date" => DataType::Date32,
         "datetime" => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-        "time" => DataType::Time32(TimeUnit::Millisecond),
+        "time" => DataType::Time64(TimeUnit::Nanosecond),
         _ => return None,
     })
 }
@@ -206,8 +206,8 @@ fn build_column<'a>(
             }
             Arc::new(b.finish().with_timezone_opt(tz.clone()))
         }
-        DataType::Time32(TimeUnit::Millisecond) => {
-            let mut b = Time32MillisecondBuilder::new();
+        DataType::Time64(TimeUnit::Nanosecond) => {
+            let mut b = Time64NanosecondBuilder::new();
             for v in values {
                 match v {
                     Value::Null => b.append_null(),
@@ -251,11 +251,11 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         .map(|dt| dt.timestamp_millis())
 }
 
-/// Milliseconds since midnight for `09:00:00.000Z`.
-pub fn parse_time(s: &str) -> Option<i32> {
+/// Nanoseconds since midnight for `09:00:00.000Z`.
+pub fn parse_time(s: &str) -> Option<i64> {
     let s = s.trim_end_matches('Z');
     let t = NaiveTime::parse_from_str(s, "%H:%M:%S%.f").ok()?;
-    i32::try_from(t.num_seconds_from_midnight() * 1000 + t.nanosecond() / 1_000_000).ok()
+    Some(i64::from(t.num_seconds_from_midnight()) * 1_000_000_000 + i64::from(t.nanosecond()))
 }
 
 #[cfg(test)]
@@ -279,7 +279,11 @@ mod tests {
             Some(1_445_262_695_000)
         );
         assert_eq!(parse_date("2021-04-14"), Some(18_731));
-        assert_eq!(parse_time("09:00:00.000Z"), Some(9 * 3_600_000));
+        assert_eq!(parse_time("09:00:00.000Z"), Some(9 * 3_600_000_000_000));
+        assert_eq!(
+            parse_time("09:00:00.250Z"),
+            Some(9 * 3_600_000_000_000 + 250_000_000)
+        );
         assert_eq!(parse_datetime("yesterday"), None);
     }
 

@@ -116,7 +116,7 @@ fn field_json(f: &FieldDef) -> Json {
         "polymorphicForeignKey": f.reference_to.len() > 1,
         "referenceTo": f.reference_to,
         "relationshipName": f.relationship_name,
-        "compoundFieldName": null,
+        "compoundFieldName": f.compound,
         "picklistValues": picklist,
         "restrictedPicklist": f.restricted_picklist,
     })

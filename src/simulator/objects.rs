@@ -2,8 +2,8 @@
 //! describes them.
 
 use super::schema::FieldType::{
-    Boolean, Combobox, Currency, Date, DateTime, Double, Email, Id, Int, Phone, Picklist,
-    Reference, String, Textarea, Url,
+    Boolean, Combobox, Currency, Date, DateTime, Double, Email, Id, Int, Location, Multipicklist,
+    Percent, Phone, Picklist, Reference, String, Textarea, Time, Url,
 };
 use super::schema::{FieldDef, ObjectDef};
 
@@ -21,6 +21,9 @@ pub const LEAD_STATUSES: &[&str] = &[
     "Closed - Converted",
     "Closed - Not Converted",
 ];
+
+/// Values of Account.WM_Tags__c (a multi-select picklist).
+pub const ACCOUNT_TAGS: &[&str] = &["Partner", "Reference", "Strategic", "At Risk"];
 
 pub const INDUSTRIES: &[&str] = &[
     "Agriculture",
@@ -154,6 +157,17 @@ fn account() -> ObjectDef {
         FieldDef::new("Website", "Website", Url),
         FieldDef::new("Phone", "Account Phone", Phone),
         FieldDef::new("BillingCity", "Billing City", String).max_len(40),
+        FieldDef::new("WM_Tags__c", "WM Tags", Multipicklist).values(ACCOUNT_TAGS, None),
+        FieldDef::new("WM_Discount__c", "WM Discount", Percent).number(5, 2),
+        FieldDef::new("WM_Opens_At__c", "WM Opens At", Time),
+        // A geolocation custom field: the compound and its two components.
+        FieldDef::new("WM_Site__c", "WM Site", Location).calculated(),
+        FieldDef::new("WM_Site__Latitude__s", "WM Site (Latitude)", Double)
+            .number(9, 6)
+            .part_of("WM_Site__c"),
+        FieldDef::new("WM_Site__Longitude__s", "WM Site (Longitude)", Double)
+            .number(9, 6)
+            .part_of("WM_Site__c"),
     ];
     ObjectDef::new(
         "Account",

@@ -13,7 +13,7 @@ use serde::ser::{SerializeMap, Serializer};
 use super::error::ApiError;
 use super::ids::{base62, to_18};
 use super::org::Org;
-use super::schema::{ObjId, schema};
+use super::schema::{FieldType, ObjId, schema};
 use super::soql::{self, CompiledQuery, Proj};
 use super::store::{Store, Value, format_date, format_datetime};
 
@@ -118,6 +118,10 @@ impl Serialize for RecordJson<'_> {
         )?;
         for p in self.proj {
             match p {
+                Proj::Field(f) if def.fields[*f].ftype == FieldType::Location => {
+                    let location = location_json(self.obj, table, self.row, def.fields[*f].name);
+                    map.serialize_entry(def.fields[*f].name, &location)?
+                }
                 Proj::Field(f) => {
                     map.serialize_entry(def.fields[*f].name, &JsonValue(table.get(self.row, *f)))?
                 }
@@ -138,6 +142,30 @@ impl Serialize for RecordJson<'_> {
             }
         }
         map.end()
+    }
+}
+
+/// A geolocation compound as a query returns it: `{"latitude": ..,
+/// "longitude": ..}` from its components, or null when both are empty.
+fn location_json(
+    obj: ObjId,
+    table: &super::store::Table,
+    row: u32,
+    compound: &str,
+) -> serde_json::Value {
+    let def = schema().object(obj);
+    let part = |suffix: &str| {
+        def.fields
+            .iter()
+            .position(|f| f.compound == Some(compound) && f.name.ends_with(suffix))
+            .and_then(|i| match table.get(row, i) {
+                Value::Double(d) => Some(*d),
+                _ => None,
+            })
+    };
+    match (part("__Latitude__s"), part("__Longitude__s")) {
+        (None, None) => serde_json::Value::Null,
+        (lat, lon) => serde_json::json!({ "latitude": lat, "longitude": lon }),
     }
 }
 

@@ -25,6 +25,14 @@ pub enum FieldType {
     Currency,
     Date,
     DateTime,
+    Percent,
+    /// `HH:MM:SS.sssZ`, stored as text in that form (which sorts as time).
+    Time,
+    /// `;`-separated values.
+    Multipicklist,
+    /// A compound of `<base>__Latitude__s` and `<base>__Longitude__s`: no
+    /// stored value of its own; a query returns `{latitude, longitude}`.
+    Location,
 }
 
 /// How values of a type are stored and compared.
@@ -60,6 +68,10 @@ impl FieldType {
             FieldType::Currency => "currency",
             FieldType::Date => "date",
             FieldType::DateTime => "datetime",
+            FieldType::Percent => "percent",
+            FieldType::Time => "time",
+            FieldType::Multipicklist => "multipicklist",
+            FieldType::Location => "location",
         }
     }
 
@@ -68,8 +80,10 @@ impl FieldType {
             FieldType::Id | FieldType::Reference => "tns:ID",
             FieldType::Boolean => "xsd:boolean",
             FieldType::Int => "xsd:int",
-            FieldType::Double | FieldType::Currency => "xsd:double",
+            FieldType::Double | FieldType::Currency | FieldType::Percent => "xsd:double",
             FieldType::Date => "xsd:date",
+            FieldType::Time => "xsd:time",
+            FieldType::Location => "urn:location",
             FieldType::DateTime => "xsd:dateTime",
             _ => "xsd:string",
         }
@@ -80,7 +94,7 @@ impl FieldType {
             FieldType::Id | FieldType::Reference => ValueKind::Id,
             FieldType::Boolean => ValueKind::Bool,
             FieldType::Int => ValueKind::Int,
-            FieldType::Double | FieldType::Currency => ValueKind::Number,
+            FieldType::Double | FieldType::Currency | FieldType::Percent => ValueKind::Number,
             FieldType::Date => ValueKind::Date,
             FieldType::DateTime => ValueKind::DateTime,
             _ => ValueKind::Text,
@@ -122,6 +136,8 @@ pub struct FieldDef {
     pub relationship_name: Option<&'static str>,
     pub picklist: Vec<PicklistEntry>,
     pub restricted_picklist: bool,
+    /// describe's `compoundFieldName`: the compound this field is part of.
+    pub compound: Option<&'static str>,
 }
 
 impl FieldDef {
@@ -132,16 +148,31 @@ impl FieldDef {
             FieldType::Phone => 40,
             FieldType::Textarea => 32000,
             FieldType::String | FieldType::Picklist | FieldType::Combobox | FieldType::Url => 255,
+            FieldType::Multipicklist => 4099,
             _ => 0,
         };
         let (precision, scale) = match ftype {
             FieldType::Double => (18, 0),
             FieldType::Currency => (18, 2),
+            FieldType::Percent => (18, 0),
             _ => (0, 0),
         };
         let groupable = !matches!(
             ftype,
-            FieldType::Double | FieldType::Currency | FieldType::DateTime | FieldType::Textarea
+            FieldType::Double
+                | FieldType::Currency
+                | FieldType::Percent
+                | FieldType::DateTime
+                | FieldType::Textarea
+                | FieldType::Multipicklist
+                | FieldType::Location
+        );
+        // Long text and compounds cannot be filtered; multi-select
+        // picklists cannot be sorted.
+        let filterable = !matches!(ftype, FieldType::Textarea | FieldType::Location);
+        let sortable = !matches!(
+            ftype,
+            FieldType::Textarea | FieldType::Location | FieldType::Multipicklist
         );
         FieldDef {
             name,
@@ -154,8 +185,8 @@ impl FieldDef {
             nillable: ftype != FieldType::Boolean,
             createable: true,
             updateable: true,
-            filterable: ftype != FieldType::Textarea,
-            sortable: ftype != FieldType::Textarea,
+            filterable,
+            sortable,
             groupable,
             external_id: false,
             id_lookup: ftype == FieldType::Id,
@@ -168,7 +199,14 @@ impl FieldDef {
             relationship_name: None,
             picklist: Vec::new(),
             restricted_picklist: false,
+            compound: None,
         }
+    }
+
+    /// A component of compound field `compound` (address, location).
+    pub fn part_of(mut self, compound: &'static str) -> Self {
+        self.compound = Some(compound);
+        self
     }
 
     pub fn max_len(mut self, length: u32) -> Self {

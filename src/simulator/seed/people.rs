@@ -5,7 +5,9 @@ use chrono::Duration;
 use super::columns::{Audit, Columns, Ctx, date, datetime, full_name, maybe, phone};
 use super::names::{CITIES, COMPANY_HEADS, COMPANY_TAILS, QUIZZES, TITLES, USERS, slug};
 use super::{contact_email, contact_person, h, lead_email, lead_person, pick};
-use crate::simulator::objects::{ACCOUNT_TYPES, INDUSTRIES, LEAD_STATUSES, lead_sources};
+use crate::simulator::objects::{
+    ACCOUNT_TAGS, ACCOUNT_TYPES, INDUSTRIES, LEAD_STATUSES, lead_sources,
+};
 use crate::simulator::store::{Store, Value};
 
 pub fn users(store: &mut Store, ctx: &Ctx) {
@@ -52,6 +54,11 @@ pub fn accounts(store: &mut Store, ctx: &Ctx) {
         website,
         phone_col,
         city,
+        tags,
+        discount,
+        opens_at,
+        latitude,
+        longitude,
     ] = cols.indices([
         "Name",
         "Industry",
@@ -61,6 +68,11 @@ pub fn accounts(store: &mut Store, ctx: &Ctx) {
         "Website",
         "Phone",
         "BillingCity",
+        "WM_Tags__c",
+        "WM_Discount__c",
+        "WM_Opens_At__c",
+        "WM_Site__Latitude__s",
+        "WM_Site__Longitude__s",
     ]);
     for i in 0..ctx.sizes.accounts {
         let mut row = cols.row();
@@ -81,6 +93,29 @@ pub fn accounts(store: &mut Store, ctx: &Ctx) {
         row[website] = Value::text(format!("https://www.{}{}.example", slug(head), slug(tail)));
         row[phone_col] = phone(h(604, i));
         row[city] = Value::text(pick(CITIES, h(605, i)));
+        let y = h(606, i);
+        // Picklist order, as Salesforce stores a multi-select value.
+        let picked: Vec<&str> = ACCOUNT_TAGS
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| y >> bit & 1 == 1)
+            .map(|(_, t)| *t)
+            .collect();
+        row[tags] = maybe(!picked.is_empty(), || Value::text(picked.join(";")));
+        row[discount] = maybe(!y.is_multiple_of(3), || {
+            Value::Double(((y >> 8) % 2_500) as f64 / 100.0)
+        });
+        row[opens_at] = Value::text(format!(
+            "{:02}:{:02}:00.000Z",
+            7 + (y >> 20) % 4,
+            (y >> 24) % 4 * 15
+        ));
+        row[latitude] = maybe(!y.is_multiple_of(5), || {
+            Value::Double(((y >> 28) % 140_000_000) as f64 / 1e6 - 70.0)
+        });
+        row[longitude] = maybe(!y.is_multiple_of(5), || {
+            Value::Double(((y >> 40) % 360_000_000) as f64 / 1e6 - 180.0)
+        });
         cols.insert(store, row);
     }
 }
