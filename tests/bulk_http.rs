@@ -538,3 +538,256 @@ async fn writer_accounts_for_every_record_of_each_operation() {
         .expect("report");
     assert_eq!(code(&report.results[0]), "INVALIDJOB");
 }
+
+/// GET a query job's results page: status, `Sforce-Locator`,
+/// `Sforce-NumberOfRecords` and the CSV body.
+async fn results_page(conn: &Conn, job: &str, query: &str) -> (StatusCode, String, String, String) {
+    let resp = conn
+        .http
+        .get(format!("{}/jobs/query/{job}/results{query}", conn.base))
+        .bearer_auth(&conn.token)
+        .send()
+        .await
+        .expect("results");
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (status, locator, count) = (
+        resp.status(),
+        header("Sforce-Locator"),
+        header("Sforce-NumberOfRecords"),
+    );
+    (status, locator, count, resp.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn query_job_runs_polls_and_pages_its_csv_results() {
+    let sim = sim(50).await;
+    let conn = login(&sim).await;
+    let soql = "SELECT Id, Email, Birthdate, CreatedDate, HasOptedOutOfEmail, Account.Name FROM Contact WHERE Email != null ORDER BY Id";
+    let (status, job) = conn
+        .json(
+            Method::POST,
+            "/jobs/query",
+            Some(json!({"operation": "query", "query": soql})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    for (k, v) in [
+        ("operation", "query"),
+        ("object", "Contact"),
+        ("state", "UploadComplete"),
+        ("concurrencyMode", "Parallel"),
+        ("contentType", "CSV"),
+        ("lineEnding", "LF"),
+        ("columnDelimiter", "COMMA"),
+    ] {
+        assert_eq!(job[k], v, "{k} in {job}");
+    }
+    assert!(
+        job["createdById"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("005"))
+    );
+    assert!(
+        job["createdDate"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("+0000"))
+    );
+    assert_eq!(job["apiVersion"], 62.0);
+    let id = job["id"].as_str().expect("job id").to_string();
+    assert!(id.starts_with("750"), "{id}");
+
+    let (status, _, _, early) = results_page(&conn, &id, "").await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let early: Value = serde_json::from_str(&early).expect("error envelope");
+    assert_eq!(early[0]["errorCode"], "JOB_NOT_COMPLETE", "{early}");
+
+    let path = format!("/jobs/query/{id}");
+    let (_, first) = conn.json(Method::GET, &path, None).await;
+    assert_eq!(first["state"], "InProgress");
+    let (_, done) = conn.json(Method::GET, &path, None).await;
+    assert_eq!(done["state"], "JobComplete");
+    assert_eq!(done["jobType"], "V2Query");
+    let total = done["numberRecordsProcessed"].as_u64().expect("processed");
+    assert!(total > 20, "{done}");
+
+    // The REST query of the same statement is the reference.
+    let (_, rest) = conn
+        .json(Method::GET, &format!("/query?q={}", url_encode(soql)), None)
+        .await;
+    let rest = rest["records"].as_array().expect("records").clone();
+    assert_eq!(rest.len() as u64, total);
+
+    let mut locator = String::new();
+    let mut rows: Vec<csv::StringRecord> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let query = if locator.is_empty() {
+            "?maxRecords=20".to_string()
+        } else {
+            format!("?locator={locator}&maxRecords=20")
+        };
+        let (status, next, count, body) = results_page(&conn, &id, &query).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        pages += 1;
+        let mut reader = csv::Reader::from_reader(body.as_bytes());
+        assert_eq!(
+            reader.headers().expect("header").iter().collect::<Vec<_>>(),
+            [
+                "Id",
+                "Email",
+                "Birthdate",
+                "CreatedDate",
+                "HasOptedOutOfEmail",
+                "Account.Name"
+            ]
+        );
+        let page: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+        assert_eq!(count, page.len().to_string());
+        rows.extend(page);
+        if next == "null" {
+            break;
+        }
+        locator = next;
+    }
+    assert_eq!(pages as u64, total.div_ceil(20));
+    assert_eq!(rows.len() as u64, total);
+    for (csv_row, json) in rows.iter().zip(&rest) {
+        assert_eq!(&csv_row[0], json["Id"].as_str().expect("id"));
+        assert_eq!(&csv_row[1], json["Email"].as_str().expect("email"));
+        assert_eq!(&csv_row[2], json["Birthdate"].as_str().unwrap_or(""));
+        // Bulk writes datetimes with Z, REST with +0000.
+        let created = json["CreatedDate"].as_str().expect("created");
+        assert_eq!(&csv_row[3], created.replace("+0000", "Z"));
+        assert!(csv_row[3].ends_with(".000Z") || csv_row[3].ends_with('Z'));
+        let opted = json["HasOptedOutOfEmail"].as_bool().expect("bool");
+        assert_eq!(&csv_row[4], opted.to_string());
+        let account = json["Account"]["Name"].as_str().unwrap_or("");
+        assert_eq!(&csv_row[5], account);
+    }
+    // A locator may be read again while the job exists.
+    let (status, _, count, _) = results_page(&conn, &id, "?locator=MjA&maxRecords=20").await;
+    assert_eq!((status, count.as_str()), (StatusCode::OK, "20"));
+    let (status, _, _, bad) = results_page(&conn, &id, "?locator=garbage!").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+
+    let stats = conn.stats(&sim).await;
+    assert_eq!(stats["requests"]["bulk_query_create"], 1);
+    assert_eq!(stats["requests"]["bulk_query_info"], 2);
+    assert_eq!(stats["requests"]["bulk_query_results"], pages + 3);
+
+    // A finished job cannot be aborted; it can be deleted, and is gone then.
+    let (status, body) = conn
+        .json(Method::PATCH, &path, Some(json!({"state": "Aborted"})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body[0]["errorCode"], "INVALIDJOBSTATE");
+    let (status, _) = conn.call(Method::DELETE, &path, None, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = conn.json(Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn query_all_jobs_see_deleted_rows_and_bad_jobs_fail_clearly() {
+    let sim = sim(50).await;
+    let conn = login(&sim).await;
+    let ids = contact_ids(&conn, 1).await;
+    let (status, _) = conn
+        .call(
+            Method::DELETE,
+            &format!("/composite/sobjects?ids={}&allOrNone=false", ids[0]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let soql = format!("SELECT Id, IsDeleted FROM Contact WHERE Id = '{}'", ids[0]);
+    let mut seen = Vec::new();
+    for operation in ["query", "queryAll"] {
+        let (_, job) = conn
+            .json(
+                Method::POST,
+                "/jobs/query",
+                Some(json!({"operation": operation, "query": soql, "columnDelimiter": "PIPE", "lineEnding": "CRLF"})),
+            )
+            .await;
+        assert_eq!(job["operation"], operation);
+        let id = job["id"].as_str().expect("id").to_string();
+        let path = format!("/jobs/query/{id}");
+        conn.json(Method::GET, &path, None).await;
+        let (_, done) = conn.json(Method::GET, &path, None).await;
+        assert_eq!(done["state"], "JobComplete");
+        let (_, locator, _, body) = results_page(&conn, &id, "").await;
+        assert_eq!(locator, "null");
+        seen.push(body);
+    }
+    assert_eq!(seen[0], "Id|IsDeleted\r\n");
+    assert_eq!(seen[1], format!("Id|IsDeleted\r\n{}|true\r\n", ids[0]));
+
+    // A statement Salesforce rejects fails the create, with the REST error.
+    let (status, body) = conn
+        .json(
+            Method::POST,
+            "/jobs/query",
+            Some(json!({"operation": "query", "query": "SELECT Nope__c FROM Contact"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body[0]["errorCode"], "INVALID_FIELD", "{body}");
+    let (status, body) = conn
+        .json(
+            Method::POST,
+            "/jobs/query",
+            Some(json!({"operation": "upsert", "query": "SELECT Id FROM Contact"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body[0]["errorCode"], "INVALIDJOB", "{body}");
+
+    // COUNT() is valid SOQL but not for Bulk: the job fails with a message.
+    let (_, job) = conn
+        .json(
+            Method::POST,
+            "/jobs/query",
+            Some(json!({"operation": "query", "query": "SELECT COUNT() FROM Contact"})),
+        )
+        .await;
+    let path = format!("/jobs/query/{}", job["id"].as_str().expect("id"));
+    conn.json(Method::GET, &path, None).await;
+    let (_, failed) = conn.json(Method::GET, &path, None).await;
+    assert_eq!(failed["state"], "Failed");
+    assert!(
+        failed["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("COUNT()")),
+        "{failed}"
+    );
+
+    // A job still running can be aborted; then its results are refused.
+    let (_, job) = conn
+        .json(
+            Method::POST,
+            "/jobs/query",
+            Some(json!({"operation": "query", "query": "SELECT Id FROM Contact"})),
+        )
+        .await;
+    let id = job["id"].as_str().expect("id").to_string();
+    let path = format!("/jobs/query/{id}");
+    let (status, aborted) = conn
+        .json(Method::PATCH, &path, Some(json!({"state": "Aborted"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(aborted["state"], "Aborted");
+    let (status, _, _, _) = results_page(&conn, &id, "").await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+}

@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use super::API_VERSION;
 use super::auth;
 use super::bulk;
+use super::bulk_query;
 use super::collections::{self, Operation};
 use super::describe;
 use super::error::ApiError;
@@ -93,6 +94,10 @@ fn kind_of(method: &Method, rest: &[&str]) -> RequestKind {
         ["jobs", "ingest", _] => RequestKind::BulkIngestState,
         ["jobs", "ingest", _, "batches"] => RequestKind::BulkIngestUpload,
         ["jobs", "ingest", _, _] => RequestKind::BulkIngestResults,
+        ["jobs", "query"] => RequestKind::BulkQueryCreate,
+        ["jobs", "query", _] if method == Method::GET => RequestKind::BulkQueryInfo,
+        ["jobs", "query", _] => RequestKind::BulkQueryState,
+        ["jobs", "query", _, _] => RequestKind::BulkQueryResults,
         _ => RequestKind::NotFound,
     }
 }
@@ -250,6 +255,14 @@ fn resource(
         | RequestKind::BulkIngestResults => {
             let (reply, records) = bulk::ingest(o, req, &rest[2..])?;
             o.stats().bulk_records_processed += records;
+            Ok(reply)
+        }
+        RequestKind::BulkQueryCreate
+        | RequestKind::BulkQueryInfo
+        | RequestKind::BulkQueryState
+        | RequestKind::BulkQueryResults => {
+            let (reply, records) = bulk_query::route(o, req, &rest[2..])?;
+            o.stats().records_returned += records;
             Ok(reply)
         }
         _ => Err(ApiError::not_found()),

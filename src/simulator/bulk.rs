@@ -92,6 +92,38 @@ impl JobMeta {
         self.modstamp = Utc::now();
     }
 
+    /// `PATCH` of a job: `{"state":"Aborted"}` while it is not finished,
+    /// and `UploadComplete` for an Open ingest job when `closable`.
+    pub fn patch_state(&mut self, body: &[u8], closable: bool) -> Result<(), ApiError> {
+        let change: StateChange = parse_json(body)?;
+        match (self.state, change.state.as_str()) {
+            (JobState::Open, "UploadComplete") if closable => {
+                self.set_state(JobState::UploadComplete)
+            }
+            (s, "Aborted") if !s.is_terminal() => self.set_state(JobState::Aborted),
+            (s, new) => {
+                return Err(invalid_state(format!(
+                    "Can't change the state of job {} from {} to {new}",
+                    self.id,
+                    s.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A job may be deleted once it is finished (or in state `also`).
+    pub fn check_deletable(&self, also: Option<JobState>) -> Result<(), ApiError> {
+        if self.state.is_terminal() || Some(self.state) == also {
+            return Ok(());
+        }
+        Err(invalid_state(format!(
+            "Job {} is {}; abort it or wait for it to finish before deleting it",
+            self.id,
+            self.state.name()
+        )))
+    }
+
     /// The fields both kinds of job info share.
     pub fn info(&self) -> serde_json::Map<String, Json> {
         let mut m = serde_json::Map::new();
@@ -130,6 +162,7 @@ struct IngestJob {
 #[derive(Debug, Default)]
 pub struct Jobs {
     ingest: HashMap<String, IngestJob>,
+    pub query: super::bulk_query::QueryJobs,
     issued: u64,
 }
 
@@ -147,6 +180,15 @@ pub fn invalid_job(message: impl Into<String>) -> ApiError {
 
 pub fn invalid_state(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("INVALIDJOBSTATE", message)
+}
+
+/// The `columnDelimiter` name as a static string (COMMA when unknown).
+pub fn delimiter_name(given: &str) -> &'static str {
+    static_name(
+        &["COMMA", "TAB", "PIPE", "SEMICOLON", "CARET", "BACKQUOTE"],
+        given,
+    )
+    .unwrap_or("COMMA")
 }
 
 /// `columnDelimiter` names and their bytes.
@@ -222,11 +264,7 @@ fn create_ingest(org: &Org, body: &[u8]) -> Result<Reply, ApiError> {
     let seq = jobs.next_seq();
     let mut meta = JobMeta::new(org, seq, def.name, op.name());
     meta.line_ending = line_ending;
-    meta.column_delimiter = static_name(
-        &["COMMA", "TAB", "PIPE", "SEMICOLON", "CARET", "BACKQUOTE"],
-        delim_name,
-    )
-    .unwrap_or("COMMA");
+    meta.column_delimiter = delimiter_name(delim_name);
     let job = IngestJob {
         meta,
         spec: IngestSpec {
@@ -314,18 +352,7 @@ pub fn ingest(org: &Org, req: &Incoming, segs: &[&str]) -> Result<(Reply, u64), 
             none(Reply::empty(StatusCode::CREATED))
         }
         (&Method::PATCH, []) => {
-            let change: StateChange = parse_json(&req.body)?;
-            match (job.meta.state, change.state.as_str()) {
-                (JobState::Open, "UploadComplete") => job.meta.set_state(JobState::UploadComplete),
-                (s, "Aborted") if !s.is_terminal() => job.meta.set_state(JobState::Aborted),
-                (s, new) => {
-                    return Err(invalid_state(format!(
-                        "Can't change the state of job {} from {} to {new}",
-                        job.meta.id,
-                        s.name()
-                    )));
-                }
-            }
+            job.meta.patch_state(&req.body, true)?;
             none(Reply::ok(&ingest_info(job, false)))
         }
         (&Method::GET, []) => {
@@ -333,13 +360,7 @@ pub fn ingest(org: &Org, req: &Incoming, segs: &[&str]) -> Result<(Reply, u64), 
             Ok((Reply::ok(&ingest_info(job, true)), handled))
         }
         (&Method::DELETE, []) => {
-            if matches!(job.meta.state, JobState::Open | JobState::InProgress) {
-                return Err(invalid_state(format!(
-                    "Job {} is {}; abort it or wait for it to finish before deleting it",
-                    job.meta.id,
-                    job.meta.state.name()
-                )));
-            }
+            job.meta.check_deletable(Some(JobState::UploadComplete))?;
             let id = job.meta.id.clone();
             jobs.ingest.remove(&id);
             none(Reply::empty(StatusCode::NO_CONTENT))

@@ -17,7 +17,8 @@
 //!   JSON values), `validate` (per-record checks, with `event_rules` for
 //!   an Event's start, end and duration) and `writes` (applying).
 //! - `bulk`: Bulk API 2.0 jobs and their states; `bulk_ingest`: ingest CSV
-//!   through the same per-record checks as Collections.
+//!   through the same per-record checks as Collections; `bulk_query`: query
+//!   jobs and their CSV result pages.
 //! - `store`: records, id and lookup indexes; `seed`: the deterministic
 //!   data and its email rules; `ids`: 15/18-character ids.
 //! - `org`: server state (both orgs, tokens); `stats`: counters;
@@ -43,6 +44,7 @@ mod api;
 mod auth;
 mod bulk;
 mod bulk_ingest;
+mod bulk_query;
 mod collections;
 mod convert;
 mod describe;

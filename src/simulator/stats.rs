@@ -31,6 +31,10 @@ pub enum RequestKind {
     BulkIngestState,
     BulkIngestInfo,
     BulkIngestResults,
+    BulkQueryCreate,
+    BulkQueryInfo,
+    BulkQueryState,
+    BulkQueryResults,
     NotFound,
 }
 
@@ -60,6 +64,10 @@ impl RequestKind {
             RequestKind::BulkIngestState => "bulk_ingest_state",
             RequestKind::BulkIngestInfo => "bulk_ingest_info",
             RequestKind::BulkIngestResults => "bulk_ingest_results",
+            RequestKind::BulkQueryCreate => "bulk_query_create",
+            RequestKind::BulkQueryInfo => "bulk_query_info",
+            RequestKind::BulkQueryState => "bulk_query_state",
+            RequestKind::BulkQueryResults => "bulk_query_results",
             RequestKind::NotFound => "not_found",
         }
     }
@@ -70,7 +78,8 @@ impl RequestKind {
 pub struct OrgStats {
     /// Requests by kind, whether they succeeded or not.
     pub requests: BTreeMap<&'static str, u64>,
-    /// Records in query and queryMore responses.
+    /// Records in query and queryMore responses and in Bulk query result
+    /// pages.
     pub records_returned: u64,
     /// Records in Collections request bodies (ids for delete).
     pub records_written: u64,
