@@ -172,6 +172,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     #[serde(default)]
     pub users: BTreeMap<String, UserConfig>,
+    /// `[scheduler]`: missed-run policy and the like.
+    #[serde(default)]
+    pub scheduler: crate::scheduler::SchedulerConfig,
 }
 
 fn default_max_connections() -> usize {
@@ -189,6 +192,7 @@ impl Default for ServerConfig {
             idle_timeout: None,
             max_connections: default_max_connections(),
             users: BTreeMap::new(),
+            scheduler: Default::default(),
         }
     }
 }

@@ -47,15 +47,17 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Box<dyn std::error::Error 
 }
 
 /// Start the demo with the scheduler's state and job files where `jobs`
-/// says (tests use a temporary state directory).
+/// says (tests use a temporary state directory); its settings are the
+/// catalog's `[scheduler]`.
 pub async fn start_with_jobs(
     opts: DemoOptions,
-    jobs: SchedulerOptions,
+    mut jobs: SchedulerOptions,
 ) -> Result<Demo, Box<dyn std::error::Error + Send + Sync>> {
     let sim = simulator::start(opts.sim, opts.sim_addr).await?;
     let env = demo_env(&sim);
     let mut catalog = Catalog::load(&opts.catalog, &env)?;
     catalog.state_dir = jobs.state_dir.clone();
+    jobs.config = catalog.server.scheduler.clone();
     let engine = Arc::new(Engine::start(&catalog, &env).await?);
     let jobs = scheduler::start(Arc::clone(&engine), &jobs).await?;
     let server = server::start_with_hooks(

@@ -233,9 +233,14 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             }
             let engine = Arc::new(Engine::start(&catalog, &env).await?);
             let listen = listen.unwrap_or_else(|| catalog.server.listen.clone());
-            let jobs =
-                scheduler::start(Arc::clone(&engine), &jobs_options(&catalog_dir, state_dir))
-                    .await?;
+            let jobs = scheduler::start(
+                Arc::clone(&engine),
+                &SchedulerOptions {
+                    config: catalog.server.scheduler.clone(),
+                    ..jobs_options(&catalog_dir, state_dir)
+                },
+            )
+            .await?;
             let handle = server::start_with_hooks(
                 engine,
                 &catalog.server,
@@ -268,6 +273,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                         engine,
                         &SchedulerOptions {
                             run_loop: false,
+                            config: loaded.server.scheduler.clone(),
                             ..opts
                         },
                     )

@@ -38,7 +38,7 @@ pub enum CronCall {
     },
 }
 
-const SIGNATURES: &str = "cron.schedule(name, schedule, command [, retries :=, timeout :=, delay :=, min_interval :=]), cron.unschedule(name | id), \
+const SIGNATURES: &str = "cron.schedule(name, schedule, command [, retries :=, timeout :=, delay :=, min_interval :=, catch_up :=]), cron.unschedule(name | id), \
 cron.alter_job(job_id, schedule, command, database, username, active [, retries :=, ...]), cron.run(name | id [, dry_run])";
 
 fn bad(message: String) -> SchedulerError {

@@ -1,7 +1,8 @@
 //! Jobs as code: each `sql/*.sql` file whose header has `-- schedule:
 //! <cron>` is a job named after the file. The header is the run of comment
 //! lines at the top; `-- timezone:`, `-- retries:`, `-- timeout:`,
-//! `-- delay:` and `-- min_interval:` are optional (see [`super::options`]).
+//! `-- delay:`, `-- min_interval:` and `-- catch_up:` are optional (see
+//! [`super::options`]).
 
 use std::path::Path;
 

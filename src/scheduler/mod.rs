@@ -12,11 +12,14 @@
 //! | `tables` | `cron.job`, `cron.job_run_details`, `cron.job_run_records` |
 //! | `call` | binding `cron.*` call arguments (pure) |
 //! | [`options`] | retries, timeout, delay, min_interval: parsing, backoff (pure) |
+//! | `catch_up` | one `catch-up` run at start for slots missed while down |
+//! | [`settings`] | `[scheduler]` in `server.toml` |
 //! | `pause` | pausing a connection's jobs on 28000, resuming after `sfsql login` |
 //! | [`cli`] | `sfsql jobs list/run/logs` as text |
 //! | `hook` | `SELECT cron.schedule/unschedule/alter_job/run(...)` over pgwire |
 
 mod call;
+mod catch_up;
 pub mod cli;
 pub mod files;
 mod hook;
@@ -25,6 +28,7 @@ pub mod options;
 mod pause;
 mod runner;
 pub mod schedule;
+pub mod settings;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -32,10 +36,12 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+pub use catch_up::CatchUpRun;
 pub use hook::{CronHook, is_cron_call};
 pub use lock::SchedulerLock;
 pub use runner::RunDone;
 pub use schedule::{Clock, ManualClock, SystemClock};
+pub use settings::SchedulerConfig;
 
 use crate::session::Engine;
 use crate::state::{JobOptions, JobRow, JobSource, JobSpec, StateError, Store};
@@ -81,7 +87,7 @@ pub enum SchedulerError {
     #[error("{0}")]
     BadCall(String),
     #[error(
-        "{0}; options are retries := 3, timeout := '10m', delay := '0-10m', min_interval := '2h'"
+        "{0}; options are retries := 3, timeout := '10m', delay := '0-10m', min_interval := '2h', catch_up := 'none'"
     )]
     BadOption(String),
     #[error(
@@ -142,6 +148,8 @@ pub struct Scheduler {
     engine: Arc<Engine>,
     store: Store,
     clock: Arc<dyn Clock>,
+    /// `[scheduler]` of `server.toml`.
+    config: SchedulerConfig,
     /// Cuts the loop's sleep short (a test moved its clock, a job changed).
     wake: tokio::sync::Notify,
     /// Every finished run, for whoever waits on one (tests, `cron.run`
@@ -169,6 +177,8 @@ pub struct SchedulerOptions {
     pub run_loop: bool,
     /// Where "now" comes from: the system clock, or a test's.
     pub clock: Arc<dyn Clock>,
+    /// `[scheduler]` of the catalog's `server.toml`.
+    pub config: SchedulerConfig,
 }
 
 impl SchedulerOptions {
@@ -184,6 +194,7 @@ impl SchedulerOptions {
             sql_dir: Some(parent.join("sql")),
             run_loop: true,
             clock: Arc::new(SystemClock),
+            config: SchedulerConfig::default(),
         }
     }
 }
@@ -193,6 +204,8 @@ pub struct SchedulerHandle {
     pub scheduler: Arc<Scheduler>,
     /// The loop task, when this process holds the lock.
     pub task: Option<tokio::task::JoinHandle<()>>,
+    /// The catch-up runs queued at start (none without the lock).
+    pub catch_up: Vec<CatchUpRun>,
     _lock: Option<SchedulerLock>,
 }
 
@@ -205,7 +218,8 @@ impl Drop for SchedulerHandle {
 }
 
 /// Open the store, log every write through it, serve the `cron.*` tables,
-/// load job files, and (holding the lock) recover interrupted runs and
+/// load job files, and (holding the lock) recover interrupted runs, queue
+/// one catch-up run per job that missed slots while sfsql was down, and
 /// start the loop.
 pub async fn start(
     engine: Arc<Engine>,
@@ -217,6 +231,7 @@ pub async fn start(
         engine: Arc::clone(&engine),
         store,
         clock: Arc::clone(&opts.clock),
+        config: opts.config.clone(),
         wake: tokio::sync::Notify::new(),
         done: tokio::sync::broadcast::channel(64).0,
         ticks: tokio::sync::watch::channel(0).0,
@@ -233,6 +248,7 @@ pub async fn start(
     } else {
         None
     };
+    let mut catch_up = Vec::new();
     let task = match &lock {
         Some(_) => {
             let n = scheduler.store.recover_interrupted(scheduler.clock.now())?;
@@ -242,6 +258,7 @@ pub async fn start(
                     "runs interrupted by an earlier stop marked failed"
                 );
             }
+            catch_up = scheduler.queue_catch_up()?;
             Some(tokio::spawn(runner::run_loop(Arc::clone(&scheduler))))
         }
         None if opts.run_loop => {
@@ -256,6 +273,7 @@ pub async fn start(
     Ok(SchedulerHandle {
         scheduler,
         task,
+        catch_up,
         _lock: lock,
     })
 }

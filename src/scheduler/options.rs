@@ -1,16 +1,16 @@
 //! Per-job run options, from a job file's header (`-- retries: 3`) or
 //! from named arguments of `cron.schedule` / `cron.alter_job`
-//! (`retries := 3`), which pg_cron does not have: retries, timeout, delay
-//! and min_interval. Pure: parsing, backoff and the delay of a slot.
+//! (`retries := 3`), which pg_cron does not have: retries, timeout, delay,
+//! min_interval and catch_up. Pure: parsing, backoff and the delay of a slot.
 
 use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 
-use crate::state::JobOptions;
+use crate::state::{CatchUp, JobOptions};
 
 /// The option names, as header keys and as named call arguments.
-pub const OPTION_NAMES: [&str; 4] = ["retries", "timeout", "delay", "min_interval"];
+pub const OPTION_NAMES: [&str; 5] = ["retries", "timeout", "delay", "min_interval", "catch_up"];
 
 /// The most retries a job may ask for: past that, a failing job should be
 /// looked at, not hammered.
@@ -113,6 +113,11 @@ pub fn set_option(opts: &mut JobOptions, key: &str, value: &str) -> Result<bool,
             let s = parse_duration(v).map_err(|e| format!("min_interval: {e}"))?;
             opts.min_interval_secs = (s > 0).then_some(s);
         }
+        "catch_up" => {
+            opts.catch_up = Some(CatchUp::parse(v).ok_or_else(|| {
+                format!("catch_up: '{value}' is not a policy; write none or once")
+            })?);
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -171,8 +176,13 @@ mod tests {
                 timeout_secs: Some(600),
                 delay_secs: Some((0, 600)),
                 min_interval_secs: Some(7200),
+                catch_up: None,
             }
         );
+        assert_eq!(set_option(&mut o, "catch_up", "None"), Ok(true));
+        assert_eq!(o.catch_up, Some(CatchUp::None));
+        let err = set_option(&mut o, "catch_up", "twice").expect_err("bad policy");
+        assert!(err.contains("none or once"), "{err}");
         assert!(set_option(&mut o, "retries", "99").is_err());
         assert!(set_option(&mut o, "delay", "10m-1m").is_err());
         // Zero turns an option off.

@@ -252,7 +252,7 @@ impl Scheduler {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pending_runs(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+    pub(super) fn pending_runs(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -123,6 +123,31 @@ pub fn advance(
     (Some(slot), schedule.next_after(now))
 }
 
+/// Slots missed while sfsql was down: the latest slot in `(since, now]`
+/// and how many there were, or `None` when no slot fell in between.
+/// `since` is when the job last ran (or its schedule last changed, when
+/// that is later). Only these are candidates: the loop counts from `now`.
+pub fn missed_slots(
+    schedule: &Schedule,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, usize)> {
+    let mut slot = schedule.next_after(since).filter(|s| *s <= now)?;
+    let mut count = 1;
+    // Bounded as in `advance`: the count is for the message, not exact
+    // past ~20k (a minutely job down for two weeks).
+    for _ in 0..20_000 {
+        match schedule.next_after(slot) {
+            Some(n) if n <= now => {
+                slot = n;
+                count += 1;
+            }
+            _ => break,
+        }
+    }
+    Some((slot, count))
+}
+
 /// A job as the timers see it: its id, a key that changes when its
 /// schedule does, and the parsed schedule (`None` when paused).
 pub struct TimerJob {
@@ -228,6 +253,29 @@ mod tests {
         assert_eq!(slot, Some(at(10, 0)));
         assert_eq!(next, Some(at(10, 15)));
         assert_eq!(advance(&s, at(9, 0), at(8, 59)), (None, Some(at(9, 0))));
+    }
+
+    #[test]
+    fn missed_slots_zero_one_many() {
+        let s = parse_schedule("0 9 * * *", "").expect("parse");
+        // Last ran at 09:00 today; back at 23:00: nothing missed.
+        assert_eq!(missed_slots(&s, at(9, 0), at(23, 0)), None);
+        // Down from 08:00 to 09:30: the 09:00 slot, once.
+        assert_eq!(missed_slots(&s, at(8, 0), at(9, 30)), Some((at(9, 0), 1)));
+        // A slot exactly at start counts: the loop only looks after now.
+        assert_eq!(missed_slots(&s, at(8, 0), at(9, 0)), Some((at(9, 0), 1)));
+        // Down for three days: three slots, the latest is the one to run.
+        let back = at(9, 30) + Duration::days(2);
+        assert_eq!(
+            missed_slots(&s, at(8, 0), back),
+            Some((at(9, 0) + Duration::days(2), 3))
+        );
+        // In the job's time zone: 09:00 Tokyo is 00:00 UTC.
+        let tokyo = parse_schedule("0 9 * * *", "Asia/Tokyo").expect("parse");
+        assert_eq!(
+            missed_slots(&tokyo, at(8, 0), at(1, 0) + Duration::days(1)),
+            Some((at(0, 0) + Duration::days(1), 1))
+        );
     }
 
     #[test]

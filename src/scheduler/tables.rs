@@ -21,7 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use super::options::show_duration;
 use super::{CRON_SCHEMA, Clock, Scheduler, SchedulerError, schedule};
 use crate::session::Engine;
-use crate::state::{StateError, Store, to_micros};
+use crate::state::{CatchUp, StateError, Store, to_micros};
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -35,6 +35,8 @@ struct CronTable {
     schema: SchemaRef,
     store: Store,
     clock: Arc<dyn Clock>,
+    /// The missed-run policy of jobs that set none, for `cron.job`.
+    default_catch_up: CatchUp,
 }
 
 impl std::fmt::Debug for CronTable {
@@ -70,6 +72,7 @@ fn schema_of(kind: Kind) -> SchemaRef {
             ("delay", Utf8),
             ("min_interval", Utf8),
             ("paused_reason", Utf8),
+            ("catch_up", Utf8),
         ],
         Kind::RunDetails => {
             let mut c = vec![
@@ -251,6 +254,9 @@ impl CronTable {
                         jobs.iter()
                             .map(|j| j.paused.as_ref().map(|p| p.reason.as_str())),
                     ),
+                    strs(jobs.iter().map(|j| {
+                        Some(j.options.catch_up.unwrap_or(self.default_catch_up).as_str())
+                    })),
                 ]
             }
             Kind::RunDetails => {
@@ -352,13 +358,19 @@ impl TableProvider for CronTable {
 
 /// Register schema `cron` with its three tables in the engine's catalog.
 pub fn register(scheduler: &Scheduler) -> Result<(), SchedulerError> {
-    register_tables(&scheduler.engine, &scheduler.store, &scheduler.clock)
+    register_tables(
+        &scheduler.engine,
+        &scheduler.store,
+        &scheduler.clock,
+        scheduler.config.catch_up,
+    )
 }
 
 fn register_tables(
     engine: &Engine,
     store: &Store,
     clock: &Arc<dyn Clock>,
+    default_catch_up: CatchUp,
 ) -> Result<(), SchedulerError> {
     let setup = |e: DataFusionError| {
         SchedulerError::BadCall(format!("cannot register the cron tables: {e}"))
@@ -385,6 +397,7 @@ fn register_tables(
             schema: schema_of(kind),
             store: store.clone(),
             clock: Arc::clone(clock),
+            default_catch_up,
         };
         datafusion::catalog::SchemaProvider::register_table(
             schema.as_ref(),

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{StateError, Store, to_micros};
+use super::{StateError, Store, from_micros, to_micros};
 
 /// Where a job is defined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,33 @@ impl JobSource {
     }
 }
 
+/// What happens at start to a job's slots missed while sfsql was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Missed slots are not run; the job waits for its next slot.
+    None,
+    /// One `catch-up` run at start, however many slots were missed.
+    Once,
+}
+
+impl CatchUp {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CatchUp::None => "none",
+            CatchUp::Once => "once",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CatchUp> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "none" => Some(CatchUp::None),
+            "once" => Some(CatchUp::Once),
+            _ => None,
+        }
+    }
+}
+
 /// How a job's runs behave (parsed by `scheduler::options`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobOptions {
@@ -51,6 +78,8 @@ pub struct JobOptions {
     pub delay_secs: Option<(i64, i64)>,
     /// The least time between two runs' starts; a manual run sooner is refused.
     pub min_interval_secs: Option<i64>,
+    /// The missed-run policy; `None` takes the server's default.
+    pub catch_up: Option<CatchUp>,
 }
 
 /// A job to create or replace.
@@ -78,6 +107,9 @@ pub struct JobRow {
     pub options: JobOptions,
     /// Set while the job waits for `sfsql login` of a connection.
     pub paused: Option<Paused>,
+    /// When the schedule (or time zone) last changed or the job was last
+    /// activated: slots before it were not the job's to run.
+    pub schedule_changed_at: DateTime<Utc>,
 }
 
 /// Why a job does not run although it is active.
@@ -90,7 +122,7 @@ pub struct Paused {
 
 const JOB_COLUMNS: &str = "jobid, jobname, schedule, command, timezone, active, source, username,
     retries, timeout_secs, delay_min_secs, delay_max_secs, min_interval_secs,
-    paused_connection, paused_reason";
+    paused_connection, paused_reason, catch_up, schedule_changed_at";
 
 fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -110,6 +142,10 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
                 _ => None,
             },
             min_interval_secs: r.get(12)?,
+            catch_up: r
+                .get::<_, Option<String>>(15)?
+                .as_deref()
+                .and_then(CatchUp::parse),
         },
         paused: match (
             r.get::<_, Option<String>>(13)?,
@@ -118,6 +154,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
             (Some(connection), Some(reason)) => Some(Paused { connection, reason }),
             _ => None,
         },
+        schedule_changed_at: from_micros(r.get::<_, Option<i64>>(16)?.unwrap_or_default()),
     })
 }
 
@@ -152,16 +189,21 @@ impl Store {
         let id: i64 = tx.query_row(
             "INSERT INTO job (jobname, schedule, command, timezone, active, source,
                               username, created_at, updated_at, retries, timeout_secs,
-                              delay_min_secs, delay_max_secs, min_interval_secs)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)
+                              delay_min_secs, delay_max_secs, min_interval_secs, catch_up,
+                              schedule_changed_at)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?7)
              ON CONFLICT (jobname) DO UPDATE SET
+                 schedule_changed_at = CASE
+                     WHEN job.schedule <> excluded.schedule OR job.timezone <> excluded.timezone
+                     THEN excluded.updated_at ELSE job.schedule_changed_at END,
                  schedule = excluded.schedule, command = excluded.command,
                  timezone = excluded.timezone, source = excluded.source,
                  username = excluded.username, updated_at = excluded.updated_at,
                  retries = excluded.retries, timeout_secs = excluded.timeout_secs,
                  delay_min_secs = excluded.delay_min_secs,
                  delay_max_secs = excluded.delay_max_secs,
-                 min_interval_secs = excluded.min_interval_secs
+                 min_interval_secs = excluded.min_interval_secs,
+                 catch_up = excluded.catch_up
              RETURNING jobid",
             params![
                 spec.name,
@@ -175,7 +217,8 @@ impl Store {
                 spec.options.timeout_secs,
                 spec.options.delay_secs.map(|d| d.0),
                 spec.options.delay_secs.map(|d| d.1),
-                spec.options.min_interval_secs
+                spec.options.min_interval_secs,
+                spec.options.catch_up.map(|c| c.as_str())
             ],
             |r| r.get(0),
         )?;
@@ -223,7 +266,8 @@ impl Store {
     }
 
     /// Change what is given; `None` keeps the current value (`options`
-    /// replaces all four options when given).
+    /// replaces all the options when given). A new schedule, or activating
+    /// a job, moves `schedule_changed_at` to `now`.
     pub fn alter_job(
         &self,
         id: i64,
@@ -236,13 +280,18 @@ impl Store {
         let conn = self.lock()?;
         let o = options.cloned().unwrap_or_default();
         let n = conn.execute(
-            "UPDATE job SET schedule = coalesce(?2, schedule), command = coalesce(?3, command),
+            "UPDATE job SET
+                    schedule_changed_at = CASE
+                        WHEN coalesce(?2, schedule) <> schedule OR (?4 AND NOT active)
+                        THEN ?5 ELSE schedule_changed_at END,
+                    schedule = coalesce(?2, schedule), command = coalesce(?3, command),
                     active = coalesce(?4, active), updated_at = ?5,
                     retries = CASE WHEN ?6 THEN ?7 ELSE retries END,
                     timeout_secs = CASE WHEN ?6 THEN ?8 ELSE timeout_secs END,
                     delay_min_secs = CASE WHEN ?6 THEN ?9 ELSE delay_min_secs END,
                     delay_max_secs = CASE WHEN ?6 THEN ?10 ELSE delay_max_secs END,
-                    min_interval_secs = CASE WHEN ?6 THEN ?11 ELSE min_interval_secs END
+                    min_interval_secs = CASE WHEN ?6 THEN ?11 ELSE min_interval_secs END,
+                    catch_up = CASE WHEN ?6 THEN ?12 ELSE catch_up END
              WHERE jobid = ?1",
             params![
                 id,
@@ -255,7 +304,8 @@ impl Store {
                 o.timeout_secs,
                 o.delay_secs.map(|d| d.0),
                 o.delay_secs.map(|d| d.1),
-                o.min_interval_secs
+                o.min_interval_secs,
+                o.catch_up.map(|c| c.as_str())
             ],
         )?;
         if n == 0 {

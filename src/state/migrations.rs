@@ -90,6 +90,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE job ADD COLUMN paused_connection TEXT;
     ALTER TABLE job ADD COLUMN paused_reason TEXT;
     "#,
+    // 6: the missed-run policy ('none' / 'once'; NULL: the server's
+    // default) and when the job's schedule last changed or it was last
+    // activated, the start of its slots when it never ran.
+    r#"
+    ALTER TABLE job ADD COLUMN catch_up TEXT;
+    ALTER TABLE job ADD COLUMN schedule_changed_at INTEGER;
+    UPDATE job SET schedule_changed_at = updated_at;
+    "#,
 ];
 
 pub fn current_version() -> i64 {

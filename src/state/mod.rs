@@ -20,7 +20,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 use thiserror::Error;
 
-pub use jobs::{JobOptions, JobRow, JobSource, JobSpec, Paused};
+pub use jobs::{CatchUp, JobOptions, JobRow, JobSource, JobSpec, Paused};
 pub use runs::{BeginRun, NewRun, RecordRow, RunRow, RunStatus, Trigger};
 pub use write_log::StoreWriteLog;
 

@@ -16,6 +16,8 @@ pub enum Trigger {
     Retry,
     /// A statement from psql or another client (no job).
     Client,
+    /// The one run at start for slots missed while sfsql was down.
+    CatchUp,
 }
 
 impl Trigger {
@@ -25,6 +27,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Retry => "retry",
             Trigger::Client => "client",
+            Trigger::CatchUp => "catch-up",
         }
     }
 }
@@ -297,6 +300,18 @@ impl Store {
                 run_row,
             )
             .optional()?)
+    }
+
+    /// When the job's latest run of any kind (skipped ones too: their
+    /// slot was seen) started.
+    pub fn last_run_start(&self, jobid: i64) -> Result<Option<DateTime<Utc>>, StateError> {
+        let conn = self.lock()?;
+        let us: Option<i64> = conn.query_row(
+            "SELECT max(start_time) FROM run WHERE jobid = ?1",
+            [jobid],
+            |r| r.get(0),
+        )?;
+        Ok(us.map(from_micros))
     }
 
     /// Runs, oldest first; only `jobname`'s when given.

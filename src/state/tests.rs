@@ -148,6 +148,54 @@ fn same_name_replaces_but_file_and_sql_conflict() {
 }
 
 #[test]
+fn schedule_changes_and_activation_restart_the_missed_run_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let changed = |id| {
+        store
+            .job_by_id(id)
+            .expect("get")
+            .expect("job")
+            .schedule_changed_at
+    };
+    let mut a = spec("a", JobSource::Sql);
+    a.options.catch_up = Some(CatchUp::None);
+    let id = store.upsert_job(&a, t0()).expect("job");
+    assert_eq!(changed(id), t0());
+    let job = store.job_by_id(id).expect("get").expect("job");
+    assert_eq!(job.options.catch_up, Some(CatchUp::None));
+    // Replaced with the same schedule (a job file read again): kept.
+    let t1 = t0() + Duration::hours(1);
+    store.upsert_job(&a, t1).expect("same");
+    assert_eq!(changed(id), t0());
+    a.schedule = "30 9 * * *".into();
+    store.upsert_job(&a, t1).expect("new schedule");
+    assert_eq!(changed(id), t1);
+    // Only activating a paused job moves it; a new command does not.
+    let t2 = t1 + Duration::hours(1);
+    store
+        .alter_job(id, None, Some("SELECT 2"), None, None, t2)
+        .expect("command");
+    store
+        .alter_job(id, None, None, Some(false), None, t2)
+        .expect("pause");
+    assert_eq!(changed(id), t1);
+    let t3 = t2 + Duration::hours(1);
+    store
+        .alter_job(id, None, None, Some(true), None, t3)
+        .expect("resume");
+    assert_eq!(changed(id), t3);
+    let t4 = t3 + Duration::hours(1);
+    store
+        .alter_job(id, Some("0 10 * * *"), None, Some(true), None, t4)
+        .expect("reschedule");
+    assert_eq!(changed(id), t4);
+    assert_eq!(store.last_run_start(id).expect("none yet"), None);
+    store.begin_run(&new_run(id, None), t4).expect("run");
+    assert_eq!(store.last_run_start(id).expect("one"), Some(t4));
+}
+
+#[test]
 fn overlapping_run_is_skipped_and_slot_claimed_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");

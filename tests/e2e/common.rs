@@ -34,6 +34,15 @@ impl TestDemo {
     pub fn stats(&self) -> serde_json::Value {
         self.demo.sim.stats()
     }
+
+    /// Stop this demo, keeping its directory (catalog, job files, state)
+    /// for [`launch`] to start it again: a server stopped.
+    pub fn stop(self) -> tempfile::TempDir {
+        let TestDemo { demo, _dir: dir } = self;
+        demo.server.task.abort();
+        drop(demo);
+        dir
+    }
 }
 
 /// Connect as the demo user to an sfsql server on `port`.
@@ -102,20 +111,27 @@ pub async fn start_demo_with_clock(
         }
         std::fs::write(dir.path().join("reports.toml"), toml).expect("write reports.toml");
     }
-    let catalog_dir = dir.path().to_path_buf();
-    let sql_dir = job_files.map(|files| {
+    if let Some(files) = job_files {
         let sql = dir.path().join("sql");
         std::fs::create_dir_all(&sql).expect("mkdir sql");
         for (name, text) in files {
             std::fs::write(sql.join(name), text).expect("write job file");
         }
-        sql
-    });
+    }
+    launch(dir, sim, clock).await
+}
+
+/// Start a demo over the catalog already in `dir` (and its `sql/`, if
+/// there is one), with the state directory `<dir>/.sfsql`.
+pub async fn launch(dir: tempfile::TempDir, sim: SimConfig, clock: Arc<dyn Clock>) -> TestDemo {
+    let catalog_dir = dir.path().to_path_buf();
+    let sql_dir = Some(dir.path().join("sql")).filter(|d| d.is_dir());
     let jobs = SchedulerOptions {
         state_dir: dir.path().join(".sfsql"),
         sql_dir,
         run_loop: true,
         clock,
+        config: Default::default(),
     };
     let demo = demo::start_with_jobs(
         DemoOptions {

@@ -28,6 +28,7 @@ async fn a_revoked_login_pauses_the_connections_jobs_until_the_next_login() {
             sql_dir: None,
             run_loop: true,
             clock: Arc::clone(&clock) as _,
+            config: org.catalog.server.scheduler.clone(),
         },
     )
     .await
