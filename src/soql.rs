@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, NaiveDate, NaiveTime};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
@@ -43,7 +43,7 @@ impl FieldInfo {
 pub fn sort_item(field: &FieldInfo, descending: bool, nulls_first: bool) -> Option<String> {
     let orderable = matches!(
         field.sf_type.as_str(),
-        "int" | "long" | "double" | "currency" | "percent" | "date" | "datetime"
+        "int" | "long" | "double" | "currency" | "percent" | "date" | "datetime" | "time"
     );
     (field.sortable && orderable).then(|| {
         format!(
@@ -395,6 +395,26 @@ pub fn render_literal(value: &ScalarValue, sf_type: &str) -> Option<String> {
             let dt = DateTime::from_timestamp_nanos(nanos);
             Some(dt.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         }
+        // A time literal is the time part of a datetime literal, unquoted,
+        // with milliseconds and a zone: `08:00:00.000Z`.
+        "time" => {
+            let nanos: i64 = match value {
+                ScalarValue::Time32Second(Some(v)) => i64::from(*v) * 1_000_000_000,
+                ScalarValue::Time32Millisecond(Some(v)) => i64::from(*v) * 1_000_000,
+                ScalarValue::Time64Microsecond(Some(v)) => v.checked_mul(1_000)?,
+                ScalarValue::Time64Nanosecond(Some(v)) => *v,
+                _ => return None,
+            };
+            // Salesforce keeps milliseconds: a finer time has no exact SOQL form.
+            if nanos.rem_euclid(1_000_000) != 0 {
+                return None;
+            }
+            let t = NaiveTime::from_num_seconds_from_midnight_opt(
+                u32::try_from(nanos / 1_000_000_000).ok()?,
+                u32::try_from(nanos % 1_000_000_000).ok()?,
+            )?;
+            Some(t.format("%H:%M:%S%.3fZ").to_string())
+        }
         _ => None,
     }
 }
@@ -569,6 +589,8 @@ mod tests {
             "birthdate" => ("Birthdate", "date"),
             "description" => ("Description", "textarea"),
             "wm_tags__c" => ("WM_Tags__c", "multipicklist"),
+            "wm_opens_at__c" => ("WM_Opens_At__c", "time"),
+            "wm_page_views__c" => ("WM_Page_Views__c", "long"),
             _ => return None,
         };
         Some(FieldInfo {
@@ -692,6 +714,28 @@ mod tests {
         assert_eq!(
             render_literal(&before_1970, "datetime").as_deref(),
             Some("1969-12-31T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn times_and_longs_are_pushed_exactly() {
+        let eight = ScalarValue::Time64Nanosecond(Some(8 * 3_600_000_000_000));
+        assert_eq!(
+            tr(col("wm_opens_at__c").gt(Expr::Literal(eight, None))),
+            Some(("WM_Opens_At__c > 08:00:00.000Z".into(), true))
+        );
+        let half =
+            ScalarValue::Time64Microsecond(Some(9 * 3_600_000_000 + 30 * 60_000_000 + 250_000));
+        assert_eq!(
+            render_literal(&half, "time").as_deref(),
+            Some("09:30:00.250Z")
+        );
+        // Salesforce keeps milliseconds: a microsecond has no SOQL form.
+        let fine = ScalarValue::Time64Microsecond(Some(1));
+        assert_eq!(render_literal(&fine, "time"), None);
+        assert_eq!(
+            tr(col("wm_page_views__c").gt_eq(lit(5_000_000_000i64))),
+            Some(("WM_Page_Views__c >= 5000000000".into(), true))
         );
     }
 

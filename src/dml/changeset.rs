@@ -472,6 +472,14 @@ pub fn to_json(array: &ArrayRef, row: usize) -> Result<Value, DmlError> {
             .ok_or_else(|| DmlError::Value(format!("time out of range: {ns} ns")))?;
             Value::String(t.format("%H:%M:%S%.3fZ").to_string())
         }
+        // base64 fields are written base64-encoded, as the REST API takes them.
+        DataType::Binary => {
+            use base64::Engine;
+            Value::String(
+                base64::engine::general_purpose::STANDARD
+                    .encode(array.as_binary::<i32>().value(row)),
+            )
+        }
         other => {
             let fmt = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
                 .map_err(|e| DmlError::Value(format!("cannot format {other}: {e}")))?;

@@ -3,6 +3,7 @@
 //! rule that fetches an sObject by the keys of a join's small side.
 
 mod arrow;
+mod blob;
 mod catalog;
 mod comments;
 mod lookup;

@@ -296,6 +296,26 @@ impl ExecutionPlan for SObjectScanExec {
                 .boxed()
             }
         };
+        let blob_columns: Vec<String> = self
+            .fields
+            .iter()
+            .filter(|f| f.sf_type == "base64")
+            .map(|f| f.api_name.clone())
+            .collect();
+        let pages = if blob_columns.is_empty() {
+            pages
+        } else {
+            super::blob::with_blobs(
+                Arc::clone(&self.client),
+                pages,
+                format!(
+                    "{}.{}",
+                    self.client.name(),
+                    self.spec.sobject.to_ascii_lowercase()
+                ),
+                blob_columns,
+            )
+        };
         let schema = Arc::clone(&self.schema);
         let api_names = Arc::new(self.api_names.clone());
         let batch_schema = Arc::clone(&schema);

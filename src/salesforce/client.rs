@@ -407,6 +407,22 @@ impl SalesforceClient {
         .boxed()
     }
 
+    /// The bytes of one blob (a base64 field), from the URL a query
+    /// returned in its place (`/services/data/vXX.X/sobjects/Attachment/{id}/Body`).
+    /// Only a path on the org's own instance is followed: the bearer token
+    /// goes with it.
+    pub async fn blob(&self, url: &str) -> Result<bytes::Bytes, SalesforceError> {
+        if !url.starts_with("/services/data/") || url.contains("..") {
+            return Err(SalesforceError::Decode {
+                connection: self.name.clone(),
+                what: "blob".into(),
+                detail: format!("expected a /services/data/ path to the blob, got {url:?}"),
+            });
+        }
+        let (_, bytes) = self.send(Method::GET, url, None, true).await?;
+        Ok(bytes)
+    }
+
     /// Update up to 200 records with one sObject Collections call. Each
     /// record needs `attributes.type` and `id`. The result has one entry per
     /// record, in order. An update of the same values is idempotent, so a

@@ -80,6 +80,7 @@ fn kind_of(method: &Method, rest: &[&str]) -> RequestKind {
         ["sobjects"] => RequestKind::DescribeGlobal,
         ["sobjects", _, "describe"] => RequestKind::Describe,
         ["sobjects", _] => RequestKind::SObjectInfo,
+        ["sobjects", _, _, _] => RequestKind::BlobRetrieve,
         ["query"] => RequestKind::Query,
         ["queryAll"] => RequestKind::QueryAll,
         ["query" | "queryAll", _] => RequestKind::QueryMore,
@@ -192,6 +193,14 @@ fn resource(
         RequestKind::SObjectInfo => {
             get_only()?;
             Ok(Reply::ok(&describe::sobject_info(version, rest[1])?))
+        }
+        RequestKind::BlobRetrieve => {
+            get_only()?;
+            let body = query::blob(o, rest[1], rest[2], rest[3])?;
+            Ok(Reply {
+                content_type: "application/octet-stream",
+                ..Reply::bytes(StatusCode::OK, body)
+            })
         }
         RequestKind::Query | RequestKind::QueryAll => {
             get_only()?;

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value as Json};
 
 use super::error::ApiError;
-use super::schema::{FieldDef, ObjId, ValueKind, schema};
+use super::schema::{FieldDef, FieldType, ObjId, ValueKind, schema};
 use super::soql::lexer::parse_datetime;
 use super::store::Value;
 use super::validate::ParsedRecord;
@@ -93,6 +93,14 @@ pub fn parse_any_datetime(s: &str) -> Option<DateTime<Utc>> {
 pub fn to_value(field: &FieldDef, v: &Json) -> Option<Value> {
     if v.is_null() {
         return Some(Value::Null);
+    }
+    if field.ftype == FieldType::Base64 {
+        use base64::Engine;
+        let text = v.as_str()?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        return Some(Value::text(text));
     }
     match field.ftype.kind() {
         ValueKind::Text | ValueKind::Id => match v {
@@ -248,7 +256,6 @@ fn read_fields(obj: ObjId, map: &Map<String, Json>, body: &str) -> Result<Parsed
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::schema::{FieldDef, FieldType};
     use serde_json::json;
 
     #[test]
@@ -265,6 +272,14 @@ mod tests {
         assert_eq!(to_value(&date, &json!("2021-13-45")), None);
         let dt = FieldDef::new("T", "T", FieldType::DateTime);
         assert!(to_value(&dt, &json!("2021-04-14T09:00:00.000+0000")).is_some());
+        let blob = FieldDef::new("Body", "Body", FieldType::Base64);
+        assert_eq!(to_value(&blob, &json!("aGk=")), Some(Value::text("aGk=")));
+        assert_eq!(to_value(&blob, &json!("not base64!")), None);
+        let long = FieldDef::new("N", "N", FieldType::Long);
+        assert_eq!(
+            to_value(&long, &json!(5_000_000_000i64)),
+            Some(Value::Int(5_000_000_000))
+        );
     }
 
     #[test]

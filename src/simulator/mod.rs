@@ -81,7 +81,7 @@ pub const API_VERSION: &str = "62.0";
 pub struct SimConfig {
     /// Contacts seeded in each org; other objects scale from it: accounts
     /// contacts/10 (at least 5), leads /2, tasks and events /20, campaign
-    /// members /50, plus 20 users and 5 campaigns.
+    /// members /50, attachments /20, plus 20 users and 5 campaigns.
     pub contacts: usize,
     /// Added to every request before answering (benchmarks use ~80 ms).
     pub latency: Duration,

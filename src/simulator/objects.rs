@@ -2,8 +2,8 @@
 //! describes them.
 
 use super::schema::FieldType::{
-    Boolean, Combobox, Currency, Date, DateTime, Double, Email, Id, Int, Location, Multipicklist,
-    Percent, Phone, Picklist, Reference, String, Textarea, Time, Url,
+    Address, Base64, Boolean, Combobox, Currency, Date, DateTime, Double, Email, Id, Int, Location,
+    Long, Multipicklist, Percent, Phone, Picklist, Reference, String, Textarea, Time, Url,
 };
 use super::schema::{FieldDef, ObjectDef};
 
@@ -135,13 +135,47 @@ fn system_fields(owner_label: Option<&'static str>) -> Vec<FieldDef> {
     fields
 }
 
+/// A standard address compound (`BillingAddress`) and its components
+/// (`BillingStreet`, ...), labelled `"{label} Street"` and so on, as
+/// describe lists them.
+fn address_fields(prefix: &'static str, label: &'static str) -> Vec<FieldDef> {
+    // Leaked once: the schema is built once per process (see `schema()`).
+    let name = |part: &str| -> &'static str { Box::leak(format!("{prefix}{part}").into()) };
+    let title = |part: &str| -> &'static str { Box::leak(format!("{label} {part}").into()) };
+    let compound = name("Address");
+    vec![
+        FieldDef::new(name("Street"), title("Street"), Textarea)
+            .max_len(255)
+            .part_of(compound),
+        FieldDef::new(name("City"), title("City"), String)
+            .max_len(40)
+            .part_of(compound),
+        FieldDef::new(name("State"), title("State/Province"), String)
+            .max_len(80)
+            .part_of(compound),
+        FieldDef::new(name("PostalCode"), title("Zip/Postal Code"), String)
+            .max_len(20)
+            .part_of(compound),
+        FieldDef::new(name("Country"), title("Country"), String)
+            .max_len(80)
+            .part_of(compound),
+        FieldDef::new(name("Latitude"), title("Latitude"), Double)
+            .number(18, 15)
+            .part_of(compound),
+        FieldDef::new(name("Longitude"), title("Longitude"), Double)
+            .number(18, 15)
+            .part_of(compound),
+        FieldDef::new(compound, title("Address"), Address).calculated(),
+    ]
+}
+
 fn with_system(mut fields: Vec<FieldDef>, owner_label: Option<&'static str>) -> Vec<FieldDef> {
     fields.extend(system_fields(owner_label));
     fields
 }
 
 fn account() -> ObjectDef {
-    let fields = vec![
+    let mut fields = vec![
         id_field("Account ID"),
         FieldDef::new("Name", "Account Name", String)
             .required()
@@ -156,7 +190,9 @@ fn account() -> ObjectDef {
         FieldDef::new("NumberOfEmployees", "Employees", Int).digits(8),
         FieldDef::new("Website", "Website", Url),
         FieldDef::new("Phone", "Account Phone", Phone),
-        FieldDef::new("BillingCity", "Billing City", String).max_len(40),
+    ];
+    fields.extend(address_fields("Billing", "Billing"));
+    fields.extend([
         FieldDef::new("WM_Tags__c", "WM Tags", Multipicklist).values(ACCOUNT_TAGS, None),
         FieldDef::new("WM_Discount__c", "WM Discount", Percent).number(5, 2),
         FieldDef::new("WM_Opens_At__c", "WM Opens At", Time),
@@ -168,7 +204,8 @@ fn account() -> ObjectDef {
         FieldDef::new("WM_Site__Longitude__s", "WM Site (Longitude)", Double)
             .number(9, 6)
             .part_of("WM_Site__c"),
-    ];
+        FieldDef::new("WM_Page_Views__c", "WM Page Views", Long),
+    ]);
     ObjectDef::new(
         "Account",
         "Account",
@@ -179,7 +216,7 @@ fn account() -> ObjectDef {
 }
 
 fn contact() -> ObjectDef {
-    let fields = vec![
+    let mut fields = vec![
         id_field("Contact ID"),
         FieldDef::new("FirstName", "First Name", String).max_len(40),
         FieldDef::new("LastName", "Last Name", String)
@@ -201,6 +238,7 @@ fn contact() -> ObjectDef {
         FieldDef::new("WM_Quiz_Date__c", "WM Quiz Date", Date),
         FieldDef::new("WM_Quiz_Name__c", "WM Quiz Name", String),
     ];
+    fields.extend(address_fields("Mailing", "Mailing"));
     ObjectDef::new(
         "Contact",
         "Contact",
@@ -382,10 +420,37 @@ fn campaign_member() -> ObjectDef {
     )
 }
 
+/// A file attached to a record; `Body` is a base64 (blob) field.
+fn attachment() -> ObjectDef {
+    let fields = vec![
+        id_field("Attachment ID"),
+        FieldDef::new("ParentId", "Parent ID", Reference)
+            .refs(&["Account", "Contact"], "Parent")
+            .required()
+            .create_only(),
+        FieldDef::new("Name", "File Name", String)
+            .required()
+            .name_field(),
+        FieldDef::new("IsPrivate", "Private", Boolean),
+        FieldDef::new("ContentType", "Content Type", String).max_len(120),
+        FieldDef::new("BodyLength", "Body Length", Int).system(),
+        FieldDef::new("Body", "Body", Base64).required(),
+        FieldDef::new("Description", "Description", Textarea).max_len(500),
+    ];
+    ObjectDef::new(
+        "Attachment",
+        "Attachment",
+        "Attachments",
+        "00P",
+        with_system(fields, Some("Owner ID")),
+    )
+}
+
 /// Every simulated object, in describeGlobal order.
 pub fn all() -> Vec<ObjectDef> {
     vec![
         account(),
+        attachment(),
         contact(),
         lead(),
         user(),

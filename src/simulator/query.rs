@@ -13,7 +13,7 @@ use serde::ser::{SerializeMap, Serializer};
 use super::error::ApiError;
 use super::ids::{base62, to_18};
 use super::org::Org;
-use super::schema::{FieldType, ObjId, schema};
+use super::schema::{FieldDef, FieldType, ObjId, schema};
 use super::soql::{self, CompiledQuery, Proj};
 use super::store::{Store, Value, format_date, format_datetime};
 
@@ -118,9 +118,25 @@ impl Serialize for RecordJson<'_> {
         )?;
         for p in self.proj {
             match p {
-                Proj::Field(f) if def.fields[*f].ftype == FieldType::Location => {
-                    let location = location_json(self.obj, table, self.row, def.fields[*f].name);
-                    map.serialize_entry(def.fields[*f].name, &location)?
+                Proj::Field(f)
+                    if matches!(
+                        def.fields[*f].ftype,
+                        FieldType::Location | FieldType::Address
+                    ) =>
+                {
+                    let compound = compound_json(self.obj, table, self.row, &def.fields[*f]);
+                    map.serialize_entry(def.fields[*f].name, &compound)?
+                }
+                // A blob is not inlined: the query returns where to GET it.
+                Proj::Field(f) if def.fields[*f].ftype == FieldType::Base64 => {
+                    let name = def.fields[*f].name;
+                    let url = (!table.get(self.row, *f).is_null()).then(|| {
+                        format!(
+                            "/services/data/{}/sobjects/{}/{id}/{name}",
+                            self.version, def.name
+                        )
+                    });
+                    map.serialize_entry(name, &url)?
                 }
                 Proj::Field(f) => {
                     map.serialize_entry(def.fields[*f].name, &JsonValue(table.get(self.row, *f)))?
@@ -145,28 +161,58 @@ impl Serialize for RecordJson<'_> {
     }
 }
 
-/// A geolocation compound as a query returns it: `{"latitude": ..,
-/// "longitude": ..}` from its components, or null when both are empty.
-fn location_json(
+/// A compound field as a query returns it, from its components; null when
+/// they are all empty. A geolocation is `{"latitude": .., "longitude": ..}`;
+/// an address is `{"city", "country", "geocodeAccuracy", "latitude",
+/// "longitude", "postalCode", "state", "street"}` (from `BillingCity`, ...).
+fn compound_json(
     obj: ObjId,
     table: &super::store::Table,
     row: u32,
-    compound: &str,
+    compound: &FieldDef,
 ) -> serde_json::Value {
     let def = schema().object(obj);
-    let part = |suffix: &str| {
-        def.fields
-            .iter()
-            .position(|f| f.compound == Some(compound) && f.name.ends_with(suffix))
-            .and_then(|i| match table.get(row, i) {
-                Value::Double(d) => Some(*d),
-                _ => None,
-            })
+    let value = |i: Option<usize>| i.map_or(&Value::Null, |i| table.get(row, i));
+    let parts: Vec<(&str, &Value)> = if compound.ftype == FieldType::Location {
+        let part = |suffix: &str| {
+            value(
+                def.fields
+                    .iter()
+                    .position(|f| f.compound == Some(compound.name) && f.name.ends_with(suffix)),
+            )
+        };
+        vec![
+            ("latitude", part("__Latitude__s")),
+            ("longitude", part("__Longitude__s")),
+        ]
+    } else {
+        let prefix = compound
+            .name
+            .strip_suffix("Address")
+            .unwrap_or(compound.name);
+        let part = |name: &str| value(def.field_index(&format!("{prefix}{name}")));
+        vec![
+            ("city", part("City")),
+            ("country", part("Country")),
+            ("geocodeAccuracy", &Value::Null),
+            ("latitude", part("Latitude")),
+            ("longitude", part("Longitude")),
+            ("postalCode", part("PostalCode")),
+            ("state", part("State")),
+            ("street", part("Street")),
+        ]
     };
-    match (part("__Latitude__s"), part("__Longitude__s")) {
-        (None, None) => serde_json::Value::Null,
-        (lat, lon) => serde_json::json!({ "latitude": lat, "longitude": lon }),
+    if parts.iter().all(|(_, v)| v.is_null()) {
+        return serde_json::Value::Null;
     }
+    parts
+        .into_iter()
+        .map(|(key, v)| {
+            let json = serde_json::to_value(JsonValue(v)).unwrap_or_default();
+            (key.to_string(), json)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 #[derive(Serialize)]
@@ -261,6 +307,30 @@ pub fn run(
     render(&store, version, &query, &rows, 0, batch, Some(&cursor))
 }
 
+/// `GET sobjects/{object}/{id}/{field}`: the bytes of a base64 field (the
+/// URL a query returned in its place). An unknown object, record or field,
+/// or a field without data, is 404 NOT_FOUND.
+pub fn blob(org: &Org, object: &str, id: &str, field: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine;
+    let obj = schema().object_id(object).ok_or_else(ApiError::not_found)?;
+    let def = schema().object(obj);
+    let f = def
+        .field_index(field)
+        .filter(|f| def.fields[*f].ftype == FieldType::Base64)
+        .ok_or_else(ApiError::not_found)?;
+    let id = super::ids::canonical(id).ok_or_else(ApiError::not_found)?;
+    let store = org.read();
+    let table = store.table(obj);
+    let row = table.row_of(&id).ok_or_else(ApiError::not_found)?;
+    if table.get(row, def.is_deleted) == &Value::Bool(true) {
+        return Err(ApiError::not_found());
+    }
+    let encoded = table.get(row, f).as_str().ok_or_else(ApiError::not_found)?;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| ApiError::bad_request("UNKNOWN_EXCEPTION", e.to_string()))
+}
+
 fn invalid_locator() -> ApiError {
     ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator")
 }
@@ -292,4 +362,106 @@ pub fn more(org: &Org, version: &str, locator: &str) -> Result<QueryReply, ApiEr
         batch,
         (!last).then_some(id),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::SimConfig;
+    use crate::simulator::org::Sim;
+
+    fn sim() -> Sim {
+        let config = SimConfig {
+            contacts: 100,
+            ..SimConfig::default()
+        };
+        Sim::new(config, String::new())
+    }
+
+    fn query(org: &Org, soql: &str) -> Result<serde_json::Value, ApiError> {
+        let reply = run(org, "v62.0", soql, false, DEFAULT_BATCH)?;
+        Ok(serde_json::from_slice(&reply.body).unwrap_or_default())
+    }
+
+    #[test]
+    fn an_address_compound_is_an_object_of_its_components() {
+        let sim = sim();
+        let body = query(
+            &sim.orgs[0],
+            "SELECT BillingAddress, BillingCity, BillingLatitude FROM Account ORDER BY Id LIMIT 1",
+        )
+        .unwrap_or_default();
+        let record = &body["records"][0];
+        let address = &record["BillingAddress"];
+        let keys: Vec<&str> = address
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            [
+                "city",
+                "country",
+                "geocodeAccuracy",
+                "latitude",
+                "longitude",
+                "postalCode",
+                "state",
+                "street"
+            ]
+        );
+        assert_eq!(address["city"], record["BillingCity"]);
+        assert_eq!(address["latitude"], record["BillingLatitude"]);
+    }
+
+    #[test]
+    fn a_blob_is_a_url_to_get_it_from() {
+        let sim = sim();
+        let org = &sim.orgs[0];
+        let body = query(
+            org,
+            "SELECT Id, Body, BodyLength FROM Attachment ORDER BY Id LIMIT 1",
+        )
+        .unwrap_or_default();
+        let record = &body["records"][0];
+        let id = record["Id"].as_str().unwrap_or_default();
+        assert_eq!(
+            record["Body"],
+            format!("/services/data/v62.0/sobjects/Attachment/{id}/Body")
+        );
+        let bytes = blob(org, "Attachment", id, "Body").unwrap_or_default();
+        assert_eq!(Some(bytes.len() as u64), record["BodyLength"].as_u64());
+        assert!(bytes.starts_with(b"Call notes 0:"));
+        // Not a blob field, or no such record: 404, as Salesforce answers.
+        assert!(blob(org, "Attachment", id, "Name").is_err());
+        assert!(blob(org, "Attachment", "00P000000000000AAA", "Body").is_err());
+        let err = query(org, "SELECT Id FROM Attachment WHERE Body = 'x'").err();
+        assert!(err.is_some_and(|e| e.status == axum::http::StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn time_fields_filter_by_time_literals_only() {
+        let sim = sim();
+        let org = &sim.orgs[0];
+        let count = |soql: &str| query(org, soql).map(|b| b["totalSize"].as_u64());
+        let all = query(org, "SELECT WM_Opens_At__c FROM Account").unwrap_or_default();
+        let early = all["records"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter(|r| r["WM_Opens_At__c"].as_str() < Some("08:00:00.000Z"))
+                    .count() as u64
+            })
+            .unwrap_or_default();
+        assert!(early > 0);
+        assert_eq!(
+            count("SELECT Id FROM Account WHERE WM_Opens_At__c < 08:00:00.000Z").ok(),
+            Some(Some(early))
+        );
+        assert_eq!(
+            count("SELECT Id FROM Account WHERE WM_Opens_At__c < 09:00:00+01:00").ok(),
+            Some(Some(early))
+        );
+        assert!(count("SELECT Id FROM Account WHERE WM_Opens_At__c < '08:00:00.000Z'").is_err());
+    }
 }

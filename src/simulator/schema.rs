@@ -33,6 +33,15 @@ pub enum FieldType {
     /// A compound of `<base>__Latitude__s` and `<base>__Longitude__s`: no
     /// stored value of its own; a query returns `{latitude, longitude}`.
     Location,
+    /// A compound of street, city, state, postal code, country, latitude
+    /// and longitude components (`BillingAddress`): no stored value of its
+    /// own; a query returns an object of its components.
+    Address,
+    /// A 64-bit integer.
+    Long,
+    /// Binary data, stored base64-encoded. A query returns a URL to the
+    /// blob instead of the data (`/sobjects/Attachment/{id}/Body`).
+    Base64,
 }
 
 /// How values of a type are stored and compared.
@@ -72,6 +81,9 @@ impl FieldType {
             FieldType::Time => "time",
             FieldType::Multipicklist => "multipicklist",
             FieldType::Location => "location",
+            FieldType::Address => "address",
+            FieldType::Long => "long",
+            FieldType::Base64 => "base64",
         }
     }
 
@@ -84,6 +96,9 @@ impl FieldType {
             FieldType::Date => "xsd:date",
             FieldType::Time => "xsd:time",
             FieldType::Location => "urn:location",
+            FieldType::Address => "urn:address",
+            FieldType::Long => "xsd:long",
+            FieldType::Base64 => "xsd:base64Binary",
             FieldType::DateTime => "xsd:dateTime",
             _ => "xsd:string",
         }
@@ -93,7 +108,7 @@ impl FieldType {
         match self {
             FieldType::Id | FieldType::Reference => ValueKind::Id,
             FieldType::Boolean => ValueKind::Bool,
-            FieldType::Int => ValueKind::Int,
+            FieldType::Int | FieldType::Long => ValueKind::Int,
             FieldType::Double | FieldType::Currency | FieldType::Percent => ValueKind::Number,
             FieldType::Date => ValueKind::Date,
             FieldType::DateTime => ValueKind::DateTime,
@@ -166,13 +181,22 @@ impl FieldDef {
                 | FieldType::Textarea
                 | FieldType::Multipicklist
                 | FieldType::Location
+                | FieldType::Address
+                | FieldType::Base64
         );
-        // Long text and compounds cannot be filtered; multi-select
+        // Long text, blobs and compounds cannot be filtered; multi-select
         // picklists cannot be sorted.
-        let filterable = !matches!(ftype, FieldType::Textarea | FieldType::Location);
+        let filterable = !matches!(
+            ftype,
+            FieldType::Textarea | FieldType::Location | FieldType::Address | FieldType::Base64
+        );
         let sortable = !matches!(
             ftype,
-            FieldType::Textarea | FieldType::Location | FieldType::Multipicklist
+            FieldType::Textarea
+                | FieldType::Location
+                | FieldType::Address
+                | FieldType::Multipicklist
+                | FieldType::Base64
         );
         FieldDef {
             name,
@@ -181,7 +205,11 @@ impl FieldDef {
             length,
             precision,
             scale,
-            digits: if ftype == FieldType::Int { 9 } else { 0 },
+            digits: match ftype {
+                FieldType::Int => 9,
+                FieldType::Long => 18,
+                _ => 0,
+            },
             nillable: ftype != FieldType::Boolean,
             createable: true,
             updateable: true,

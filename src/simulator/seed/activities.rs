@@ -142,3 +142,56 @@ pub fn campaign_members(store: &mut Store, ctx: &Ctx) {
         cols.insert(store, row);
     }
 }
+
+/// Files attached to every 20th contact: call notes as text, every third
+/// one a (tiny, not UTF-8) PNG. `Body` holds the bytes base64-encoded.
+pub fn attachments(store: &mut Store, ctx: &Ctx) {
+    use base64::Engine;
+    let cols = Columns::of("Attachment");
+    let audit = Audit::of(&cols);
+    let [
+        parent,
+        name,
+        private,
+        content_type,
+        length,
+        body,
+        description,
+    ] = cols.indices([
+        "ParentId",
+        "Name",
+        "IsPrivate",
+        "ContentType",
+        "BodyLength",
+        "Body",
+        "Description",
+    ]);
+    for i in 0..ctx.sizes.attachments {
+        let mut row = cols.row();
+        audit.fill(&mut row, ctx, "00P", 1100, i);
+        let x = h(1101, i);
+        let (file, kind, bytes) = if i % 3 == 2 {
+            let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+            png.extend((x % 251) as u8..(x % 251) as u8 + 4);
+            (format!("badge-{i}.png"), "image/png", png)
+        } else {
+            let text = format!(
+                "Call notes {i}: {} renewal discussed.",
+                pick(SUBJECTS, x >> 8)
+            );
+            (
+                format!("call-notes-{i}.txt"),
+                "text/plain",
+                text.into_bytes(),
+            )
+        };
+        row[parent] = ctx.id("003", i * 20);
+        row[name] = Value::text(file);
+        row[private] = Value::Bool(x.is_multiple_of(7));
+        row[content_type] = Value::text(kind);
+        row[length] = Value::Int(bytes.len() as i64);
+        row[body] = Value::text(base64::engine::general_purpose::STANDARD.encode(&bytes));
+        row[description] = maybe(i % 2 == 0, || Value::text("Uploaded from the sales app"));
+        cols.insert(store, row);
+    }
+}

@@ -41,6 +41,12 @@ impl Columns {
         })
     }
 
+    /// Position of a field named at run time (`Billing` + `City`).
+    pub fn index_of(&self, name: &str) -> usize {
+        debug_assert!(self.by_name.contains_key(name), "no field {name}");
+        self.by_name.get(name).copied().unwrap_or(self.width)
+    }
+
     pub fn row(&self) -> Vec<Value> {
         // One spare slot absorbs writes to a misspelt column in release builds.
         vec![Value::Null; self.width + 1]

@@ -44,6 +44,7 @@ pub struct Sizes {
     pub tasks: usize,
     pub events: usize,
     pub campaign_members: usize,
+    pub attachments: usize,
 }
 
 impl Sizes {
@@ -58,6 +59,7 @@ impl Sizes {
             tasks: contacts / 20,
             events: contacts / 20,
             campaign_members: contacts / 50,
+            attachments: contacts / 20,
         }
     }
 }
@@ -188,6 +190,7 @@ pub fn seed(org: &str, pod: &str, contacts: usize) -> Store {
     activities::tasks(&mut store, &ctx);
     activities::events(&mut store, &ctx);
     activities::campaign_members(&mut store, &ctx);
+    activities::attachments(&mut store, &ctx);
     store
 }
 

@@ -198,6 +198,37 @@ pub const CITIES: &[&str] = &[
     "Sydney",
 ];
 
+/// State (empty when the country has none in addresses), postal code,
+/// country, latitude and longitude of each of [`CITIES`], in its order.
+pub const CITY_PLACES: &[(&str, &str, &str, f64, f64)] = &[
+    ("CA", "94105", "United States", 37.789_5, -122.394_2),
+    ("NY", "10001", "United States", 40.750_7, -73.996_5),
+    ("IL", "60601", "United States", 41.886_2, -87.618_9),
+    ("TX", "78701", "United States", 30.270_1, -97.742_0),
+    ("WA", "98101", "United States", 47.610_2, -122.334_9),
+    ("MA", "02110", "United States", 42.357_4, -71.051_8),
+    ("CO", "80202", "United States", 39.752_6, -104.999_3),
+    ("", "EC2V 7HH", "United Kingdom", 51.514_8, -0.092_4),
+    ("", "10117", "Germany", 52.517_0, 13.388_9),
+    ("", "75001", "France", 48.860_6, 2.337_6),
+    ("", "6688101", "Israel", 32.066_5, 34.777_8),
+    ("Tokyo", "100-0005", "Japan", 35.681_2, 139.767_1),
+    ("SP", "01310-100", "Brazil", -23.561_4, -46.655_9),
+    ("ON", "M5H 2N2", "Canada", 43.650_7, -79.384_7),
+    ("NSW", "2000", "Australia", -33.868_8, 151.209_3),
+];
+
+pub const STREETS: &[&str] = &[
+    "Market Street",
+    "Main Street",
+    "Harbour Road",
+    "King Street",
+    "Park Avenue",
+    "Mission Street",
+    "Station Road",
+    "Elm Street",
+];
+
 pub const TITLES: &[&str] = &[
     "CEO",
     "CFO",

@@ -3,7 +3,9 @@
 use chrono::Duration;
 
 use super::columns::{Audit, Columns, Ctx, date, datetime, full_name, maybe, phone};
-use super::names::{CITIES, COMPANY_HEADS, COMPANY_TAILS, QUIZZES, TITLES, USERS, slug};
+use super::names::{
+    CITIES, CITY_PLACES, COMPANY_HEADS, COMPANY_TAILS, QUIZZES, STREETS, TITLES, USERS, slug,
+};
 use super::{contact_email, contact_person, h, lead_email, lead_person, pick};
 use crate::simulator::objects::{
     ACCOUNT_TAGS, ACCOUNT_TYPES, INDUSTRIES, LEAD_STATUSES, lead_sources,
@@ -42,6 +44,48 @@ pub fn users(store: &mut Store, ctx: &Ctx) {
     }
 }
 
+/// Positions of an address compound's components (`Billing...`).
+struct AddressColumns([usize; 7]);
+
+impl AddressColumns {
+    fn of(cols: &Columns, prefix: &str) -> AddressColumns {
+        let names = [
+            "Street",
+            "City",
+            "State",
+            "PostalCode",
+            "Country",
+            "Latitude",
+            "Longitude",
+        ];
+        AddressColumns(names.map(|part| cols.index_of(&format!("{prefix}{part}"))))
+    }
+
+    /// A street address in city number `city` of [`CITIES`]; geocoded
+    /// (latitude and longitude set) unless `x % 4 == 3`.
+    fn fill(&self, row: &mut [Value], city: usize, x: u64) {
+        let [
+            street,
+            city_col,
+            state,
+            postal,
+            country,
+            latitude,
+            longitude,
+        ] = self.0;
+        let (state_name, code, country_name, lat, lon) = CITY_PLACES[city % CITY_PLACES.len()];
+        row[street] = Value::text(format!("{} {}", 1 + (x >> 8) % 400, pick(STREETS, x >> 20)));
+        row[city_col] = Value::text(CITIES[city % CITIES.len()]);
+        row[state] = maybe(!state_name.is_empty(), || Value::text(state_name));
+        row[postal] = Value::text(code);
+        row[country] = Value::text(country_name);
+        if x % 4 != 3 {
+            row[latitude] = Value::Double(lat);
+            row[longitude] = Value::Double(lon);
+        }
+    }
+}
+
 pub fn accounts(store: &mut Store, ctx: &Ctx) {
     let cols = Columns::of("Account");
     let audit = Audit::of(&cols);
@@ -53,7 +97,6 @@ pub fn accounts(store: &mut Store, ctx: &Ctx) {
         employees,
         website,
         phone_col,
-        city,
         tags,
         discount,
         opens_at,
@@ -67,13 +110,14 @@ pub fn accounts(store: &mut Store, ctx: &Ctx) {
         "NumberOfEmployees",
         "Website",
         "Phone",
-        "BillingCity",
         "WM_Tags__c",
         "WM_Discount__c",
         "WM_Opens_At__c",
         "WM_Site__Latitude__s",
         "WM_Site__Longitude__s",
     ]);
+    let billing = AddressColumns::of(&cols, "Billing");
+    let [page_views] = cols.indices(["WM_Page_Views__c"]);
     for i in 0..ctx.sizes.accounts {
         let mut row = cols.row();
         audit.fill(&mut row, ctx, "001", 600, i);
@@ -92,7 +136,14 @@ pub fn accounts(store: &mut Store, ctx: &Ctx) {
         row[employees] = Value::Int(((x >> 40) % 5_000 + 5) as i64);
         row[website] = Value::text(format!("https://www.{}{}.example", slug(head), slug(tail)));
         row[phone_col] = phone(h(604, i));
-        row[city] = Value::text(pick(CITIES, h(605, i)));
+        // The city as before addresses were seeded, so values stay put.
+        let city = (h(605, i) % CITIES.len() as u64) as usize;
+        billing.fill(&mut row, city, h(607, i));
+        let views = h(608, i);
+        // Past 2^31: a long needs its 64 bits.
+        row[page_views] = maybe(!views.is_multiple_of(6), || {
+            Value::Int(((views >> 8) % 20_000_000_000) as i64)
+        });
         let y = h(606, i);
         // Picklist order, as Salesforce stores a multi-select value.
         let picked: Vec<&str> = ACCOUNT_TAGS
@@ -144,6 +195,7 @@ pub fn contacts(store: &mut Store, ctx: &Ctx) {
         "LeadSource",
         "HasOptedOutOfEmail",
     ]);
+    let mailing = AddressColumns::of(&cols, "Mailing");
     let [birthdate, nps, quiz_date, quiz_name] = cols.indices([
         "Birthdate",
         "WM_NPS_Score__c",
@@ -175,6 +227,10 @@ pub fn contacts(store: &mut Store, ctx: &Ctx) {
         row[nps] = maybe(score.is_multiple_of(8), || {
             Value::Double(((score >> 8) % 11) as f64)
         });
+        let place = h(706, i);
+        if !place.is_multiple_of(5) {
+            mailing.fill(&mut row, (place >> 32) as usize % CITIES.len(), place);
+        }
         if quiz.is_multiple_of(10) {
             row[quiz_date] = Value::Date(date(5 * 365 + (quiz >> 8) % 300));
             row[quiz_name] = Value::text(pick(QUIZZES, quiz >> 20));

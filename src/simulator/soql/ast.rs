@@ -40,6 +40,7 @@ pub enum Literal {
     Str(StrLit),
     Date(NaiveDate),
     DateTime(DateTime<Utc>),
+    Time(chrono::NaiveTime),
     Relative(DateLiteral),
 }
 

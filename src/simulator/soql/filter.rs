@@ -11,7 +11,7 @@ use super::lexer::CmpOp;
 use super::located;
 use super::plan::{InSet, Path, Pred, Scalar};
 use crate::simulator::ids;
-use crate::simulator::schema::{FieldDef, ObjId, ValueKind};
+use crate::simulator::schema::{FieldDef, FieldType, ObjId, ValueKind};
 
 impl Compiler<'_> {
     fn filter_path(
@@ -169,6 +169,21 @@ impl Compiler<'_> {
                 ),
             ))
         };
+        // Times are stored as `HH:MM:SS.sssZ` text, which sorts as time; a
+        // time field takes only a time literal, as in Salesforce.
+        if leaf.ftype == FieldType::Time {
+            return match lit {
+                Literal::Time(t) => Ok(Scalar::Text(t.format("%H:%M:%S%.3fz").to_string().into())),
+                _ => Err(SoqlError::InvalidField(located(
+                    self.src,
+                    pos,
+                    &format!(
+                        "value of filter criterion for field '{}' must be of type time and should not be enclosed in quotes",
+                        leaf.name
+                    ),
+                ))),
+            };
+        }
         match (kind, lit) {
             (_, Literal::Str(s)) if s.like_escapes => Err(SoqlError::malformed(
                 self.src,

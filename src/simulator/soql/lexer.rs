@@ -2,7 +2,7 @@
 //! escapes, numbers, dates, datetimes), operators and punctuation, each with
 //! its byte position for error messages.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Timelike, Utc};
 
 use super::SoqlError;
 
@@ -45,6 +45,8 @@ pub enum Tok {
     Num(f64),
     Date(NaiveDate),
     DateTime(DateTime<Utc>),
+    /// `08:00:00.000Z` (a zone is required; kept in UTC).
+    Time(NaiveTime),
     Op(CmpOp),
     LParen,
     RParen,
@@ -253,28 +255,23 @@ fn number_or_date(src: &str, start: usize) -> Result<(Tok, usize), SoqlError> {
     {
         let mut end = start + 10;
         if bytes.get(end) == Some(&b'T') {
-            end += 1;
-            while end < bytes.len()
-                && (bytes[end].is_ascii_alphanumeric()
-                    || matches!(bytes[end], b':' | b'.' | b'+' | b'-'))
-            {
-                end += 1;
-            }
+            end = literal_end(bytes, end + 1);
             let text = &src[start..end];
             return parse_datetime(text)
                 .map(|t| (Tok::DateTime(t), end))
-                .ok_or_else(|| {
-                    SoqlError::malformed(
-                        src,
-                        start,
-                        &format!("line 1:{start} no viable alternative at character '{text}'"),
-                    )
-                });
+                .ok_or_else(|| no_viable(src, start, text));
         }
         let text = &src[start..end];
         return NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map(|d| (Tok::Date(d), end))
             .map_err(|_| SoqlError::malformed(src, start, &format!("invalid date: {text}")));
+    }
+    if digits_at(start, 2) && bytes.get(start + 2) == Some(&b':') {
+        let end = literal_end(bytes, start);
+        let text = &src[start..end];
+        return parse_time(text)
+            .map(|t| (Tok::Time(t), end))
+            .ok_or_else(|| no_viable(src, start, text));
     }
     let mut end = start;
     while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
@@ -284,6 +281,32 @@ fn number_or_date(src: &str, start: usize) -> Result<(Tok, usize), SoqlError> {
     text.parse::<f64>()
         .map(|n| (Tok::Num(n), end))
         .map_err(|_| SoqlError::malformed(src, start, &format!("unexpected token: '{text}'")))
+}
+
+/// Where the time part of a datetime or time literal that goes on at
+/// `from` ends.
+fn literal_end(bytes: &[u8], mut from: usize) -> usize {
+    while from < bytes.len()
+        && (bytes[from].is_ascii_alphanumeric() || matches!(bytes[from], b':' | b'.' | b'+' | b'-'))
+    {
+        from += 1;
+    }
+    from
+}
+
+fn no_viable(src: &str, start: usize, text: &str) -> SoqlError {
+    SoqlError::malformed(
+        src,
+        start,
+        &format!("line 1:{start} no viable alternative at character '{text}'"),
+    )
+}
+
+/// A SOQL time literal (`08:00:00Z`, `08:00:00.000Z`, `10:00:00+02:00`),
+/// in UTC; a zone is required, as for datetimes.
+pub fn parse_time(text: &str) -> Option<NaiveTime> {
+    let t = parse_datetime(&format!("2000-01-01T{text}"))?;
+    NaiveTime::from_num_seconds_from_midnight_opt(t.num_seconds_from_midnight(), t.nanosecond())
 }
 
 /// A SOQL datetime literal; a zone (`Z`, `+hh:mm`, `+hhmm`) is required.
@@ -367,6 +390,16 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn time_literals_need_a_zone() {
+        let at = |h, m, s, ms| NaiveTime::from_hms_milli_opt(h, m, s, ms).unwrap_or_default();
+        assert_eq!(toks("08:00:00.000Z")[0], Tok::Time(at(8, 0, 0, 0)));
+        assert_eq!(toks("08:30:15Z")[0], Tok::Time(at(8, 30, 15, 0)));
+        assert_eq!(toks("10:00:00.250+02:00")[0], Tok::Time(at(8, 0, 0, 250)));
+        assert!(tokenize("08:00:00").is_err());
+        assert!(tokenize("25:00:00Z").is_err());
     }
 
     #[test]

@@ -303,6 +303,7 @@ impl Parser<'_> {
             Tok::Num(n) => Literal::Num(n),
             Tok::Date(d) => Literal::Date(d),
             Tok::DateTime(d) => Literal::DateTime(d),
+            Tok::Time(t) => Literal::Time(t),
             Tok::Ident(word) => match word.to_ascii_uppercase().as_str() {
                 "NULL" => Literal::Null,
                 "TRUE" => Literal::Bool(true),
