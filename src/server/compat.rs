@@ -15,8 +15,8 @@ use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility, create_udf,
+    ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility, create_udf,
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -35,6 +35,7 @@ use pgwire::api::results::{Response, Tag};
 use pgwire::api::store::PortalStore;
 use pgwire::error::{PgWireError, PgWireResult};
 
+use super::json_build::JsonBuildObject;
 use crate::session::described_plan;
 
 /// The `server_version` clients see, and what `version()` returns: drivers
@@ -51,23 +52,16 @@ pub fn register_functions(ctx: &SessionContext) {
     for name in ["shobj_description", "pg_get_serial_sequence"] {
         ctx.register_udf(ScalarUDF::new_from_impl(AlwaysNull::new(name)));
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
+    // SQLAlchemy's column reflection: sfsql has one schema search path and
+    // no per-schema collations, so every collation is visible.
+    ctx.register_udf(constant(
+        "pg_collation_is_visible",
+        ScalarValue::Boolean(Some(true)),
+    ));
     // psql `\dt+`: sfsql keeps no table data on disk (rows live in
     // Salesforce or the report's source), so a table's size is 0 bytes.
-    ctx.register_udf(create_udf(
-        "pg_table_size",
-        vec![DataType::Int32],
-        DataType::Int64,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let rows = ColumnarValue::values_to_arrays(args)?
-                .first()
-                .map_or(1, |a| a.len());
-            Ok(ColumnarValue::Array(Arc::new(Int64Array::from(vec![
-                0i64;
-                rows
-            ]))))
-        }),
-    ));
+    ctx.register_udf(constant("pg_table_size", ScalarValue::Int64(Some(0))));
     ctx.register_udf(create_udf(
         "pg_size_pretty",
         vec![DataType::Int64],
@@ -96,6 +90,23 @@ pub fn register_functions(ctx: &SessionContext) {
         Volatility::Immutable,
         Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
     ));
+}
+
+/// A function of one oid argument whose answer is the same for every row.
+fn constant(name: &str, value: ScalarValue) -> ScalarUDF {
+    let data_type = value.data_type();
+    create_udf(
+        name,
+        vec![DataType::Int32],
+        data_type,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let rows = ColumnarValue::values_to_arrays(args)?
+                .first()
+                .map_or(1, |a| a.len());
+            Ok(ColumnarValue::Array(value.to_array_of_size(rows)?))
+        }),
+    )
 }
 
 /// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then the
@@ -190,17 +201,36 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
             *escape_char = None;
             changed = true;
         }
-        // SQLAlchemy's column reflection asks for identity and collation
-        // details as `(SELECT json_build_object(...) FROM pg_sequence ...)`;
-        // sfsql columns have neither, so the answer is NULL.
+        // A lookup whose value reads the outer row (SQLAlchemy's identity
+        // options: `json_build_object(..., a.attidentity = 'a', ...)`)
+        // cannot be decorrelated by DataFusion. The lookups sfsql meets
+        // this way are over catalogs it keeps empty (pg_sequence: no
+        // identity columns), so the value is NULL; any `$n` it held keeps
+        // its slot (see `keep_placeholders`).
         if let ast::Expr::Subquery(q) = expr
-            && q.to_string()
-                .to_ascii_lowercase()
-                .starts_with("select json_build_object(")
+            && lookup_value(q).is_some_and(|(value, inner)| reads(value, &inner).0)
         {
             *expr = null_text();
             changed = true;
             return ControlFlow::Continue(());
+        }
+        if let ast::Expr::Subquery(q) = expr
+            && aggregate_catalog_lookup(q)
+        {
+            if let Some(outer) = hoist_outer_conditions(q) {
+                let lookup = std::mem::replace(expr, ast::Expr::Value(Value::Null.into()));
+                *expr = ast::Expr::Case {
+                    case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                    end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![ast::CaseWhen {
+                        condition: outer,
+                        result: lookup,
+                    }],
+                    else_result: None,
+                };
+            }
+            changed = true;
         }
         if let ast::Expr::Function(f) = expr {
             let name = f.name.0.last().and_then(ObjectNamePart::as_ident);
@@ -228,6 +258,203 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
         ControlFlow::<()>::Continue(())
     });
     changed.then_some(rewritten)
+}
+
+/// A scalar subquery that looks a value up in pg_catalog, such as
+/// SQLAlchemy's column reflection's `CASE WHEN a.atthasdef THEN (SELECT
+/// pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid =
+/// a.attrelid AND d.adnum = a.attnum) END`: DataFusion plans a correlated
+/// scalar subquery only when it is an aggregate. A catalog lookup by key
+/// returns at most one row, so its value is the same as `max(value)`; that is
+/// the rewrite (zero rows stay NULL). Subqueries over anything but catalog
+/// tables are left alone, so user queries keep PostgreSQL's semantics.
+fn aggregate_catalog_lookup(query: &mut ast::Query) -> bool {
+    lookup_value(query).is_some_and(|(value, _)| {
+        let inner = std::mem::replace(value, ast::Expr::Value(Value::Null.into()));
+        *value = ast::Expr::Function(ast::Function {
+            name: ast::ObjectName::from(vec![ast::Ident::new("max")]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(ast::FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(inner))],
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        });
+        true
+    })
+}
+
+/// The value a catalog lookup (see [`aggregate_catalog_lookup`]) selects
+/// and the names its FROM clause gives its tables.
+fn lookup_value(query: &mut ast::Query) -> Option<(&mut ast::Expr, Vec<ast::Ident>)> {
+    let ast::SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let names = from_names(select);
+    let catalog_only = !select.from.is_empty()
+        && select.from.iter().all(|t| {
+            std::iter::once(&t.relation)
+                .chain(t.joins.iter().map(|j| &j.relation))
+                .all(|r| match r {
+                    ast::TableFactor::Table { name, .. } => name
+                        .0
+                        .last()
+                        .and_then(ObjectNamePart::as_ident)
+                        .is_some_and(|i| i.value.to_ascii_lowercase().starts_with("pg_")),
+                    _ => false,
+                })
+        });
+    let grouped = !matches!(&select.group_by, ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+    if !catalog_only || grouped || select.having.is_some() {
+        return None;
+    }
+    let [item] = select.projection.as_mut_slice() else {
+        return None;
+    };
+    let (ast::SelectItem::UnnamedExpr(value) | ast::SelectItem::ExprWithAlias { expr: value, .. }) =
+        item
+    else {
+        return None;
+    };
+    (!has_aggregate(value)).then_some((value, names))
+}
+
+/// The names (last name part and alias) of the tables in a SELECT's FROM.
+fn from_names(select: &ast::Select) -> Vec<ast::Ident> {
+    let mut names = Vec::new();
+    for t in &select.from {
+        for r in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+            if let ast::TableFactor::Table { name, alias, .. } = r {
+                names.extend(name.0.last().and_then(ObjectNamePart::as_ident).cloned());
+                names.extend(alias.as_ref().map(|a| a.name.clone()));
+            }
+        }
+    }
+    names
+}
+
+/// Which tables `expr` reads: (some column qualified by a table not in
+/// `inner`, some column of `inner` or unqualified or a subquery).
+fn reads(expr: &ast::Expr, inner: &[ast::Ident]) -> (bool, bool) {
+    let mut outer = false;
+    let mut other = false;
+    let _ = ast::visit_expressions(expr, |x: &ast::Expr| {
+        match x {
+            ast::Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let table = &parts[parts.len() - 2];
+                if inner
+                    .iter()
+                    .any(|n| n.value.eq_ignore_ascii_case(&table.value))
+                {
+                    other = true;
+                } else {
+                    outer = true;
+                }
+            }
+            ast::Expr::Identifier(_) | ast::Expr::Subquery(_) | ast::Expr::Exists { .. } => {
+                other = true
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    (outer, other)
+}
+
+/// Takes the conditions of a lookup's WHERE that read only the outer
+/// query's columns (SQLAlchemy's `WHERE pg_attribute.atthasdef AND ...`),
+/// which DataFusion cannot decorrelate, out of the subquery, joined by AND:
+/// `(SELECT .. WHERE outer AND inner)` is `CASE WHEN outer THEN (SELECT ..
+/// WHERE inner) END`.
+fn hoist_outer_conditions(query: &mut ast::Query) -> Option<ast::Expr> {
+    let ast::SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let inner = from_names(select);
+    let mut conjuncts = Vec::new();
+    split_and(select.selection.take()?, &mut conjuncts);
+    let (outer, inner): (Vec<_>, Vec<_>) = conjuncts.into_iter().partition(|c| {
+        let (outer, other) = reads(c, &inner);
+        outer && !other
+    });
+    select.selection = and_all(inner);
+    and_all(outer)
+}
+
+fn split_and(expr: ast::Expr, out: &mut Vec<ast::Expr>) {
+    match expr {
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            split_and(*left, out);
+            split_and(*right, out);
+        }
+        ast::Expr::Nested(inner)
+            if matches!(
+                *inner,
+                ast::Expr::BinaryOp {
+                    op: ast::BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_and(*inner, out)
+        }
+        other => out.push(other),
+    }
+}
+
+fn and_all(exprs: Vec<ast::Expr>) -> Option<ast::Expr> {
+    exprs.into_iter().reduce(|a, b| ast::Expr::BinaryOp {
+        left: Box::new(a),
+        op: ast::BinaryOperator::And,
+        right: Box::new(b),
+    })
+}
+
+/// Whether `expr` calls an aggregate function (any of PostgreSQL's common
+/// ones) outside a subquery of its own.
+fn has_aggregate(expr: &ast::Expr) -> bool {
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "json_agg",
+        "jsonb_agg",
+        "json_object_agg",
+        "first_value",
+        "last_value",
+    ];
+    let mut found = false;
+    let _ = ast::visit_expressions(expr, |e: &ast::Expr| {
+        if let ast::Expr::Function(f) = e
+            && f.over.is_none()
+            && f.name
+                .0
+                .last()
+                .and_then(ObjectNamePart::as_ident)
+                .is_some_and(|n| AGGREGATES.contains(&n.value.to_ascii_lowercase().as_str()))
+        {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 fn null_text() -> ast::Expr {
@@ -333,6 +560,77 @@ fn type_limit_placeholders(
     })
 }
 
+/// datafusion-postgres decodes bound parameters by their position among the
+/// plan's placeholders, so a rewrite that drops `$2` (a subquery answered
+/// NULL) would make `$3`'s value be read with `$2`'s slot's type, or the
+/// wrong type. Every placeholder of the client's statement that the plan
+/// lost is kept under an always-true filter, typed by its cast (`$2::VARCHAR`)
+/// when it has one.
+fn keep_placeholders(
+    plan: LogicalPlan,
+    statement: &Statement,
+) -> datafusion::error::Result<LogicalPlan> {
+    let mut wanted: Vec<(String, Option<DataType>)> = Vec::new();
+    let _ = ast::visit_expressions(statement, |e: &ast::Expr| {
+        let (id, ty) = match e {
+            ast::Expr::Cast {
+                expr, data_type, ..
+            } => match expr.as_ref() {
+                ast::Expr::Value(v) => match &v.value {
+                    Value::Placeholder(id) => (id, arrow_type(data_type)),
+                    _ => return ControlFlow::<()>::Continue(()),
+                },
+                _ => return ControlFlow::Continue(()),
+            },
+            ast::Expr::Value(v) => match &v.value {
+                Value::Placeholder(id) => (id, None),
+                _ => return ControlFlow::Continue(()),
+            },
+            _ => return ControlFlow::Continue(()),
+        };
+        match wanted.iter_mut().find(|(w, _)| w == id) {
+            Some((_, slot)) => {
+                if slot.is_none() {
+                    *slot = ty;
+                }
+            }
+            None => wanted.push((id.clone(), ty)),
+        }
+        ControlFlow::Continue(())
+    });
+    let have = plan.get_parameter_types()?;
+    let lost: Vec<Expr> = wanted
+        .into_iter()
+        .filter(|(id, _)| !have.contains_key(id))
+        .map(|(id, ty)| {
+            let field = ty.map(|t| Arc::new(Field::new(id.clone(), t, true)));
+            Expr::Placeholder(Placeholder::new_with_field(id, field)).is_null()
+        })
+        .collect();
+    let Some(any_null) = lost.into_iter().reduce(Expr::or) else {
+        return Ok(plan);
+    };
+    LogicalPlanBuilder::from(plan)
+        .filter(any_null.or(datafusion::prelude::lit(true)))?
+        .build()
+}
+
+/// The Arrow type of a cast's SQL type, for the types drivers cast
+/// parameters to; `None` for the rest (the client's type then decides).
+fn arrow_type(t: &SqlType) -> Option<DataType> {
+    Some(match t {
+        SqlType::Varchar(_) | SqlType::Text | SqlType::CharacterVarying(_) | SqlType::String(_) => {
+            DataType::Utf8
+        }
+        SqlType::SmallInt(_) | SqlType::Int2(_) => DataType::Int16,
+        SqlType::Integer(_) | SqlType::Int(_) | SqlType::Int4(_) => DataType::Int32,
+        SqlType::BigInt(_) | SqlType::Int8(_) => DataType::Int64,
+        SqlType::Boolean | SqlType::Bool => DataType::Boolean,
+        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 => DataType::Float64,
+        _ => return None,
+    })
+}
+
 async fn plan(ctx: &SessionContext, statement: Statement) -> PgWireResult<LogicalPlan> {
     ctx.state()
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
@@ -431,7 +729,7 @@ impl QueryHook for CompatHook {
         .await;
         Some(planned.and_then(|p| {
             type_limit_placeholders(p)
-                .map(|t| t.data)
+                .and_then(|t| keep_placeholders(t.data, statement))
                 .map_err(|e| PgWireError::ApiError(Box::new(e)))
         }))
     }
@@ -502,9 +800,43 @@ mod tests {
     }
 
     #[test]
+    fn catalog_lookups_become_aggregates_and_keep_their_placeholders() {
+        let s = parse(
+            "SELECT a.attname, CASE WHEN a.atthasdef THEN (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS e FROM pg_catalog.pg_attrdef d WHERE a.atthasdef AND d.adrelid = a.attrelid) END, CASE WHEN a.attidentity != '' THEN (SELECT json_build_object($1::VARCHAR, s.seqstart) FROM pg_catalog.pg_sequence s WHERE s.seqrelid = a.attrelid) END, 1 + (SELECT count(*) FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid) FROM pg_catalog.pg_attribute a",
+        );
+        let out = rewrite(&s).expect("rewritten").to_string();
+        assert!(
+            out.contains("THEN CASE WHEN a.atthasdef THEN (SELECT max(pg_get_expr(d.adbin, d.adrelid)) AS e FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid) END")
+                && out.contains("SELECT max(json_build_object($1::VARCHAR, s.seqstart))")
+                && out.contains("SELECT count(*) FROM"),
+            "{out}"
+        );
+        // A user's subquery keeps PostgreSQL's semantics.
+        let user = parse(
+            "SELECT a.id, 1 + (SELECT c.age FROM sandbox.contact c WHERE c.id = a.id) FROM sandbox.account a",
+        );
+        assert!(rewrite(&user).is_none());
+    }
+
+    #[test]
     fn ordinary_queries_are_left_alone() {
         assert!(rewrite(&parse("select id from sandbox.contact limit 3")).is_none());
         assert!(rewrite(&parse("update sandbox.contact set email = 'x'")).is_none());
+    }
+
+    #[tokio::test]
+    async fn placeholders_a_rewrite_dropped_keep_their_slots() {
+        let ctx = SessionContext::new();
+        let planned = plan(&ctx, parse("select 1 as a where 2 > $3::INTEGER"))
+            .await
+            .expect("plan");
+        let client = parse("select $1::VARCHAR, coalesce((select $2), 1) where 2 > $3::INTEGER");
+        let kept = keep_placeholders(planned, &client).expect("kept");
+        let types = kept.get_parameter_types().expect("types");
+        assert_eq!(types.get("$1"), Some(&Some(DataType::Utf8)));
+        assert_eq!(types.get("$2"), Some(&None));
+        assert!(types.contains_key("$3"));
+        assert_eq!(kept.schema().fields().len(), 1);
     }
 
     #[tokio::test]

@@ -35,6 +35,7 @@ mod compat;
 mod copy;
 mod errors;
 mod idle;
+mod json_build;
 mod roles;
 mod scram;
 mod tls;

@@ -1,4 +1,4 @@
-"""SQLAlchemy's inspector (schemas, tables) and
+"""SQLAlchemy's inspector (schemas, tables, columns with types) and
 pandas.read_sql against sfsql through psycopg 3. Exits non-zero on any
 failure."""
 import sys
@@ -13,11 +13,24 @@ schemas = inspector.get_schema_names()
 assert {"sandbox", "production", "reports"} <= set(schemas), schemas
 tables = inspector.get_table_names(schema="sandbox")
 assert {"contact", "account"} <= set(tables), tables
-# inspector.get_columns is not covered yet: its reflection query binds a
-# table oid parameter that sfsql cannot decode (issue 7 note).
+# Columns with their types, as BI tools built on SQLAlchemy reflect them.
+columns = {c["name"]: c for c in inspector.get_columns("contact", schema="sandbox")}
+types = {name: type(c["type"]).__name__ for name, c in columns.items()}
+expected = {
+    "id": "TEXT", "email": "TEXT", "hasoptedoutofemail": "BOOLEAN",
+    "birthdate": "DATE", "createddate": "TIMESTAMP", "wm_nps_score__c": "DOUBLE_PRECISION",
+}
+assert expected.items() <= types.items(), types
+assert columns["createddate"]["type"].timezone, columns["createddate"]
+assert all(c["default"] is None and not c["autoincrement"] for c in columns.values()), columns
+account = {c["name"]: type(c["type"]).__name__ for c in inspector.get_columns("account", schema="sandbox")}
+assert account["numberofemployees"] == "INTEGER" and account["annualrevenue"] == "NUMERIC", account
+assert account["wm_opens_at__c"] == "TIME", account
+report = [c["name"] for c in inspector.get_columns("nps_score", schema="reports")]
+assert "account_email" in report, report
 frame = pd.read_sql(
     sa.text("select id, email from sandbox.contact where email like :p order by email limit 5"),
     engine, params={"p": "e%"})
 assert len(frame) == 5 and list(frame.columns) == ["id", "email"], frame
 assert frame["email"].str.startswith("e").all(), frame
-print(f"sqlalchemy ok schemas={len(schemas)} tables={len(tables)} frame={len(frame)}")
+print(f"sqlalchemy ok schemas={len(schemas)} tables={len(tables)} columns={len(columns)} frame={len(frame)}")
