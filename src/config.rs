@@ -175,6 +175,9 @@ pub struct ServerConfig {
     /// `[scheduler]`: missed-run policy and the like.
     #[serde(default)]
     pub scheduler: crate::scheduler::SchedulerConfig,
+    /// `[alerts]`: a webhook for failed runs and paused jobs.
+    #[serde(default)]
+    pub alerts: Option<crate::scheduler::AlertsConfig>,
 }
 
 fn default_max_connections() -> usize {
@@ -193,6 +196,7 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             users: BTreeMap::new(),
             scheduler: Default::default(),
+            alerts: None,
         }
     }
 }
@@ -317,6 +321,14 @@ impl Catalog {
             .flatten()
         {
             *file = dir.join(&*file);
+        }
+        if let Some(alerts) = &mut server.alerts {
+            alerts
+                .resolve(|s| env.expand(s))
+                .map_err(|message| ConfigError::Invalid {
+                    path: server_path.clone(),
+                    message,
+                })?;
         }
         for (name, user) in &server.users {
             crate::server::Verifier::parse(&user.password_hash).map_err(|e| {

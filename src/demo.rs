@@ -48,7 +48,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Box<dyn std::error::Error 
 
 /// Start the demo with the scheduler's state and job files where `jobs`
 /// says (tests use a temporary state directory); its settings are the
-/// catalog's `[scheduler]`.
+/// catalog's `[scheduler]` and `[alerts]`.
 pub async fn start_with_jobs(
     opts: DemoOptions,
     mut jobs: SchedulerOptions,
@@ -58,6 +58,7 @@ pub async fn start_with_jobs(
     let mut catalog = Catalog::load(&opts.catalog, &env)?;
     catalog.state_dir = jobs.state_dir.clone();
     jobs.config = catalog.server.scheduler.clone();
+    jobs.alerts = catalog.server.alerts.clone();
     let engine = Arc::new(Engine::start(&catalog, &env).await?);
     let jobs = scheduler::start(Arc::clone(&engine), &jobs).await?;
     let server = server::start_with_hooks(

@@ -237,6 +237,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 Arc::clone(&engine),
                 &SchedulerOptions {
                     config: catalog.server.scheduler.clone(),
+                    alerts: catalog.server.alerts.clone(),
                     ..jobs_options(&catalog_dir, state_dir)
                 },
             )
@@ -274,6 +275,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                         &SchedulerOptions {
                             run_loop: false,
                             config: loaded.server.scheduler.clone(),
+                            alerts: loaded.server.alerts.clone(),
                             ..opts
                         },
                     )

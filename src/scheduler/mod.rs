@@ -12,12 +12,14 @@
 //! | `tables` | `cron.job`, `cron.job_run_details`, `cron.job_run_records` |
 //! | `call` | binding `cron.*` call arguments (pure) |
 //! | [`options`] | retries, timeout, delay, min_interval: parsing, backoff (pure) |
+//! | [`alerts`] | webhook alerts: failed runs, failed records, paused jobs |
 //! | `catch_up` | one `catch-up` run at start for slots missed while down |
 //! | [`settings`] | `[scheduler]` in `server.toml` |
 //! | `pause` | pausing a connection's jobs on 28000, resuming after `sfsql login` |
 //! | [`cli`] | `sfsql jobs list/run/logs` as text |
 //! | `hook` | `SELECT cron.schedule/unschedule/alter_job/run(...)` over pgwire |
 
+pub mod alerts;
 mod call;
 mod catch_up;
 pub mod cli;
@@ -36,6 +38,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+pub use alerts::AlertsConfig;
 pub use catch_up::CatchUpRun;
 pub use hook::{CronHook, is_cron_call};
 pub use lock::SchedulerLock;
@@ -150,6 +153,8 @@ pub struct Scheduler {
     clock: Arc<dyn Clock>,
     /// `[scheduler]` of `server.toml`.
     config: SchedulerConfig,
+    /// `[alerts]` of `server.toml`, when set.
+    alerter: Option<alerts::Alerter>,
     /// Cuts the loop's sleep short (a test moved its clock, a job changed).
     wake: tokio::sync::Notify,
     /// Every finished run, for whoever waits on one (tests, `cron.run`
@@ -179,6 +184,8 @@ pub struct SchedulerOptions {
     pub clock: Arc<dyn Clock>,
     /// `[scheduler]` of the catalog's `server.toml`.
     pub config: SchedulerConfig,
+    /// `[alerts]` of the catalog's `server.toml` (URL resolved).
+    pub alerts: Option<AlertsConfig>,
 }
 
 impl SchedulerOptions {
@@ -195,6 +202,7 @@ impl SchedulerOptions {
             run_loop: true,
             clock: Arc::new(SystemClock),
             config: SchedulerConfig::default(),
+            alerts: None,
         }
     }
 }
@@ -232,6 +240,7 @@ pub async fn start(
         store,
         clock: Arc::clone(&opts.clock),
         config: opts.config.clone(),
+        alerter: opts.alerts.clone().map(alerts::Alerter::new),
         wake: tokio::sync::Notify::new(),
         done: tokio::sync::broadcast::channel(64).0,
         ticks: tokio::sync::watch::channel(0).0,

@@ -185,6 +185,7 @@ impl Scheduler {
                 Some(("57014", false)),
             ),
         };
+        let mut paused_jobs = Vec::new();
         if let Some(connection) = &disconnected {
             let reason = result
                 .as_ref()
@@ -196,15 +197,15 @@ impl Scheduler {
                     message = format!(
                         "{message}; paused {} until `sfsql login {connection}`",
                         names.join(", ")
-                    )
+                    );
+                    paused_jobs = names;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "cannot pause the jobs of {connection}"),
             }
         }
-        if let Some((_, true)) = failure
-            && attempt <= job.options.retries
-        {
+        let retrying = matches!(failure, Some((_, true))) && attempt <= job.options.retries;
+        if retrying {
             let at = self.clock.now() + chrono::Duration::seconds(backoff_secs(attempt));
             message = format!(
                 "{message}; retry {attempt} of {} at {}",
@@ -222,6 +223,8 @@ impl Scheduler {
         }
         self.store
             .finish_run(runid, status, &message, self.clock.now())?;
+        let paused = disconnected.as_deref().map(|c| (c, paused_jobs.as_slice()));
+        self.alert(runid, retrying, paused).await;
         // No receiver is fine: nobody is waiting.
         let _ = self.done.send(RunDone {
             runid,
@@ -245,6 +248,26 @@ impl Scheduler {
             status,
             message,
         }))
+    }
+
+    /// Send the alert a finished run calls for, if alerts are set up.
+    /// Awaited (bounded by the webhook's timeout) so a one-shot `sfsql
+    /// jobs run` sends it before exiting; it never changes the run.
+    async fn alert(&self, runid: i64, retrying: bool, paused: Option<(&str, &[String])>) {
+        let Some(alerter) = &self.alerter else {
+            return;
+        };
+        let run = match self.store.run(runid) {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(runid, error = %e, "cannot read the run to alert about");
+                return;
+            }
+        };
+        if let Some(alert) = super::alerts::alert_for(alerter.config(), &run, retrying, paused) {
+            alerter.send(&alert, &run).await;
+        }
     }
 
     fn running_runs(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {

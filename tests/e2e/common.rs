@@ -132,6 +132,7 @@ pub async fn launch(dir: tempfile::TempDir, sim: SimConfig, clock: Arc<dyn Clock
         run_loop: true,
         clock,
         config: Default::default(),
+        alerts: None,
     };
     let demo = demo::start_with_jobs(
         DemoOptions {

@@ -18,6 +18,7 @@ mod pushdown;
 mod reports_http;
 mod roles;
 mod scheduler;
+mod scheduler_alerts;
 mod scheduler_catch_up;
 mod scheduler_crash;
 mod scheduler_cutoff;

@@ -17,9 +17,9 @@ use crate::scheduler_cutoff::until_sim;
 const CONTACTS: u64 = 1000;
 
 /// A `sfsql serve` process; killed when dropped.
-struct Serve {
-    child: Child,
-    port: u16,
+pub struct Serve {
+    pub child: Child,
+    pub port: u16,
 }
 
 impl Drop for Serve {
@@ -32,6 +32,17 @@ impl Drop for Serve {
 /// Start `sfsql serve` over `dir`'s catalog and state directory, and wait
 /// until it accepts connections.
 async fn serve(dir: &Path, sim: &SimHandle) -> Serve {
+    serve_with(dir, sim, &[], Stdio::null()).await
+}
+
+/// [`serve`] with extra environment variables and its log (stderr) sent
+/// to `stderr`.
+pub async fn serve_with(
+    dir: &Path,
+    sim: &SimHandle,
+    env: &[(&str, String)],
+    stderr: Stdio,
+) -> Serve {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -46,9 +57,10 @@ async fn serve(dir: &Path, sim: &SimHandle) -> Serve {
         .env("SFSQL_SIM_URL", sim.base_url())
         .env("SFSQL_DEMO_CLIENT_ID", DEMO_CLIENT_ID)
         .env("SFSQL_DEMO_CLIENT_SECRET", DEMO_CLIENT_SECRET)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn sfsql serve");
     let server = Serve { child, port };

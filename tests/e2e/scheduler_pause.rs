@@ -29,6 +29,7 @@ async fn a_revoked_login_pauses_the_connections_jobs_until_the_next_login() {
             run_loop: true,
             clock: Arc::clone(&clock) as _,
             config: org.catalog.server.scheduler.clone(),
+            alerts: org.catalog.server.alerts.clone(),
         },
     )
     .await
