@@ -791,3 +791,87 @@ async fn query_all_jobs_see_deleted_rows_and_bad_jobs_fail_clearly() {
     let (status, _, _, _) = results_page(&conn, &id, "").await;
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
 }
+
+#[tokio::test]
+async fn client_streams_a_bulk_query_page_by_page_and_aborts_when_dropped() {
+    use futures::StreamExt;
+    use sfsql::salesforce::BulkQueryOptions;
+
+    let sim = sim(120).await;
+    let client = client(&sim);
+    let options = BulkQueryOptions {
+        page_records: 50,
+        poll: fast_polls(),
+        ..BulkQueryOptions::default()
+    };
+    let soql = "SELECT Id, Email, Account.Name FROM Contact".to_string();
+    let pages: Vec<_> = client
+        .bulk_query(soql.clone(), options)
+        .map(|p| p.expect("page"))
+        .collect()
+        .await;
+    assert_eq!(
+        pages.iter().map(|p| p.rows.len()).collect::<Vec<_>>(),
+        [50, 50, 20]
+    );
+    assert_eq!(
+        pages[0].header.iter().collect::<Vec<_>>(),
+        ["Id", "Email", "Account.Name"]
+    );
+    let stats = &sim.stats()["production"];
+    assert_eq!(stats["requests"]["bulk_query_create"], 1);
+    assert_eq!(stats["requests"]["bulk_query_results"], 3);
+    assert!(
+        stats["requests"]["bulk_query_state"].is_null(),
+        "nothing aborted"
+    );
+
+    // Dropped before the job finished (a cancelled statement): the job is
+    // aborted.
+    let polls = || sim.stats()["production"]["requests"]["bulk_query_info"].as_u64();
+    let before = polls();
+    let slow = BulkQueryOptions {
+        poll: PollPolicy {
+            initial: std::time::Duration::from_secs(60),
+            ..PollPolicy::default()
+        },
+        ..options
+    };
+    let mut stream = client.bulk_query(soql, slow);
+    {
+        let next = stream.next();
+        tokio::pin!(next);
+        // Drive the stream until its first poll is in (the job InProgress);
+        // it then waits a minute before the next.
+        while polls() == before {
+            tokio::select! {
+                _ = &mut next => panic!("the job cannot finish while its poll waits"),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+            }
+        }
+    }
+    drop(stream);
+    let mut aborted = false;
+    for _ in 0..200 {
+        if sim.stats()["production"]["requests"]["bulk_query_state"] == 1 {
+            aborted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(aborted, "no PATCH Aborted reached the org");
+
+    // A job Salesforce fails ends the stream with its message.
+    let err = client
+        .bulk_query("SELECT COUNT() FROM Contact".into(), options)
+        .next()
+        .await
+        .expect("one item")
+        .expect_err("COUNT() jobs fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ended Failed") && msg.contains("COUNT()"),
+        "{msg}"
+    );
+    assert!(msg.contains("sfsql.bulk_query_threshold = 0"), "{msg}");
+}

@@ -1,5 +1,5 @@
-//! Salesforce field types to Arrow types, and query records (JSON) to
-//! Arrow record batches.
+//! Salesforce field types to Arrow types, and query records (REST JSON or
+//! Bulk CSV rows, through one conversion per type) to Arrow record batches.
 //!
 //! | Salesforce type | Arrow type |
 //! | --- | --- |
@@ -66,6 +66,51 @@ pub fn arrow_field(field: &FieldDescribe) -> Option<Field> {
     )
 }
 
+/// One field value as Salesforce sent it: a JSON value of a REST query
+/// record, or the text of a Bulk query CSV cell (empty: null). Both reach
+/// Arrow through [`build_column`], so a field converts the same either way.
+#[derive(Clone, Copy)]
+pub enum Cell<'a> {
+    Null,
+    Text(&'a str),
+    Json(&'a Value),
+}
+
+impl<'a> Cell<'a> {
+    fn of_json(v: &'a Value) -> Cell<'a> {
+        match v {
+            Value::Null => Cell::Null,
+            Value::String(s) => Cell::Text(s),
+            other => Cell::Json(other),
+        }
+    }
+
+    fn of_csv(s: &'a str) -> Cell<'a> {
+        if s.is_empty() {
+            Cell::Null
+        } else {
+            Cell::Text(s)
+        }
+    }
+
+    /// For error messages.
+    fn shown(self) -> String {
+        match self {
+            Cell::Null => "null".into(),
+            Cell::Text(s) => format!("{s:?}"),
+            Cell::Json(v) => v.to_string(),
+        }
+    }
+
+    fn number(self) -> Option<f64> {
+        match self {
+            Cell::Text(s) => s.parse().ok(),
+            Cell::Json(Value::Number(n)) => n.as_f64(),
+            _ => None,
+        }
+    }
+}
+
 /// Build a batch from query records. `api_names[i]` is the JSON key of
 /// `schema.field(i)`.
 pub fn records_to_batch(
@@ -77,35 +122,70 @@ pub fn records_to_batch(
     for (field, api_name) in schema.fields().iter().zip(api_names) {
         let values = records
             .iter()
-            .map(|r| r.get(api_name).unwrap_or(&Value::Null));
+            .map(|r| r.get(api_name).map_or(Cell::Null, Cell::of_json));
         columns.push(build_column(field.data_type(), field.name(), values)?);
     }
+    finish(schema, columns, records.len())
+}
+
+/// Build a batch from Bulk query CSV rows. `api_names[i]` is the CSV column
+/// of `schema.field(i)`, found in `header` without regard to case (a
+/// missing column is an error: the SOQL selected it).
+pub fn csv_rows_to_batch(
+    schema: &SchemaRef,
+    api_names: &[String],
+    header: &csv::StringRecord,
+    rows: &[csv::StringRecord],
+) -> Result<RecordBatch, ArrowError> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(api_names.len());
+    for (field, api_name) in schema.fields().iter().zip(api_names) {
+        let at = header
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(api_name))
+            .ok_or_else(|| {
+                ArrowError::ParseError(format!(
+                    "column {}: Bulk query results have no column {api_name}",
+                    field.name()
+                ))
+            })?;
+        let values = rows.iter().map(|r| Cell::of_csv(r.get(at).unwrap_or("")));
+        columns.push(build_column(field.data_type(), field.name(), values)?);
+    }
+    finish(schema, columns, rows.len())
+}
+
+fn finish(
+    schema: &SchemaRef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_new_with_options(
         Arc::clone(schema),
         columns,
-        &RecordBatchOptions::new().with_row_count(Some(records.len())),
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
     )
 }
 
-fn bad(column: &str, value: &Value, expected: &str) -> ArrowError {
+fn bad(column: &str, value: Cell, expected: &str) -> ArrowError {
     ArrowError::ParseError(format!(
-        "column {column}: Salesforce returned {value} where {expected} was expected"
+        "column {column}: Salesforce returned {} where {expected} was expected",
+        value.shown()
     ))
 }
 
 fn build_column<'a>(
     data_type: &DataType,
     column: &str,
-    values: impl Iterator<Item = &'a Value>,
+    values: impl Iterator<Item = Cell<'a>>,
 ) -> Result<ArrayRef, ArrowError> {
     Ok(match data_type {
         DataType::Utf8 => {
             let mut b = StringBuilder::new();
             for v in values {
                 match v {
-                    Value::Null => b.append_null(),
-                    Value::String(s) => b.append_value(s),
-                    other => b.append_value(other.to_string()),
+                    Cell::Null => b.append_null(),
+                    Cell::Text(s) => b.append_value(s),
+                    Cell::Json(other) => b.append_value(other.to_string()),
                 }
             }
             Arc::new(b.finish())
@@ -114,8 +194,10 @@ fn build_column<'a>(
             let mut b = BooleanBuilder::new();
             for v in values {
                 match v {
-                    Value::Null => b.append_null(),
-                    Value::Bool(x) => b.append_value(*x),
+                    Cell::Null => b.append_null(),
+                    Cell::Json(Value::Bool(x)) => b.append_value(*x),
+                    Cell::Text("true") => b.append_value(true),
+                    Cell::Text("false") => b.append_value(false),
                     other => return Err(bad(column, other, "a boolean")),
                 }
             }
@@ -125,9 +207,11 @@ fn build_column<'a>(
             let mut b = Int32Builder::new();
             for v in values {
                 match v {
-                    Value::Null => b.append_null(),
+                    Cell::Null => b.append_null(),
                     other => {
-                        let n = as_f64(other).ok_or_else(|| bad(column, other, "an integer"))?;
+                        let n = other
+                            .number()
+                            .ok_or_else(|| bad(column, other, "an integer"))?;
                         b.append_value(n as i32)
                     }
                 }
@@ -137,13 +221,18 @@ fn build_column<'a>(
         DataType::Int64 => {
             let mut b = Int64Builder::new();
             for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Number(n) if n.as_i64().is_some() => {
-                        b.append_value(n.as_i64().unwrap_or_default())
-                    }
-                    other => {
-                        let n = as_f64(other).ok_or_else(|| bad(column, other, "an integer"))?;
+                let exact = match v {
+                    Cell::Json(Value::Number(n)) => n.as_i64(),
+                    Cell::Text(s) => s.parse::<i64>().ok(),
+                    _ => None,
+                };
+                match (v, exact) {
+                    (Cell::Null, _) => b.append_null(),
+                    (_, Some(n)) => b.append_value(n),
+                    (other, None) => {
+                        let n = other
+                            .number()
+                            .ok_or_else(|| bad(column, other, "an integer"))?;
                         b.append_value(n as i64)
                     }
                 }
@@ -154,10 +243,12 @@ fn build_column<'a>(
             let mut b = Float64Builder::new();
             for v in values {
                 match v {
-                    Value::Null => b.append_null(),
-                    other => {
-                        b.append_value(as_f64(other).ok_or_else(|| bad(column, other, "a number"))?)
-                    }
+                    Cell::Null => b.append_null(),
+                    other => b.append_value(
+                        other
+                            .number()
+                            .ok_or_else(|| bad(column, other, "a number"))?,
+                    ),
                 }
             }
             Arc::new(b.finish())
@@ -165,21 +256,19 @@ fn build_column<'a>(
         DataType::Decimal128(p, s) => {
             let mut b = Decimal128Builder::new();
             for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    other => {
-                        let text = match other {
-                            Value::String(s) => s.clone(),
-                            Value::Number(n) => n.to_string(),
-                            _ => return Err(bad(column, other, "a number")),
-                        };
-                        let parsed =
-                            datafusion::arrow::compute::kernels::cast_utils::parse_decimal::<
-                                Decimal128Type,
-                            >(&text, *p, *s)?;
-                        b.append_value(parsed);
+                let text = match v {
+                    Cell::Null => {
+                        b.append_null();
+                        continue;
                     }
-                }
+                    Cell::Text(t) => t.to_string(),
+                    Cell::Json(Value::Number(n)) => n.to_string(),
+                    other => return Err(bad(column, other, "a number")),
+                };
+                let parsed = datafusion::arrow::compute::kernels::cast_utils::parse_decimal::<
+                    Decimal128Type,
+                >(&text, *p, *s)?;
+                b.append_value(parsed);
             }
             Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
         }
@@ -187,8 +276,8 @@ fn build_column<'a>(
             let mut b = Date32Builder::new();
             for v in values {
                 match v {
-                    Value::Null => b.append_null(),
-                    Value::String(s) => {
+                    Cell::Null => b.append_null(),
+                    Cell::Text(s) => {
                         b.append_value(parse_date(s).ok_or_else(|| bad(column, v, "a date"))?)
                     }
                     other => return Err(bad(column, other, "a date")),
@@ -200,8 +289,8 @@ fn build_column<'a>(
             let mut b = TimestampMillisecondBuilder::new();
             for v in values {
                 match v {
-                    Value::Null => b.append_null(),
-                    Value::String(s) => b.append_value(
+                    Cell::Null => b.append_null(),
+                    Cell::Text(s) => b.append_value(
                         parse_datetime(s).ok_or_else(|| bad(column, v, "a datetime"))?,
                     ),
                     other => return Err(bad(column, other, "a datetime")),
@@ -213,8 +302,8 @@ fn build_column<'a>(
             let mut b = Time64NanosecondBuilder::new();
             for v in values {
                 match v {
-                    Value::Null => b.append_null(),
-                    Value::String(s) => {
+                    Cell::Null => b.append_null(),
+                    Cell::Text(s) => {
                         b.append_value(parse_time(s).ok_or_else(|| bad(column, v, "a time"))?)
                     }
                     other => return Err(bad(column, other, "a time")),
@@ -229,8 +318,8 @@ fn build_column<'a>(
             let mut b = BinaryBuilder::new();
             for v in values {
                 match v {
-                    Value::Null => b.append_null(),
-                    Value::String(s) => b.append_value(
+                    Cell::Null => b.append_null(),
+                    Cell::Text(s) => b.append_value(
                         base64::engine::general_purpose::STANDARD
                             .decode(s)
                             .map_err(|_| bad(column, v, "base64 data"))?,
@@ -246,14 +335,6 @@ fn build_column<'a>(
             )));
         }
     })
-}
-
-fn as_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
 }
 
 /// Days since 1970-01-01 for `2021-04-14`.

@@ -1,6 +1,8 @@
 //! DataFusion providers: one schema per Salesforce connection with one table
-//! per queryable sObject, described lazily on first use, and the lookup-join
-//! rule that fetches an sObject by the keys of a join's small side.
+//! per queryable sObject, described lazily on first use (and an unlisted
+//! `<object>_all` variant with deleted and archived records), and the
+//! lookup-join rule that fetches an sObject by the keys of a join's small
+//! side.
 
 mod arrow;
 mod blob;
@@ -8,6 +10,7 @@ mod catalog;
 mod comments;
 mod lookup;
 mod lookup_rule;
+mod options;
 mod order_rule;
 mod scan;
 mod table;
@@ -17,6 +20,7 @@ pub use catalog::{SfsqlCatalogInfo, lazy_pg_catalog};
 pub use comments::Comments;
 pub use lookup::KeyCollectExec;
 pub use lookup_rule::LookupJoin;
+pub use options::{DEFAULT_BULK_QUERY_THRESHOLD, ScanOptions};
 pub use order_rule::SortLimitPushdown;
 pub use scan::{SObjectScanExec, ScanSpec, fetch_pages};
 pub use table::SObjectTable;
@@ -55,6 +59,10 @@ struct Listed {
     api_name: String,
     label: String,
 }
+
+/// `contact_all`: the Contact table with deleted and archived records.
+/// Not listed by `\dt` (it would double every listing); see the README.
+pub const ALL_SUFFIX: &str = "_all";
 
 /// How old the sObject list may be before a miss reloads it.
 const RELIST_AFTER: Duration = Duration::from_secs(60);
@@ -131,8 +139,28 @@ impl SalesforceSchema {
             .is_none_or(|at| at.elapsed() > RELIST_AFTER)
     }
 
-    /// The table for a lower-case name, described on first use.
+    /// The sObject behind `<object>_all` when `name` is one (and is not
+    /// itself an sObject's name).
+    fn deleted_variant(&self, name: &str) -> Option<String> {
+        let key = name.to_ascii_lowercase();
+        let base = key.strip_suffix(ALL_SUFFIX)?;
+        let listed = self.sobjects.read().ok()?;
+        (!listed.contains_key(&key) && listed.contains_key(base)).then(|| base.to_string())
+    }
+
+    /// The table for a lower-case name, described on first use;
+    /// `<object>_all` is the sObject with its deleted and archived records.
     pub async fn sobject_table(&self, name: &str) -> Result<Option<Arc<SObjectTable>>> {
+        if let Some(base) = self.deleted_variant(name) {
+            return Ok(self
+                .listed_table(&base)
+                .await?
+                .map(|t| Arc::new(t.with_deleted())));
+        }
+        self.listed_table(name).await
+    }
+
+    async fn listed_table(&self, name: &str) -> Result<Option<Arc<SObjectTable>>> {
         let key = name.to_ascii_lowercase();
         if let Some(t) = self.tables.lock().ok().and_then(|t| t.get(&key).cloned()) {
             return Ok(Some(t));
@@ -197,6 +225,7 @@ impl SchemaProvider for SalesforceSchema {
             .read()
             .map(|m| m.contains_key(&name.to_ascii_lowercase()))
             .unwrap_or(false)
+            || self.deleted_variant(name).is_some()
     }
 }
 

@@ -2,6 +2,12 @@
 //! page as a record batch as soon as it arrives. A scan can also be the
 //! lookup side of a join: then its statements are built at execution time
 //! from the keys the join's other side produced (`WHERE Email IN (...)`).
+//!
+//! A large scan switches to a Bulk API 2.0 query job: the first REST page
+//! says how many records match (`totalSize`); above
+//! `sfsql.bulk_query_threshold` the REST cursor is left and the same SOQL
+//! runs as a Bulk job whose CSV pages stream in its place (one job, polls,
+//! then 50,000 records a call instead of 2,000).
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,9 +26,10 @@ use datafusion::physical_plan::{
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::arrow::records_to_batch;
+use super::arrow::{csv_rows_to_batch, records_to_batch};
 use super::lookup::KeySlot;
-use crate::salesforce::{QueryPage, SalesforceClient, SalesforceError};
+use super::options::ScanOptions;
+use crate::salesforce::{BulkQueryOptions, QueryPage, SalesforceClient, SalesforceError};
 use crate::soql::{self, Condition, FieldInfo, MAX_ENCODED_STATEMENT};
 
 /// Key-lookup statements run this many at a time: their results are
@@ -41,6 +48,8 @@ pub struct ScanSpec {
     /// above the scan applies again (see [`super::SortLimitPushdown`]).
     pub order_by: Vec<String>,
     pub limit: Option<usize>,
+    /// `queryAll`: deleted and archived records too (`<object>_all` tables).
+    pub all_rows: bool,
 }
 
 impl ScanSpec {
@@ -80,7 +89,28 @@ pub struct SObjectScanExec {
     /// results are disjoint.
     statements: Vec<String>,
     lookup: Option<Lookup>,
+    /// Records above which the scan runs as a Bulk query job; `None` when
+    /// it never does (a LIMIT at or under the threshold, `count(*)`,
+    /// several statements, `sfsql.bulk_query_threshold = 0`).
+    bulk_above: Option<usize>,
+    /// How the last execution read, for EXPLAIN ANALYZE.
+    used: Arc<std::sync::Mutex<Option<&'static str>>>,
     properties: Arc<PlanProperties>,
+}
+
+/// Which scans may become a Bulk query, and above how many records.
+fn bulk_above(
+    spec: &ScanSpec,
+    fields: &[FieldInfo],
+    statements: usize,
+    options: ScanOptions,
+) -> Option<usize> {
+    let threshold = options.bulk_query_threshold;
+    let small = spec.limit.is_some_and(|l| l <= threshold);
+    // Bulk queries cannot select base64 fields.
+    let blobs = fields.iter().any(|f| f.sf_type == "base64");
+    (threshold > 0 && !small && !blobs && !spec.select.is_empty() && statements == 1)
+        .then_some(threshold)
 }
 
 impl SObjectScanExec {
@@ -89,6 +119,7 @@ impl SObjectScanExec {
         schema: SchemaRef,
         fields: Vec<FieldInfo>,
         spec: ScanSpec,
+        options: ScanOptions,
     ) -> Result<Self> {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
@@ -96,14 +127,18 @@ impl SObjectScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
+        let statements = spec.statements(None)?;
+        let bulk_above = bulk_above(&spec, &fields, statements.len(), options);
         Ok(SObjectScanExec {
             client,
             api_names: fields.iter().map(|f| f.api_name.clone()).collect(),
             schema,
             fields,
-            statements: spec.statements(None)?,
+            statements,
             spec,
             lookup: None,
+            bulk_above,
+            used: Arc::default(),
             properties,
         })
     }
@@ -141,8 +176,88 @@ impl SObjectScanExec {
             statements: spec.statements(None)?,
             spec,
             lookup: None,
+            // The first `limit` records in order: never a Bulk job.
+            bulk_above: None,
+            used: Arc::default(),
             properties: Arc::clone(&self.properties),
         })
+    }
+
+    /// How the scan reads, as EXPLAIN shows it: `REST query`, `Bulk query`
+    /// (`queryAll` for `_all` tables), or before it ran, both with the
+    /// threshold between them.
+    fn method(&self) -> String {
+        let op = if self.spec.all_rows {
+            "queryAll"
+        } else {
+            "query"
+        };
+        let used = self.used.lock().ok().and_then(|u| *u);
+        match (used, self.bulk_above) {
+            (Some(how), _) => format!("{how} {op} (as run)"),
+            (None, Some(n)) => {
+                format!("REST {op}, Bulk {op} if more than {n} records match")
+            }
+            (None, None) => format!("REST {op}"),
+        }
+    }
+
+    /// The selected base64 fields: a query returns a URL for each blob,
+    /// fetched before the page becomes a batch.
+    fn blob_columns(&self) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|f| f.sf_type == "base64")
+            .map(|f| f.api_name.clone())
+            .collect()
+    }
+
+    /// REST pages as batches; for `SELECT COUNT()` (no column selected)
+    /// rows without columns, as many as `totalSize` says.
+    fn page_batches(
+        &self,
+        pages: BoxStream<'static, Result<QueryPage>>,
+        convert: Converter,
+    ) -> BoxStream<'static, Result<RecordBatch>> {
+        if !self.spec.select.is_empty() {
+            let blobs = self.blob_columns();
+            let pages = if blobs.is_empty() {
+                pages
+            } else {
+                super::blob::with_blobs(
+                    Arc::clone(&self.client),
+                    pages,
+                    format!(
+                        "{}.{}",
+                        self.client.name(),
+                        self.spec.sobject.to_ascii_lowercase()
+                    ),
+                    blobs,
+                )
+            };
+            return pages
+                .and_then(move |page| {
+                    let batch = convert.rest(&page);
+                    async move { batch }
+                })
+                .boxed();
+        }
+        let schema = Arc::clone(&self.schema);
+        pages
+            .map_ok(move |page| {
+                let total = usize::try_from(page.total_size).unwrap_or(usize::MAX);
+                let schema = Arc::clone(&schema);
+                stream::iter(row_counts(total)).map(move |n| {
+                    RecordBatch::try_new_with_options(
+                        Arc::clone(&schema),
+                        vec![],
+                        &RecordBatchOptions::new().with_row_count(Some(n)),
+                    )
+                    .map_err(DataFusionError::from)
+                })
+            })
+            .try_flatten()
+            .boxed()
     }
 
     /// The same scan, fetching only records whose column `column` matches
@@ -156,6 +271,9 @@ impl SObjectScanExec {
             spec: self.spec.clone(),
             statements: self.statements.clone(),
             lookup: Some(Lookup { column, slot }),
+            // Key lookups are bounded by their keys: REST.
+            bulk_above: None,
+            used: Arc::default(),
             properties: Arc::clone(&self.properties),
         }
     }
@@ -167,20 +285,105 @@ fn row_counts(total: usize) -> impl Iterator<Item = usize> {
     (0..total.div_ceil(BATCH)).map(move |i| (total - i * BATCH).min(BATCH))
 }
 
-/// Fetch the pages of `statements`, up to `concurrency` statements at a
-/// time. The one place a scan talks to Salesforce: a Bulk API 2.0 path for
-/// large scans slots in here.
+/// Fetch the pages of `statements` (through `queryAll` when `all_rows`),
+/// up to `concurrency` statements at a time.
 pub fn fetch_pages(
     client: Arc<SalesforceClient>,
     statements: Vec<String>,
     concurrency: usize,
+    all_rows: bool,
 ) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
-    let queries = stream::iter(statements).map(move |soql| client.query(soql));
+    let queries = stream::iter(statements).map(move |soql| client.query_rows(soql, all_rows));
     if concurrency <= 1 {
         queries.flatten().boxed()
     } else {
         queries.flatten_unordered(concurrency).boxed()
     }
+}
+
+/// Rows of a Bulk results page per batch: DataFusion's default batch size.
+const BULK_BATCH_ROWS: usize = 8192;
+
+/// What converts fetched records into batches of the scan's schema.
+#[derive(Clone)]
+struct Converter {
+    schema: SchemaRef,
+    api_names: Arc<Vec<String>>,
+}
+
+impl Converter {
+    fn rest(&self, page: &QueryPage) -> Result<RecordBatch> {
+        records_to_batch(&self.schema, &self.api_names, &page.records)
+            .map_err(DataFusionError::from)
+    }
+
+    /// A Bulk results page as batches of at most [`BULK_BATCH_ROWS`] rows.
+    fn bulk(&self, page: &crate::salesforce::CsvPage) -> Vec<Result<RecordBatch>> {
+        page.rows
+            .chunks(BULK_BATCH_ROWS)
+            .map(|rows| {
+                csv_rows_to_batch(&self.schema, &self.api_names, &page.header, rows)
+                    .map_err(DataFusionError::from)
+            })
+            .collect()
+    }
+}
+
+fn external(e: SalesforceError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// A plain scan that becomes a Bulk query job when its first REST page
+/// says more than `threshold` records match.
+fn rest_or_bulk(
+    client: Arc<SalesforceClient>,
+    soql: String,
+    all_rows: bool,
+    threshold: usize,
+    convert: Converter,
+    used: Arc<std::sync::Mutex<Option<&'static str>>>,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let set_used = move |how: &'static str| {
+        if let Ok(mut u) = used.lock() {
+            *u = Some(how);
+        }
+    };
+    stream::once(async move {
+        // The first page is as large as the threshold (within Salesforce's
+        // 200..2000), so a low threshold is seen after one page.
+        let mut rest = client.query_pages(soql.clone(), all_rows, threshold);
+        let first = match rest.next().await {
+            None => return stream::empty().boxed(),
+            Some(Err(e)) => return stream::once(async move { Err(external(e)) }).boxed(),
+            Some(Ok(page)) => page,
+        };
+        let more = first.total_size > first.records.len() as u64;
+        if more && first.total_size > threshold as u64 {
+            // Dropping the REST stream leaves its cursor: the first page's
+            // records come again from the job.
+            drop(rest);
+            set_used("Bulk");
+            let options = BulkQueryOptions {
+                all_rows,
+                ..BulkQueryOptions::default()
+            };
+            return client
+                .bulk_query(soql, options)
+                .map(move |page| match page {
+                    Ok(page) => stream::iter(convert.bulk(&page)),
+                    Err(e) => stream::iter(vec![Err(external(e))]),
+                })
+                .flatten()
+                .boxed();
+        }
+        set_used("REST");
+        let rest_convert = convert.clone();
+        stream::once(async move { convert.rest(&first) })
+            .chain(rest.map(move |page| page.map_err(external).and_then(|p| rest_convert.rest(&p))))
+            .boxed()
+    })
+    .flatten()
+    .boxed()
 }
 
 impl DisplayAs for SObjectScanExec {
@@ -206,7 +409,11 @@ impl DisplayAs for SObjectScanExec {
         }
         let first = self.statements.first().map(String::as_str).unwrap_or("");
         match (t, self.statements.len()) {
-            (_, 1) => write!(f, "SObjectScanExec: connection={conn}, soql=[{first}]"),
+            (_, 1) => write!(
+                f,
+                "SObjectScanExec: connection={conn}, soql=[{first}], method={}",
+                self.method()
+            ),
             (DisplayFormatType::Verbose, n) => {
                 write!(f, "SObjectScanExec: connection={conn}, {n} statements: ")?;
                 for (i, s) in self.statements.iter().enumerate() {
@@ -270,16 +477,38 @@ impl ExecutionPlan for SObjectScanExec {
             )));
         }
         let client = Arc::clone(&self.client);
-        let pages: BoxStream<'static, Result<QueryPage>> = match &self.lookup {
-            None => fetch_pages(client, self.statements.clone(), 1)
-                .map_err(|e| DataFusionError::External(Box::new(e)))
-                .boxed(),
-            Some(lookup) => {
+        let all_rows = self.spec.all_rows;
+        let convert = Converter {
+            schema: Arc::clone(&self.schema),
+            api_names: Arc::new(self.api_names.clone()),
+        };
+        let batches: BoxStream<'static, Result<RecordBatch>> = match (&self.lookup, self.bulk_above)
+        {
+            (None, Some(threshold)) => rest_or_bulk(
+                client,
+                self.statements[0].clone(),
+                all_rows,
+                threshold,
+                convert,
+                Arc::clone(&self.used),
+            ),
+            (None, None) => {
+                if let Ok(mut u) = self.used.lock() {
+                    *u = Some("REST");
+                }
+                self.page_batches(
+                    fetch_pages(client, self.statements.clone(), 1, all_rows)
+                        .map_err(external)
+                        .boxed(),
+                    convert,
+                )
+            }
+            (Some(lookup), _) => {
                 let slot = Arc::clone(&lookup.slot);
                 let field = self.fields[lookup.column].clone();
                 let spec = self.spec.clone();
                 let fallback = self.statements.clone();
-                stream::once(async move {
+                let pages = stream::once(async move {
                     let keys = slot.wait().await?;
                     let statements = match soql::key_condition(&field, &keys) {
                         // Some key has no SOQL form: scan, the join still filters.
@@ -288,67 +517,16 @@ impl ExecutionPlan for SObjectScanExec {
                         Some(Some(cond)) => spec.statements(Some(cond))?,
                     };
                     Ok::<_, DataFusionError>(
-                        fetch_pages(client, statements, LOOKUP_CONCURRENCY)
-                            .map_err(|e| DataFusionError::External(Box::new(e))),
+                        fetch_pages(client, statements, LOOKUP_CONCURRENCY, all_rows)
+                            .map_err(external),
                     )
                 })
                 .try_flatten()
-                .boxed()
+                .boxed();
+                self.page_batches(pages, convert)
             }
         };
-        let blob_columns: Vec<String> = self
-            .fields
-            .iter()
-            .filter(|f| f.sf_type == "base64")
-            .map(|f| f.api_name.clone())
-            .collect();
-        let pages = if blob_columns.is_empty() {
-            pages
-        } else {
-            super::blob::with_blobs(
-                Arc::clone(&self.client),
-                pages,
-                format!(
-                    "{}.{}",
-                    self.client.name(),
-                    self.spec.sobject.to_ascii_lowercase()
-                ),
-                blob_columns,
-            )
-        };
         let schema = Arc::clone(&self.schema);
-        let api_names = Arc::new(self.api_names.clone());
-        let batch_schema = Arc::clone(&schema);
-        let batches: BoxStream<'static, Result<RecordBatch>> = if self.spec.select.is_empty() {
-            // `SELECT COUNT()`: no records, only totalSize; rows without
-            // columns, as DataFusion expects of a scan projecting nothing.
-            pages
-                .map_ok(move |page| {
-                    let total = usize::try_from(page.total_size).unwrap_or(usize::MAX);
-                    let schema = Arc::clone(&batch_schema);
-                    stream::iter(row_counts(total)).map(move |n| {
-                        RecordBatch::try_new_with_options(
-                            Arc::clone(&schema),
-                            vec![],
-                            &RecordBatchOptions::new().with_row_count(Some(n)),
-                        )
-                        .map_err(DataFusionError::from)
-                    })
-                })
-                .try_flatten()
-                .boxed()
-        } else {
-            pages
-                .and_then(move |page| {
-                    let schema = Arc::clone(&batch_schema);
-                    let api_names = Arc::clone(&api_names);
-                    async move {
-                        records_to_batch(&schema, &api_names, &page.records)
-                            .map_err(DataFusionError::from)
-                    }
-                })
-                .boxed()
-        };
         let limited: BoxStream<'static, Result<_>> = match self.spec.limit {
             None => batches,
             // Stop polling (and so stop sending requests) once the limit is met.

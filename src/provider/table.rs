@@ -21,6 +21,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::arrow::arrow_field;
+use super::options::ScanOptions;
 use super::scan::{SObjectScanExec, ScanSpec};
 use crate::salesforce::{SObjectDescribe, SalesforceClient};
 use crate::soql::{self, Condition, FieldInfo};
@@ -32,6 +33,9 @@ pub struct SObjectTable {
     schema: SchemaRef,
     /// Parallel to `schema`'s fields.
     fields: Vec<FieldInfo>,
+    /// The `<object>_all` variant: reads through `queryAll`, so deleted and
+    /// archived records are rows too (`isdeleted` tells them apart).
+    all_rows: bool,
 }
 
 impl SObjectTable {
@@ -55,7 +59,32 @@ impl SObjectTable {
             describe,
             schema: Arc::new(Schema::new_with_metadata(arrow_fields, metadata)),
             fields,
+            all_rows: false,
         }
+    }
+
+    /// The same sObject with its deleted and archived records
+    /// (`production.contact_all`).
+    pub fn with_deleted(&self) -> Self {
+        let label = format!(
+            "{} (deleted and archived records included)",
+            self.describe.label
+        );
+        let metadata = [("comment".to_string(), label)].into();
+        SObjectTable {
+            client: Arc::clone(&self.client),
+            describe: Arc::clone(&self.describe),
+            schema: Arc::new(Schema::new_with_metadata(
+                self.schema.fields().clone(),
+                metadata,
+            )),
+            fields: self.fields.clone(),
+            all_rows: true,
+        }
+    }
+
+    pub fn includes_deleted(&self) -> bool {
+        self.all_rows
     }
 
     pub fn describe(&self) -> &Arc<SObjectDescribe> {
@@ -143,12 +172,14 @@ impl TableProvider for SObjectTable {
             conditions,
             order_by: vec![],
             limit,
+            all_rows: self.all_rows,
         };
         Ok(Arc::new(SObjectScanExec::new(
             Arc::clone(&self.client),
             schema,
             fields,
             spec,
+            ScanOptions::current(),
         )?))
     }
 }

@@ -87,17 +87,24 @@ pub struct BulkReport {
     pub calls: usize,
 }
 
+/// The fields of a Bulk job's info that the client reads (ingest and query).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JobInfo {
-    id: String,
-    state: String,
+pub(super) struct JobInfo {
+    pub id: String,
+    pub state: String,
     #[serde(default)]
-    number_records_processed: u64,
+    pub number_records_processed: u64,
     #[serde(default)]
-    number_records_failed: u64,
+    pub number_records_failed: u64,
     #[serde(default)]
-    error_message: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl JobInfo {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state.as_str(), "JobComplete" | "Failed" | "Aborted")
+    }
 }
 
 pub struct BulkIngestWriter {
@@ -316,32 +323,11 @@ impl BulkIngestWriter {
     }
 
     async fn wait(&self, path: &str, report: &mut BulkReport) -> Result<JobInfo, SalesforceError> {
-        let started = std::time::Instant::now();
-        let mut delay = self.poll.initial;
-        loop {
-            let (_, bytes) = self
-                .client
-                .send_payload(Method::GET, path, Payload::None, true)
-                .await?;
+        wait_for_job(&self.client, path, self.poll, || {
             report.polls += 1;
             report.calls += 1;
-            let info: JobInfo = self.client.decode("Bulk job info", &bytes)?;
-            if matches!(info.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
-                return Ok(info);
-            }
-            if started.elapsed() > self.poll.timeout {
-                return Err(SalesforceError::Decode {
-                    connection: self.client.name().to_string(),
-                    what: "Bulk job".into(),
-                    detail: format!(
-                        "job {} still {} after {:?}; see it in Setup > Bulk Data Load Jobs",
-                        info.id, info.state, self.poll.timeout
-                    ),
-                });
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay + delay / 2).min(self.poll.max);
-        }
+        })
+        .await
     }
 
     async fn fetch_csv(&self, path: &str, kind: &str) -> Result<bytes::Bytes, SalesforceError> {
@@ -409,6 +395,40 @@ impl BulkIngestWriter {
             what: format!("Bulk {kind}"),
             detail: e.to_string(),
         }
+    }
+}
+
+/// Poll the job at `path` (`jobs/ingest/{id}` or `jobs/query/{id}`) until
+/// it is finished, per `poll`; `polled` runs after each request.
+pub(super) async fn wait_for_job(
+    client: &SalesforceClient,
+    path: &str,
+    poll: PollPolicy,
+    mut polled: impl FnMut(),
+) -> Result<JobInfo, SalesforceError> {
+    let started = std::time::Instant::now();
+    let mut delay = poll.initial;
+    loop {
+        let (_, bytes) = client
+            .send_payload(Method::GET, path, Payload::None, true)
+            .await?;
+        polled();
+        let info: JobInfo = client.decode("Bulk job info", &bytes)?;
+        if info.is_finished() {
+            return Ok(info);
+        }
+        if started.elapsed() > poll.timeout {
+            return Err(SalesforceError::Decode {
+                connection: client.name().to_string(),
+                what: "Bulk job".into(),
+                detail: format!(
+                    "job {} still {} after {:?}; see it in Setup > Bulk Data Load Jobs",
+                    info.id, info.state, poll.timeout
+                ),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay + delay / 2).min(poll.max);
     }
 }
 

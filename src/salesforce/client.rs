@@ -56,6 +56,10 @@ struct ApiErrorBody {
 
 const MAX_ATTEMPTS: u32 = 4;
 
+/// REST query page sizes Salesforce accepts (`batchSize`).
+pub const MIN_BATCH: usize = 200;
+pub const MAX_BATCH: usize = 2000;
+
 /// A request body.
 pub(super) enum Payload<'a> {
     None,
@@ -183,6 +187,23 @@ impl SalesforceClient {
         payload: Payload<'_>,
         idempotent: bool,
     ) -> Result<(StatusCode, bytes::Bytes), SalesforceError> {
+        let (status, _, bytes) = self
+            .send_full(method, path, payload, idempotent, MAX_BATCH)
+            .await?;
+        Ok((status, bytes))
+    }
+
+    /// [`send_payload`](Self::send_payload), with the response headers
+    /// (Bulk query results page by `Sforce-Locator`) and the page size a
+    /// query asks for (`Sforce-Query-Options: batchSize`, 200 to 2000).
+    pub(super) async fn send_full(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        idempotent: bool,
+        batch: usize,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), SalesforceError> {
         let mut renewed = false;
         let mut attempt = 0;
         loop {
@@ -200,7 +221,10 @@ impl SalesforceClient {
                 .http
                 .request(method.clone(), &url)
                 .bearer_auth(token.token.expose_secret())
-                .header("Sforce-Query-Options", "batchSize=2000");
+                .header(
+                    "Sforce-Query-Options",
+                    format!("batchSize={}", batch.clamp(MIN_BATCH, MAX_BATCH)),
+                );
             match &payload {
                 Payload::None => {}
                 Payload::Json(body) => request = request.json(body),
@@ -226,6 +250,7 @@ impl SalesforceClient {
             };
             self.record_usage(response.headers());
             let status = response.status();
+            let headers = response.headers().clone();
             let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
             // The path and status only: the token rides in a header that is
             // never logged, and bodies hold customer data.
@@ -245,7 +270,7 @@ impl SalesforceClient {
                 continue;
             }
             if status.is_success() || status == StatusCode::MULTIPLE_CHOICES {
-                return Ok((status, bytes));
+                return Ok((status, headers, bytes));
             }
             let err = self.api_error(status, &bytes);
             if idempotent && attempt < MAX_ATTEMPTS && err.is_retriable() {
@@ -377,6 +402,28 @@ impl SalesforceClient {
         self: &Arc<Self>,
         soql: String,
     ) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
+        self.query_rows(soql, false)
+    }
+
+    /// [`query`](Self::query), through `queryAll` when `all_rows`: deleted
+    /// and archived records too.
+    pub fn query_rows(
+        self: &Arc<Self>,
+        soql: String,
+        all_rows: bool,
+    ) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
+        self.query_pages(soql, all_rows, MAX_BATCH)
+    }
+
+    /// [`query_rows`](Self::query_rows) in pages of `batch` records (200 to
+    /// 2000; Salesforce may send fewer).
+    pub fn query_pages(
+        self: &Arc<Self>,
+        soql: String,
+        all_rows: bool,
+        batch: usize,
+    ) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
+        let resource = if all_rows { "queryAll" } else { "query" };
         enum Next {
             Start(String),
             More(String),
@@ -388,10 +435,12 @@ impl SalesforceClient {
             async move {
                 let path = match next {
                     Next::Done => return Ok(None),
-                    Next::Start(soql) => format!("query?q={}", urlencode(&soql)),
+                    Next::Start(soql) => format!("{resource}?q={}", urlencode(&soql)),
                     Next::More(url) => url,
                 };
-                let (_, bytes) = client.send(Method::GET, &path, None, true).await?;
+                let (_, _, bytes) = client
+                    .send_full(Method::GET, &path, Payload::None, true, batch)
+                    .await?;
                 let response: QueryResponse = client.decode("query", &bytes)?;
                 let next = match (response.done, response.next_records_url) {
                     (false, Some(url)) => Next::More(url),
@@ -578,7 +627,7 @@ fn parse_limit_info(value: &str) -> Option<ApiUsage> {
     })
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 

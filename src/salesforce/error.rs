@@ -40,6 +40,16 @@ pub enum SalesforceError {
         detail: String,
     },
 
+    #[error(
+        "connection {connection}: Bulk query job {job} ended {state}: {message} (SET sfsql.bulk_query_threshold = 0 reads through REST query instead)"
+    )]
+    BulkQueryFailed {
+        connection: String,
+        job: String,
+        state: String,
+        message: String,
+    },
+
     #[error("connection {connection}: sObject {sobject} does not exist or is not queryable")]
     UnknownSObject { connection: String, sobject: String },
 

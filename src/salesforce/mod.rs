@@ -1,5 +1,6 @@
 //! The Salesforce HTTP client: authentication, SOQL queries with pagination,
-//! describe (cached), sObject Collections writes and Bulk API 2.0 ingest.
+//! describe (cached), sObject Collections writes, Bulk API 2.0 ingest and
+//! Bulk API 2.0 query jobs.
 //!
 //! Everything here speaks the REST API's documented JSON shapes (see
 //! `shared/SALESFORCE-API.md`); the same code talks to a real org and to
@@ -7,6 +8,7 @@
 
 mod bulk;
 mod bulk_csv;
+mod bulk_query;
 mod client;
 mod error;
 mod oauth;
@@ -16,6 +18,7 @@ pub use bulk::{
     BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT,
     MAX_UPLOAD_BYTES, PollPolicy,
 };
+pub use bulk_query::{BULK_PAGE_RECORDS, BulkQueryOptions, CsvPage};
 pub use client::{ApiUsage, QueryPage, SalesforceClient};
 pub use error::SalesforceError;
 pub use oauth::jwt::load_key as load_jwt_key;

@@ -31,6 +31,8 @@ use pgwire::messages::data::DataRow;
 use tokio::time::{Instant, Sleep};
 
 use super::idle::{Busy, Registry};
+use crate::provider::ScanOptions;
+use crate::session::Settings;
 
 /// Where datafusion-postgres keeps `SET statement_timeout` (milliseconds).
 const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
@@ -51,6 +53,12 @@ pub fn timeout_error() -> PgWireError {
         "57014".into(),
         "canceling statement due to statement timeout".into(),
     )))
+}
+
+/// The connection's `sfsql.*` settings that shape scans: the server plans
+/// every statement inside [`ScanOptions::scope`] of them.
+pub fn scan_options<C: ClientInfo + ?Sized>(client: &C) -> ScanOptions {
+    Settings::scan_options(client.metadata())
 }
 
 /// The statement's deadline, taken when it starts.
@@ -193,11 +201,13 @@ impl ExtendedQueryHandler for ExtendedFrontend {
     {
         let busy = self.idle.busy(client);
         let deadline = deadline(client);
-        let response = within(
-            deadline,
-            ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows),
-        )
-        .await?;
+        let options = scan_options(client);
+        let response = options
+            .scope(within(
+                deadline,
+                ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows),
+            ))
+            .await?;
         let mut guarded = guard(client, vec![response], deadline, busy).await;
         Ok(guarded.pop().unwrap_or(Response::EmptyQuery))
     }

@@ -172,19 +172,25 @@ impl SimpleQueryHandler for SimpleFrontend {
     {
         let busy = self.idle.busy(client);
         let deadline = cancel::deadline(client);
-        let responses = match copy::parse_copy_out(query) {
-            Some(Ok(request)) => vec![
-                cancel::within(deadline, copy::copy_out(&self.ctx, &self.parser, request)).await?,
-            ],
-            Some(Err(message)) => return Err(user_error("0A000", message)),
-            None => {
-                cancel::within(
-                    deadline,
-                    SimpleQueryHandler::do_query(self.service.as_ref(), client, query),
-                )
-                .await?
-            }
-        };
+        let options = cancel::scan_options(client);
+        let responses = options
+            .scope(async {
+                Ok::<_, PgWireError>(match copy::parse_copy_out(query) {
+                    Some(Ok(request)) => vec![
+                        cancel::within(deadline, copy::copy_out(&self.ctx, &self.parser, request))
+                            .await?,
+                    ],
+                    Some(Err(message)) => return Err(user_error("0A000", message)),
+                    None => {
+                        cancel::within(
+                            deadline,
+                            SimpleQueryHandler::do_query(self.service.as_ref(), client, query),
+                        )
+                        .await?
+                    }
+                })
+            })
+            .await?;
         Ok(cancel::guard(client, responses, deadline, busy).await)
     }
 }

@@ -343,9 +343,13 @@ impl Engine {
                     results.push(self.run_routed(routed, &text, settings, origin).await?)
                 }
                 None => {
-                    let df = self.ctx.sql(&text).await?;
-                    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                    let batches = df.collect().await?;
+                    let (schema, batches) = Settings::scan_options(settings)
+                        .scope(async {
+                            let df = self.ctx.sql(&text).await?;
+                            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                            Ok::<_, StatementError>((schema, df.collect().await?))
+                        })
+                        .await?;
                     results.push(StatementResult {
                         tag: "SELECT".into(),
                         rows_affected: Some(batches.iter().map(|b| b.num_rows()).sum()),

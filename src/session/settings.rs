@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 use crate::dml::{DmlOptions, MatchPolicy};
+use crate::provider::{DEFAULT_BULK_QUERY_THRESHOLD, ScanOptions};
 
 pub const DRY_RUN: &str = "sfsql.dry_run";
 pub const ON_MULTIPLE_MATCHES: &str = "sfsql.on_multiple_matches";
 pub const BULK_THRESHOLD: &str = "sfsql.bulk_threshold";
 pub const MAX_ROWS: &str = "sfsql.max_rows";
 pub const ALL_OR_NONE: &str = "sfsql.all_or_none";
+pub const BULK_QUERY_THRESHOLD: &str = "sfsql.bulk_query_threshold";
 
 /// Every `sfsql.*` setting with its default and what it does.
 pub const ALL: &[(&str, &str, &str)] = &[
@@ -39,6 +41,11 @@ pub const ALL: &[(&str, &str, &str)] = &[
         BULK_THRESHOLD,
         "2000",
         "writes of more records than this go through Bulk API 2.0 ingest instead of sObject Collections",
+    ),
+    (
+        BULK_QUERY_THRESHOLD,
+        "50000",
+        "scans matching more records than this read through a Bulk API 2.0 query job instead of REST query pages; 0: never",
     ),
 ];
 
@@ -99,7 +106,7 @@ impl Settings {
                     });
                 }
             },
-            BULK_THRESHOLD => match v.parse::<usize>() {
+            BULK_THRESHOLD | BULK_QUERY_THRESHOLD => match v.parse::<usize>() {
                 Ok(n) => n.to_string(),
                 Err(_) => {
                     return Err(SettingsError::InvalidValue {
@@ -125,6 +132,16 @@ impl Settings {
             .get(&name)
             .cloned()
             .unwrap_or_else(|| default.to_string()))
+    }
+
+    /// What shapes the connection's scans (see [`ScanOptions::scope`]).
+    pub fn scan_options(metadata: &HashMap<String, String>) -> ScanOptions {
+        ScanOptions {
+            bulk_query_threshold: metadata
+                .get(BULK_QUERY_THRESHOLD)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_BULK_QUERY_THRESHOLD),
+        }
     }
 
     pub fn dml_options(metadata: &HashMap<String, String>) -> DmlOptions {
@@ -188,5 +205,13 @@ mod tests {
             Settings::dml_options(&m).on_multiple_matches,
             MatchPolicy::Newest
         );
+        assert_eq!(
+            Settings::scan_options(&m).bulk_query_threshold,
+            crate::provider::DEFAULT_BULK_QUERY_THRESHOLD
+        );
+        let (k, v) = Settings::normalise("sfsql.bulk_query_threshold", "0").unwrap();
+        m.insert(k, v);
+        assert_eq!(Settings::scan_options(&m).bulk_query_threshold, 0);
+        assert!(Settings::normalise("sfsql.bulk_query_threshold", "lots").is_err());
     }
 }

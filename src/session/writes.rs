@@ -54,6 +54,13 @@ impl Engine {
             .sobject_table(&table.to_ascii_lowercase())
             .await?
             .ok_or_else(|| DmlError::UnknownTable(format!("{schema}.{table}")))?;
+        if sobject_table.includes_deleted() {
+            return Err(DmlError::Unsupported(format!(
+                "{schema}.{table} is read-only: it shows deleted and archived records; \
+                 write to {schema}.{} instead",
+                sobject_table.describe().name.to_ascii_lowercase()
+            )));
+        }
         Ok((conn_name, conn, sobject_table))
     }
 

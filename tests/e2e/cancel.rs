@@ -43,30 +43,39 @@ async fn assert_no_more_pages(demo: &TestDemo, after_stop: u64) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_request_stops_a_streaming_select_and_its_pages() {
-    let demo = slow_demo().await;
-    let client = demo.connect().await;
+/// Scan every contact on `client` and, once the simulator counted one
+/// `counter` request, cancel it as psql's Ctrl-C does (a CancelRequest on a
+/// new socket); the statement's error.
+async fn cancel_contact_scan(
+    demo: &TestDemo,
+    client: &Arc<tokio_postgres::Client>,
+    counter: &str,
+) -> tokio_postgres::Error {
     let cancel = client.cancel_token();
-    let client = Arc::new(client);
-
     let running = {
-        let client = Arc::clone(&client);
+        let client = Arc::clone(client);
         tokio::spawn(async move {
             client
                 .simple_query("SELECT id, email FROM sandbox.contact")
                 .await
         })
     };
-    // The first page is in and the scan is paging: cancel, as psql's
-    // Ctrl-C does (a CancelRequest on a new socket).
-    until_sim(&demo.demo.sim, "query_more", 1).await;
+    until_sim(&demo.demo.sim, counter, 1).await;
     cancel.cancel_query(NoTls).await.expect("send cancel");
     let result = tokio::time::timeout(Duration::from_secs(5), running)
         .await
         .expect("the cancel ended the statement")
         .expect("join");
-    let err = result.expect_err("a cancelled SELECT fails");
+    result.expect_err("a cancelled SELECT fails")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_stops_a_streaming_select_and_its_pages() {
+    let demo = slow_demo().await;
+    let client = demo.connect().await;
+    let client = Arc::new(client);
+    // The first page is in and the scan is paging: cancel.
+    let err = cancel_contact_scan(&demo, &client, "query_more").await;
     let db = err.as_db_error().expect("a database error");
     assert_eq!(db.code().code(), "57014", "{db:?}");
     assert_eq!(db.message(), "canceling statement due to user request");
@@ -80,6 +89,21 @@ async fn a_cancel_request_stops_a_streaming_select_and_its_pages() {
         rows(&client, "SELECT count(*) FROM sandbox.account").await,
         vec![vec![Some("2000".to_string())]]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_aborts_the_bulk_query_job_of_a_large_scan() {
+    let demo = slow_demo().await;
+    let client = demo.connect().await;
+    client
+        .batch_execute("SET sfsql.bulk_query_threshold = 1000")
+        .await
+        .expect("set threshold");
+    // The job exists and is being polled: cancel.
+    let err = cancel_contact_scan(&demo, &Arc::new(client), "bulk_query_info").await;
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err:?}");
+    // sfsql asked Salesforce to abort the job (PATCH state Aborted).
+    until_sim(&demo.demo.sim, "bulk_query_state", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

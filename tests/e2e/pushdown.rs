@@ -53,4 +53,35 @@ async fn explain_shows_the_soql_sent() {
     // The top-n sort stays above the ordered scan.
     let p = plan("SELECT id, birthdate FROM sandbox.contact ORDER BY birthdate DESC LIMIT 3").await;
     assert!(p.contains("SortExec: TopK(fetch=3)"), "{p}");
+
+    // How each scan reads: REST pages, or a Bulk query job when large
+    // (tests/slt/bulk_query.slt pins the calls); `_all` through queryAll.
+    let methods = [
+        (
+            "SELECT email FROM sandbox.contact",
+            "soql=[SELECT Email FROM Contact], method=REST query, Bulk query if more than 50000 records match",
+        ),
+        (
+            "SELECT email FROM sandbox.contact LIMIT 10",
+            "soql=[SELECT Email FROM Contact LIMIT 10], method=REST query",
+        ),
+        (
+            "SELECT id, isdeleted FROM sandbox.contact_all",
+            "soql=[SELECT Id, IsDeleted FROM Contact], method=REST queryAll, Bulk queryAll if more than 50000 records match",
+        ),
+    ];
+    for (sql, wanted) in methods {
+        let p = plan(sql).await;
+        assert!(p.contains(wanted), "{sql}\nwanted {wanted}\n{p}");
+    }
+    client
+        .simple_query("SET sfsql.bulk_query_threshold = 0")
+        .await
+        .expect("set");
+    let p = plan("SELECT email FROM sandbox.contact").await;
+    assert!(
+        p.trim_end()
+            .ends_with("soql=[SELECT Email FROM Contact], method=REST query"),
+        "{p}"
+    );
 }
