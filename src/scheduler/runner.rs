@@ -414,11 +414,14 @@ impl Scheduler {
     }
 }
 
-/// The scheduler loop: tick, then sleep until the next due slot (at most
+/// The scheduler loop: purge old run records (at start, then daily),
+/// tick, then sleep until the next due slot (at most
 /// [`MAX_SLEEP`]) or until woken.
 pub async fn run_loop(scheduler: Arc<Scheduler>) {
     let mut timers = Timers::default();
+    let mut last_purge = None;
     loop {
+        scheduler.purge_if_due(&mut last_purge).await;
         scheduler.tick(&mut timers);
         scheduler.ticks.send_modify(|n| *n += 1);
         let now = scheduler.clock.now();

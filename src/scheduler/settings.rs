@@ -15,6 +15,19 @@ pub struct SchedulerConfig {
     /// start) or `none`.
     #[serde(default = "default_catch_up")]
     pub catch_up: CatchUp,
+    /// Keep `cron.job_run_records` of runs this many days old at most
+    /// (purged at start and daily); run rows are kept. Unset: keep all.
+    #[serde(default, deserialize_with = "positive_days")]
+    pub record_retention_days: Option<u32>,
+}
+
+fn positive_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match Option::<u32>::deserialize(d)? {
+        Some(0) => Err(serde::de::Error::custom(
+            "record_retention_days is at least 1; leave it out to keep every record",
+        )),
+        days => Ok(days),
+    }
 }
 
 fn default_catch_up() -> CatchUp {
@@ -25,6 +38,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             catch_up: default_catch_up(),
+            record_retention_days: None,
         }
     }
 }
@@ -42,5 +56,9 @@ mod tests {
         assert_eq!(c.catch_up, CatchUp::None);
         assert!(toml::from_str::<SchedulerConfig>("catch_up = \"twice\"").is_err());
         assert!(toml::from_str::<SchedulerConfig>("catchup = \"none\"").is_err());
+        let c: SchedulerConfig = toml::from_str("record_retention_days = 30").expect("30");
+        assert_eq!(c.record_retention_days, Some(30));
+        let err = toml::from_str::<SchedulerConfig>("record_retention_days = 0").expect_err("0");
+        assert!(err.to_string().contains("at least 1"), "{err}");
     }
 }

@@ -314,6 +314,38 @@ impl Store {
         Ok(us.map(from_micros))
     }
 
+    /// Delete the per-record outcomes of finished runs that started
+    /// before `cutoff`, `batch` rows per transaction so the SQLite writer
+    /// (and this store's mutex) is never held long; run rows are kept.
+    /// Returns the records deleted.
+    pub fn purge_records_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StateError> {
+        let mut total = 0;
+        loop {
+            let n = {
+                let mut conn = self.lock()?;
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let n = tx.execute(
+                    "DELETE FROM run_record WHERE rowid IN (
+                       SELECT rowid FROM run_record WHERE runid IN (
+                         SELECT runid FROM run WHERE start_time < ?1 AND status <> 'running')
+                       LIMIT ?2)",
+                    params![to_micros(cutoff), batch as i64],
+                )?;
+                tx.commit()?;
+                n
+            };
+            total += n;
+            if n < batch {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs, oldest first; only `jobname`'s when given.
     pub fn runs(&self, jobname: Option<&str>) -> Result<Vec<RunRow>, StateError> {
         let conn = self.lock()?;

@@ -327,3 +327,36 @@ fn a_write_cut_short_leaves_every_record_sent_in_the_log() {
         Some("cancelled: timeout after 5m")
     );
 }
+
+#[test]
+fn records_older_than_the_cutoff_are_purged_in_batches_and_runs_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let client = Origin::Client {
+        user: "demo".into(),
+    };
+    let a = log_write(&store, &client, "UPDATE 1");
+    let b = log_write(&store, &client, "UPDATE 2");
+    let (origin, running) = job_run(&store, StopSignal::default());
+    log_write(&store, &origin, "UPDATE 3");
+    assert_eq!(store.records(None).expect("records").len(), 9);
+    // Runs started at the cutoff are not older than it.
+    assert_eq!(store.purge_records_before(t0(), 2).expect("purge"), 0);
+    // Batches of 2: the 6 records of the two finished runs go; the running
+    // run's stay (it is still writing them).
+    let later = t0() + Duration::days(31);
+    assert_eq!(store.purge_records_before(later, 2).expect("purge"), 6);
+    let left = store.records(None).expect("records");
+    assert!(left.iter().all(|r| r.runid == running), "{left:?}");
+    assert_eq!(left.len(), 3);
+    // Every run row is kept, counts included.
+    for runid in [a, b, running] {
+        let run = store.run(runid).expect("run").expect("kept");
+        assert_eq!(run.counts[0], 3);
+    }
+    store
+        .finish_run(running, RunStatus::Succeeded, "UPDATE 1", later)
+        .expect("finish");
+    assert_eq!(store.purge_records_before(later, 1000).expect("purge"), 3);
+    assert!(store.records(None).expect("records").is_empty());
+}
