@@ -4,17 +4,22 @@
 //! write method, API calls against the minimum (ceil(n/200) for
 //! Collections; one job + polls for Bulk), wall time, the time spent in
 //! simulated latency, the rest ("engine" time: sfsql plus the in-process
-//! simulator's own work) and peak RSS of the process.
+//! simulator's own work) and peak RSS of the process. The baseline, in the
+//! same run and org: the update as a Python user writes it today with
+//! simple-salesforce's bulk2 query and bulk2 update
+//! (benches/python/write_baseline.py).
 //!
 //! `cargo bench --profile dev --bench bulk_update -- [LATENCY_MS] [N...]`
 //! (defaults 80 1000 100000). Collections is also measured for N <= 100000.
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sfsql::simulator::SimConfig;
+use sfsql::simulator::{self, SimConfig};
 use tokio_postgres::SimpleQueryMessage;
 
 fn requests(stats: &Value) -> u64 {
@@ -103,7 +108,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 })
                 .unwrap_or(0);
             let delta = |k: &str| req(&after, k) - req(&before, k);
-            let queries = delta("query") + delta("query_more");
+            let queries = delta("query")
+                + delta("query_more")
+                + delta("bulk_query_create")
+                + delta("bulk_query_info")
+                + delta("bulk_query_results");
             let bulk = delta("bulk_ingest_create")
                 + delta("bulk_ingest_upload")
                 + delta("bulk_ingest_state")
@@ -128,6 +137,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 100.0 * engine.as_secs_f64() / wall.as_secs_f64().max(1e-9),
             );
         }
+        // The baseline: simple-salesforce's bulk2 query + bulk2 update of the
+        // same records, in its own Python process, against the same org.
+        let python = common::bench_python()?;
+        let before = d.sim.stats();
+        let out = Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/write_baseline.py"))
+            .arg(d.sim.base_url())
+            .arg(simulator::DEMO_CLIENT_ID)
+            .arg(simulator::DEMO_CLIENT_SECRET)
+            .arg("Bench Python")
+            .output()?;
+        if !out.status.success() {
+            return Err(
+                format!("baseline failed: {}", String::from_utf8_lossy(&out.stderr)).into(),
+            );
+        }
+        let result: Value = serde_json::from_slice(&out.stdout)?;
+        let after = d.sim.stats();
+        let delta = |k: &str| req(&after, k) - req(&before, k);
+        let queries = delta("query")
+            + delta("query_more")
+            + delta("bulk_query_create")
+            + delta("bulk_query_info")
+            + delta("bulk_query_results");
+        let total = requests(&after) - requests(&before);
+        let wall = result["seconds"].as_f64().unwrap_or(0.0);
+        let simulated = (latency * total as u32).as_secs_f64();
+        println!(
+            "| {n} ({} updated, {} failed) | baseline: simple-salesforce bulk2 | {queries} | {} | - | {} | {wall:.2} | {simulated:.2} | {:.2} | {:.0}% | - | {} (Python process) |",
+            result["processed"],
+            result["failed"],
+            total - queries,
+            delta("bulk_ingest_info"),
+            (wall - simulated).max(0.0),
+            100.0 * (wall - simulated).max(0.0) / wall.max(1e-9),
+            result["peak_rss_mb"],
+        );
     }
     println!(
         "latency s = per-call latency x requests (calls are sequential); engine s = wall - latency s, \

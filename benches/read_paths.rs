@@ -16,7 +16,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -117,7 +117,7 @@ async fn main() -> Result<(), Error> {
         "org of {n} contacts, report of {keys} emails, {latency} ms per call; up in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    let python = bench_python()?;
+    let python = common::bench_python()?;
     let filter = "SELECT id, email FROM production.contact WHERE leadsource = 'Web'";
     let join = "SELECT r.account_email, c.id FROM reports.report r \
                 JOIN production.contact c ON lower(c.email) = lower(r.account_email)";
@@ -179,44 +179,4 @@ async fn main() -> Result<(), Error> {
         best[2] / best[1]
     );
     Ok(())
-}
-
-/// The bench's Python, with simple-salesforce and pandas pinned by
-/// benches/python/requirements.txt (installed from PyPI on first use).
-fn bench_python() -> Result<PathBuf, Error> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let venv = target.join("bench-venv");
-    let python = venv.join("bin/python");
-    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/requirements.txt");
-    let stamp = venv.join("requirements.txt");
-    if std::fs::read(&lock).ok() != std::fs::read(&stamp).ok() {
-        println!(
-            "installing the baseline's Python packages into {}",
-            venv.display()
-        );
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()?
-            .success()
-            && Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "-q",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&lock)
-                .status()?
-                .success();
-        if !ok {
-            return Err("could not install benches/python/requirements.txt".into());
-        }
-        std::fs::copy(&lock, &stamp)?;
-    }
-    Ok(python)
 }

@@ -5,7 +5,8 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use sfsql::demo::{self, Demo, DemoOptions};
 use sfsql::simulator::SimConfig;
@@ -42,4 +43,44 @@ pub async fn connect(port: u16) -> Result<Client, Error> {
     let (client, connection) = tokio_postgres::connect(&conn_str(port), NoTls).await?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+/// The bench's Python, with simple-salesforce and pandas pinned by
+/// benches/python/requirements.txt (installed from PyPI on first use).
+pub fn bench_python() -> Result<PathBuf, Error> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let venv = target.join("bench-venv");
+    let python = venv.join("bin/python");
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/requirements.txt");
+    let stamp = venv.join("requirements.txt");
+    if std::fs::read(&lock).ok() != std::fs::read(&stamp).ok() {
+        println!(
+            "installing the baseline's Python packages into {}",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?
+            .success()
+            && Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&lock)
+                .status()?
+                .success();
+        if !ok {
+            return Err("could not install benches/python/requirements.txt".into());
+        }
+        std::fs::copy(&lock, &stamp)?;
+    }
+    Ok(python)
 }

@@ -1,0 +1,52 @@
+"""The baseline of benches/bulk_update.rs: the same update as a user would
+write it today in Python with simple-salesforce's Bulk API 2.0 helpers --
+read every contact's Id with a bulk2 query, then a bulk2 update of every
+record -- against the same simulator.
+
+As in read_baseline.py, the one change for the simulator is a requests
+adapter that turns the https URLs simple-salesforce builds into http.
+
+Usage: write_baseline.py SIM_URL CLIENT_ID CLIENT_SECRET TITLE
+Prints one line of JSON: records read, records updated and failed, seconds,
+and the process's peak RSS in MB.
+"""
+import csv
+import io
+import json
+import resource
+import sys
+import time
+
+import requests
+from requests.adapters import HTTPAdapter
+from simple_salesforce import Salesforce
+
+
+class HttpForLocalhost(HTTPAdapter):
+    def send(self, request, **kwargs):
+        request.url = request.url.replace("https://", "http://", 1)
+        return super().send(request, **kwargs)
+
+
+sim, client_id, client_secret, title = sys.argv[1:5]
+started = time.monotonic()
+token = requests.post(
+    f"{sim}/production/services/oauth2/token",
+    data={"grant_type": "client_credentials", "client_id": client_id,
+          "client_secret": client_secret},
+    timeout=60,
+).json()
+session = requests.Session()
+session.mount("https://", HttpForLocalhost())
+sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
+                session=session, version="62.0")
+ids = []
+for page in sf.bulk2.Contact.query("SELECT Id FROM Contact WHERE LastName != null",
+                                   max_records=50000):
+    ids.extend(row["Id"] for row in csv.DictReader(io.StringIO(page)))
+results = sf.bulk2.Contact.update(records=[{"Id": i, "Title": title} for i in ids])
+processed = sum(int(r["numberRecordsProcessed"]) for r in results)
+failed = sum(int(r["numberRecordsFailed"]) for r in results)
+print(json.dumps({"read": len(ids), "processed": processed, "failed": failed,
+                  "seconds": time.monotonic() - started,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
