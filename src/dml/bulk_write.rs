@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::changeset::{Action, ChangeSet, RecordChange, WriteOp};
-use super::write::{OutcomeStatus, RecordOutcome, UpdateSummary};
+use super::write::{OutcomeStatus, RecordOutcome, UpdateSummary, WriteSink};
 use crate::salesforce::{
     BulkIngestWriter, BulkOperation, BulkRecordResult, PollPolicy, SalesforceClient,
 };
@@ -197,6 +197,7 @@ pub async fn write_through_bulk(
     set: &ChangeSet,
     changed: &[&RecordChange],
     summary: &mut UpdateSummary,
+    sink: Option<&Arc<dyn WriteSink>>,
 ) {
     let (operation, done) = bulk_operation(&set.op);
     let with_id = matches!(operation, BulkOperation::Update | BulkOperation::Delete);
@@ -234,6 +235,10 @@ pub async fn write_through_bulk(
         .collect();
     let mut writer = BulkIngestWriter::new(Arc::clone(client), &set.sobject, operation)
         .poll(PollPolicy::default());
+    if let Some(sink) = sink {
+        let sink = Arc::clone(sink);
+        writer = writer.observe(Arc::new(move |job| sink.job_progress(job)));
+    }
     if let WriteOp::Upsert { external_id } = &set.op {
         writer = writer.external_id(external_id);
     }

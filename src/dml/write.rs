@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 
 use super::bulk_write::{WriteMethod, write_through_bulk};
 use super::changeset::{Action, ChangeSet, RecordChange, WriteOp};
-use crate::salesforce::{COLLECTIONS_BATCH, SalesforceClient, SalesforceError, SaveResult};
+use crate::salesforce::{
+    COLLECTIONS_BATCH, JobProgress, SalesforceClient, SalesforceError, SaveResult,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeStatus {
@@ -130,6 +132,8 @@ pub trait WriteSink: Send + Sync + std::fmt::Debug {
     fn not_sent(&self, outcomes: &[RecordOutcome]);
     /// Why no further request may go out (a run past its timeout).
     fn stop_reason(&self) -> Option<String>;
+    /// A poll of a Bulk job holding records last given to `sending`.
+    fn job_progress(&self, _job: &JobProgress) {}
 }
 
 /// How a change set is written.
@@ -287,7 +291,7 @@ async fn apply_one(
             None => {
                 announce(sink, &records, "in a Bulk API 2.0 job");
                 let mut bulk = UpdateSummary::default();
-                write_through_bulk(client, set, &records, &mut bulk).await;
+                write_through_bulk(client, set, &records, &mut bulk, opts.sink.as_ref()).await;
                 summary.write_calls += bulk.write_calls;
                 summary.bulk_jobs = bulk.bulk_jobs;
                 if let Some(sink) = sink {

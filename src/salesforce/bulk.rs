@@ -114,7 +114,20 @@ pub struct BulkIngestWriter {
     external_id_field: Option<String>,
     max_upload_bytes: usize,
     poll: PollPolicy,
+    observer: Option<JobObserver>,
 }
+
+/// What one poll of a Bulk job said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobProgress {
+    pub job_id: String,
+    pub state: String,
+    pub processed: u64,
+    pub failed: u64,
+}
+
+/// Told of every poll of a running job (progress for the user).
+pub type JobObserver = Arc<dyn Fn(&JobProgress) + Send + Sync>;
 
 /// A key for matching a result row's echoed columns to the input row.
 fn row_hash<'a>(cells: impl Iterator<Item = &'a str>) -> u64 {
@@ -134,7 +147,14 @@ impl BulkIngestWriter {
             external_id_field: None,
             max_upload_bytes: MAX_UPLOAD_BYTES,
             poll: PollPolicy::default(),
+            observer: None,
         }
+    }
+
+    /// `observer` hears each poll of each job this writer runs.
+    pub fn observe(mut self, observer: JobObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The field an upsert matches on.
@@ -323,9 +343,17 @@ impl BulkIngestWriter {
     }
 
     async fn wait(&self, path: &str, report: &mut BulkReport) -> Result<JobInfo, SalesforceError> {
-        wait_for_job(&self.client, path, self.poll, || {
+        wait_for_job(&self.client, path, self.poll, |info| {
             report.polls += 1;
             report.calls += 1;
+            if let Some(observe) = &self.observer {
+                observe(&JobProgress {
+                    job_id: info.id.clone(),
+                    state: info.state.clone(),
+                    processed: info.number_records_processed,
+                    failed: info.number_records_failed,
+                });
+            }
         })
         .await
     }
@@ -404,7 +432,7 @@ pub(super) async fn wait_for_job(
     client: &SalesforceClient,
     path: &str,
     poll: PollPolicy,
-    mut polled: impl FnMut(),
+    mut polled: impl FnMut(&JobInfo),
 ) -> Result<JobInfo, SalesforceError> {
     let started = std::time::Instant::now();
     let mut delay = poll.initial;
@@ -412,8 +440,8 @@ pub(super) async fn wait_for_job(
         let (_, bytes) = client
             .send_payload(Method::GET, path, Payload::None, true)
             .await?;
-        polled();
         let info: JobInfo = client.decode("Bulk job info", &bytes)?;
+        polled(&info);
         if info.is_finished() {
             return Ok(info);
         }

@@ -15,8 +15,8 @@ mod oauth;
 mod types;
 
 pub use bulk::{
-    BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT,
-    MAX_UPLOAD_BYTES, PollPolicy,
+    BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT, JobObserver,
+    JobProgress, MAX_UPLOAD_BYTES, PollPolicy,
 };
 pub use bulk_query::{BULK_PAGE_RECORDS, BulkQueryOptions, CsvPage};
 pub use client::{ApiUsage, QueryPage, SalesforceClient};

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::dml::{OutcomeStatus, RecordOutcome, WriteSink};
+use crate::salesforce::JobProgress;
 
 tokio::task_local! {
     static PROGRESS: UnboundedSender<String>;
@@ -49,6 +50,8 @@ struct Tally {
     sent: usize,
     calls: usize,
     failed: usize,
+    /// Each Bulk job's last poll: (state, records processed, failed).
+    jobs: Vec<(String, String, u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -99,6 +102,41 @@ impl WriteSink for ProgressSink {
     fn stop_reason(&self) -> Option<String> {
         self.inner.as_ref().and_then(|i| i.stop_reason())
     }
+
+    /// A line each time a Bulk job's state or count moves, so a long job
+    /// shows life while Salesforce works on it.
+    fn job_progress(&self, job: &JobProgress) {
+        if let Some(inner) = &self.inner {
+            inner.job_progress(job);
+        }
+        let line = {
+            let Ok(mut tally) = self.tally.lock() else {
+                return;
+            };
+            let now = (job.state.clone(), job.processed, job.failed);
+            match tally.jobs.iter_mut().find(|j| j.0 == job.job_id) {
+                Some(j) if (j.1.as_str(), j.2, j.3) == (now.0.as_str(), now.1, now.2) => return,
+                Some(j) => (j.1, j.2, j.3) = now,
+                None => tally.jobs.push((job.job_id.clone(), now.0, now.1, now.2)),
+            }
+            let processed: u64 = tally.jobs.iter().map(|j| j.2).sum();
+            let failed: u64 = tally.jobs.iter().map(|j| j.3).sum();
+            let percent = (processed as usize * 100)
+                .checked_div(self.to_send)
+                .unwrap_or(100);
+            format!(
+                "progress: Bulk job {} {}: {processed} of {} records processed ({percent}%){}",
+                job.job_id,
+                job.state,
+                self.to_send,
+                match failed {
+                    0 => String::new(),
+                    n => format!(", {n} failed so far"),
+                }
+            )
+        };
+        let _ = self.tx.send(line);
+    }
 }
 
 fn progress_line(tally: &Tally, to_send: usize) -> String {
@@ -129,6 +167,37 @@ mod tests {
             message: None,
             fields: vec![],
         }
+    }
+
+    #[tokio::test]
+    async fn bulk_polls_give_a_line_when_the_job_moves() {
+        let (tx, mut rx) = channel();
+        scope(tx, async {
+            let sink = wrap(None, 10_000).expect("a progress sink under scope");
+            let poll = |state: &str, processed, failed| JobProgress {
+                job_id: "750A".into(),
+                state: state.into(),
+                processed,
+                failed,
+            };
+            sink.job_progress(&poll("InProgress", 0, 0));
+            sink.job_progress(&poll("InProgress", 0, 0));
+            sink.job_progress(&poll("InProgress", 4_000, 2));
+            sink.job_progress(&poll("JobComplete", 10_000, 3));
+        })
+        .await;
+        let mut lines = vec![];
+        while let Ok(l) = rx.try_recv() {
+            lines.push(l);
+        }
+        assert_eq!(
+            lines,
+            [
+                "progress: Bulk job 750A InProgress: 0 of 10000 records processed (0%)",
+                "progress: Bulk job 750A InProgress: 4000 of 10000 records processed (40%), 2 failed so far",
+                "progress: Bulk job 750A JobComplete: 10000 of 10000 records processed (100%), 3 failed so far",
+            ]
+        );
     }
 
     #[tokio::test]

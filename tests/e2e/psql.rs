@@ -152,4 +152,24 @@ async fn a_write_of_several_calls_reports_progress_as_notices() {
     .await
     .expect("join");
     assert!(!out.contains("progress:"), "{out}");
+
+    // Through Bulk API 2.0: a line each time a poll finds the job moved.
+    let out = tokio::task::spawn_blocking(move || {
+        psql(
+            port,
+            "SET sfsql.bulk_threshold = 100; UPDATE sandbox.contact SET title = 'Bulk'",
+        )
+    })
+    .await
+    .expect("join");
+    let jobs: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("NOTICE:  progress: Bulk job "))
+        .collect();
+    assert!(
+        jobs.last()
+            .is_some_and(|l| l.ends_with(" JobComplete: 1000 of 1000 records processed (100%)")),
+        "{out}"
+    );
+    assert!(out.contains("UPDATE 1000"), "{out}");
 }
