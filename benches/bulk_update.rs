@@ -32,20 +32,6 @@ fn req(stats: &Value, kind: &str) -> u64 {
     stats["production"]["requests"][kind].as_u64().unwrap_or(0)
 }
 
-/// Peak and current resident set size of this process, in MB.
-fn rss_mb() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or(0, |kb| kb / 1024)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<u64> = common::args();
@@ -89,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             client
                 .simple_query(&format!("SET sfsql.bulk_threshold = {threshold}"))
                 .await?;
-            let (_, rss_before) = rss_mb();
+            let (_, rss_before) = common::rss_mb();
             let before = d.sim.stats();
             let t = Instant::now();
             let msgs = client
@@ -99,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 .await?;
             let wall = t.elapsed();
             let after = d.sim.stats();
-            let (peak, _) = rss_mb();
+            let (peak, _) = common::rss_mb();
             let updated = msgs
                 .iter()
                 .find_map(|m| match m {
