@@ -313,6 +313,18 @@ impl Catalog {
                 path: reports_path.clone(),
                 message: format!("report {name}: {message}"),
             })?;
+            if let ReportConfig::Salesforce { connection, .. } = r
+                && !connections.contains_key(connection)
+            {
+                let known: Vec<&str> = connections.keys().map(String::as_str).collect();
+                return Err(ConfigError::Invalid {
+                    path: reports_path.clone(),
+                    message: format!(
+                        "report {name}: connection {connection:?} is not in connections.toml; use one of: {}",
+                        known.join(", ")
+                    ),
+                });
+            }
         }
         let server_path = dir.join("server.toml");
         let mut server: ServerConfig = read_toml(&server_path)?;

@@ -15,7 +15,7 @@ mod order_rule;
 mod scan;
 mod table;
 
-pub use self::arrow::{arrow_type, parse_date, parse_datetime};
+pub use self::arrow::{arrow_type, parse_date, parse_datetime, records_to_batch};
 pub use catalog::{SfsqlCatalogInfo, lazy_pg_catalog};
 pub use comments::Comments;
 pub use lookup::KeyCollectExec;

@@ -79,6 +79,16 @@ pub enum ReportConfig {
         #[serde(default)]
         description: Option<String>,
     },
+    /// A Salesforce analytics report (tabular) of one connection, run
+    /// through the Reports API each time a query reads the table.
+    Salesforce {
+        /// A connection of connections.toml.
+        connection: String,
+        /// The report's id (`00O...`, in its URL in Salesforce).
+        report_id: String,
+        #[serde(default)]
+        description: Option<String>,
+    },
     /// A view: a SELECT over other reports or Salesforce tables, planned
     /// after every other report is registered.
     Sql {
@@ -150,7 +160,9 @@ impl ReportConfig {
             ReportConfig::Parquet { path, columns, .. } => ("parquet", path, columns),
             ReportConfig::Json { path, columns, .. } => ("json", path, columns),
             ReportConfig::Ndjson { path, columns, .. } => ("ndjson", path, columns),
-            ReportConfig::Sql { .. } | ReportConfig::Http { .. } => return None,
+            ReportConfig::Sql { .. }
+            | ReportConfig::Http { .. }
+            | ReportConfig::Salesforce { .. } => return None,
         };
         Some(ReportFile {
             extension,
@@ -206,6 +218,16 @@ impl ReportConfig {
                 "header = false needs columns = [\"name type\", ...] to name the columns".into(),
             );
         }
+        if let ReportConfig::Salesforce { report_id, .. } = self {
+            let shaped = report_id.starts_with("00O")
+                && matches!(report_id.len(), 15 | 18)
+                && report_id.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !shaped {
+                return Err(format!(
+                    "report_id {report_id:?} is not a report id; copy the 00O... id from the report's URL in Salesforce"
+                ));
+            }
+        }
         if let ReportConfig::Sql { query, .. } = self
             && query.trim().is_empty()
         {
@@ -246,6 +268,7 @@ impl ReportConfig {
             | ReportConfig::Json { description, .. }
             | ReportConfig::Ndjson { description, .. }
             | ReportConfig::Http { description, .. }
+            | ReportConfig::Salesforce { description, .. }
             | ReportConfig::Sql { description, .. } => description.as_deref(),
         }
     }
@@ -329,5 +352,13 @@ mod tests {
         assert!(err.contains("unknown variant `xlsx`"), "{err}");
         let err = load_error("[a]\nformat = \"sql\"\nquery = \" \"\n", &[]);
         assert!(err.contains("report a: query is empty"), "{err}");
+        let err = load_error(
+            "[a]\nformat = \"salesforce\"\nconnection = \"sandbox\"\nreport_id = \"003abc\"\n",
+            &[],
+        );
+        assert!(
+            err.contains("report a: report_id \"003abc\" is not a report id"),
+            "{err}"
+        );
     }
 }

@@ -64,7 +64,7 @@ pub async fn register(
             }
             ctx.register_json(table, &location, options).await
         }
-        ReportConfig::Sql { .. } | ReportConfig::Http { .. } => {
+        ReportConfig::Sql { .. } | ReportConfig::Http { .. } | ReportConfig::Salesforce { .. } => {
             return Err("not a file report".into());
         }
     };

@@ -122,11 +122,26 @@ impl PartitionStream for HttpPages {
     }
 }
 
-/// An HTTP report whose table is built on first use.
-type LazyTable = (Arc<HttpSource>, OnceCell<Arc<dyn TableProvider>>);
+/// A report whose columns come from its source, so its table is built the
+/// first time a query names it (never at start, never by a listing).
+#[async_trait]
+pub trait LazyReport: std::fmt::Debug + Send + Sync {
+    async fn table(self: Arc<Self>) -> Result<Arc<dyn TableProvider>>;
+}
 
-/// Schema `reports`: registered tables, plus HTTP reports whose columns
-/// are inferred on first use (so a server starts while an API is down).
+/// An HTTP report without declared columns: inferred from its first page.
+#[async_trait]
+impl LazyReport for HttpSource {
+    async fn table(self: Arc<Self>) -> Result<Arc<dyn TableProvider>> {
+        inferred_table(self).await
+    }
+}
+
+/// A report whose table is built on first use.
+type LazyTable = (Arc<dyn LazyReport>, OnceCell<Arc<dyn TableProvider>>);
+
+/// Schema `reports`: registered tables, plus reports whose columns come
+/// from their source on first use (so a server starts while an API is down).
 #[derive(Debug, Default)]
 pub struct ReportsSchema {
     tables: MemorySchemaProvider,
@@ -134,7 +149,7 @@ pub struct ReportsSchema {
 }
 
 impl ReportsSchema {
-    pub fn with_lazy(lazy: Vec<(String, Arc<HttpSource>)>) -> Self {
+    pub fn with_lazy(lazy: Vec<(String, Arc<dyn LazyReport>)>) -> Self {
         ReportsSchema {
             tables: MemorySchemaProvider::new(),
             lazy: lazy
@@ -156,9 +171,7 @@ impl SchemaProvider for ReportsSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if let Some((source, cell)) = self.lazy.get(name) {
-            let table = cell
-                .get_or_try_init(|| inferred_table(Arc::clone(source)))
-                .await?;
+            let table = cell.get_or_try_init(|| Arc::clone(source).table()).await?;
             return Ok(Some(Arc::clone(table)));
         }
         self.tables.table(name).await

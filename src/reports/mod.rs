@@ -1,6 +1,7 @@
 //! Report sources, served as tables in schema `reports`: files (CSV,
-//! Parquet, JSON arrays, NDJSON; one file or a folder) and views (SQL over
-//! other tables). The catalog's `reports.toml` declares them.
+//! Parquet, JSON arrays, NDJSON; one file or a folder), HTTP JSON APIs,
+//! Salesforce analytics reports and views (SQL over other tables). The
+//! catalog's `reports.toml` declares them.
 //!
 //! File reports are DataFusion listing tables: a query re-reads the files,
 //! so a report refreshed on disk is seen by the next query without a
@@ -11,9 +12,11 @@ mod config;
 mod files;
 mod http;
 mod http_table;
+mod salesforce;
 mod types;
 mod view;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::catalog::SchemaProvider;
@@ -24,10 +27,13 @@ use thiserror::Error;
 
 pub use config::{HttpAuth, Pagination, ReportConfig, ReportFile};
 pub use http::HttpReportError;
+pub use salesforce::SalesforceReportError;
 pub use types::{arrow_type, declared_schema};
 
 use crate::config::{Catalog, Env};
+use crate::salesforce::SalesforceClient;
 use http::HttpSource;
+use http_table::LazyReport;
 
 /// The schema every report lives in.
 pub const REPORTS_SCHEMA: &str = "reports";
@@ -51,17 +57,19 @@ pub fn runtime_env() -> Result<Arc<RuntimeEnv>, ReportError> {
 }
 
 /// Register schema `reports` in `catalog_name` with every report of the
-/// catalog: files and HTTP APIs first, then views (in an order that lets a
-/// view read another view). Secrets are read from `env`.
+/// catalog: files, HTTP APIs and Salesforce reports first, then views (in
+/// an order that lets a view read another view). Secrets are read from
+/// `env`; a Salesforce report uses the client of its connection.
 pub async fn register_all(
     ctx: &SessionContext,
     catalog_name: &str,
     catalog: &Catalog,
     env: &Env,
+    clients: &BTreeMap<String, Arc<SalesforceClient>>,
 ) -> Result<(), ReportError> {
     let mut views = Vec::new();
     let mut declared_http = Vec::new();
-    let mut lazy_http = Vec::new();
+    let mut lazy: Vec<(String, Arc<dyn LazyReport>)> = Vec::new();
     for (name, report) in &catalog.reports {
         match report {
             ReportConfig::Sql { query, .. } => views.push((name.as_str(), query.as_str())),
@@ -74,13 +82,32 @@ pub async fn register_all(
                 })?);
                 match columns {
                     Some(columns) => declared_http.push((name, source, columns)),
-                    None => lazy_http.push((name.clone(), source)),
+                    None => lazy.push((name.clone(), source)),
                 }
+            }
+            ReportConfig::Salesforce {
+                connection,
+                report_id,
+                ..
+            } => {
+                let client = clients
+                    .get(connection)
+                    .ok_or_else(|| ReportError::Register {
+                        name: name.clone(),
+                        message: format!("connection {connection} is not configured"),
+                    })?;
+                let source = salesforce::SalesforceReport {
+                    report: name.clone(),
+                    connection: connection.clone(),
+                    report_id: report_id.clone(),
+                    client: Arc::clone(client),
+                };
+                lazy.push((name.clone(), Arc::new(source)));
             }
             _ => {}
         }
     }
-    let schema = Arc::new(http_table::ReportsSchema::with_lazy(lazy_http));
+    let schema = Arc::new(http_table::ReportsSchema::with_lazy(lazy));
     ctx.catalog(catalog_name)
         .ok_or_else(|| ReportError::Schema(format!("catalog {catalog_name} is missing")))?
         .register_schema(REPORTS_SCHEMA, Arc::clone(&schema) as _)

@@ -168,7 +168,7 @@ impl SalesforceClient {
     /// Send one request. `path` is either a path under the instance URL
     /// (`/services/data/...`) or a path relative to the versioned data URL
     /// (`sobjects/Contact/describe`).
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         path: &str,

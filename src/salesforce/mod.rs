@@ -6,6 +6,7 @@
 //! `shared/SALESFORCE-API.md`); the same code talks to a real org and to
 //! [`crate::simulator`].
 
+mod analytics;
 mod bulk;
 mod bulk_csv;
 mod bulk_query;
@@ -14,6 +15,7 @@ mod error;
 mod oauth;
 mod types;
 
+pub use analytics::{ReportCell, ReportColumn, ReportDescribe, ReportRun};
 pub use bulk::{
     BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT, JobObserver,
     JobProgress, MAX_UPLOAD_BYTES, PollPolicy,

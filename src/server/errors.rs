@@ -41,6 +41,11 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
         {
             return (report.sqlstate(), report.to_string());
         }
+        if let DataFusionError::External(ext) = root
+            && let Some(report) = ext.downcast_ref::<crate::reports::SalesforceReportError>()
+        {
+            return (report.sqlstate(), report.to_string());
+        }
         let message = root.to_string();
         let code = match root {
             DataFusionError::SQL(..) => "42601",

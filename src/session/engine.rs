@@ -85,7 +85,11 @@ impl Engine {
             );
         }
 
-        crate::reports::register_all(&ctx, CATALOG, catalog, env).await?;
+        let clients = connections
+            .iter()
+            .map(|(name, c)| (name.clone(), Arc::clone(c.schema.client())))
+            .collect();
+        crate::reports::register_all(&ctx, CATALOG, catalog, env, &clients).await?;
 
         datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
             &ctx,

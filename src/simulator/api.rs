@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::API_VERSION;
+use super::analytics;
 use super::auth;
 use super::bulk;
 use super::bulk_query;
@@ -81,6 +82,9 @@ fn kind_of(method: &Method, rest: &[&str]) -> RequestKind {
         ["sobjects", _, "describe"] => RequestKind::Describe,
         ["sobjects", _] => RequestKind::SObjectInfo,
         ["sobjects", _, _, _] => RequestKind::BlobRetrieve,
+        ["analytics", "reports"] => RequestKind::ReportList,
+        ["analytics", "reports", _, "describe"] => RequestKind::ReportDescribe,
+        ["analytics", "reports", _] => RequestKind::ReportRun,
         ["query"] => RequestKind::Query,
         ["queryAll"] => RequestKind::QueryAll,
         ["query" | "queryAll", _] => RequestKind::QueryMore,
@@ -193,6 +197,20 @@ fn resource(
         RequestKind::SObjectInfo => {
             get_only()?;
             Ok(Reply::ok(&describe::sobject_info(version, rest[1])?))
+        }
+        RequestKind::ReportList => {
+            get_only()?;
+            Ok(Reply::ok(&analytics::list(version)))
+        }
+        RequestKind::ReportDescribe => {
+            get_only()?;
+            Ok(Reply::ok(&analytics::describe(rest[2])?))
+        }
+        RequestKind::ReportRun => {
+            get_only()?;
+            let details = url::form_urlencoded::parse(req.query.as_bytes())
+                .any(|(k, v)| k == "includeDetails" && v.eq_ignore_ascii_case("true"));
+            Ok(Reply::ok(&analytics::run(o, version, rest[2], details)?))
         }
         RequestKind::BlobRetrieve => {
             get_only()?;

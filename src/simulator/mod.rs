@@ -19,6 +19,8 @@
 //! - `bulk`: Bulk API 2.0 jobs and their states; `bulk_ingest`: ingest CSV
 //!   through the same per-record checks as Collections; `bulk_query`: query
 //!   jobs and their CSV result pages.
+//! - `analytics`: the Reports API's report list, describe and synchronous
+//!   runs (tabular and summary) over the seeded data.
 //! - `store`: records, id and lookup indexes; `seed`: the deterministic
 //!   data and its email rules; `ids`: 15/18-character ids.
 //! - `org`: server state (both orgs, tokens); `stats`: counters;
@@ -40,6 +42,7 @@
 //! `POST /__sim/fail_records?org=&count=1&code=UNABLE_TO_LOCK_ROW` (the next
 //! records written fail with that per-record statusCode).
 
+mod analytics;
 mod api;
 mod auth;
 mod bulk;
@@ -68,6 +71,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use analytics::id_of as report_id_of;
 pub use seed::{contact_email, lead_email};
 
 /// Demo credentials for the client-credentials flow.

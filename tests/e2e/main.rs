@@ -16,6 +16,7 @@ mod oauth;
 mod psql;
 mod pushdown;
 mod reports_http;
+mod reports_salesforce;
 mod roles;
 mod scheduler;
 mod scheduler_alerts;
