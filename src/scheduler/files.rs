@@ -90,6 +90,32 @@ fn valid_job_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// What the loop compares to notice edited, added or removed job files:
+/// each `*.sql` file's name, size and modification time.
+pub type Fingerprint = Vec<(String, u64, Option<std::time::SystemTime>)>;
+
+/// `dir`'s [`Fingerprint`] (empty when it does not exist or cannot be
+/// read; loading then says why).
+pub fn fingerprint(dir: &Path) -> Fingerprint {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut out: Fingerprint = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        .map(|e| {
+            let meta = e.metadata().ok();
+            (
+                e.file_name().to_string_lossy().to_string(),
+                meta.as_ref().map_or(0, |m| m.len()),
+                meta.and_then(|m| m.modified().ok()),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Every job in `dir` (`*.sql`, sorted by name). A missing directory has
 /// no jobs.
 pub fn load_dir(dir: &Path) -> Result<Vec<FileJob>, SchedulerError> {

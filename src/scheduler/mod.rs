@@ -157,6 +157,8 @@ pub struct Scheduler {
     config: SchedulerConfig,
     /// `[alerts]` of `server.toml`, when set.
     alerter: Option<alerts::Alerter>,
+    /// The `sql/` directory of job files, reloaded by the loop on change.
+    sql_dir: Option<PathBuf>,
     /// Cuts the loop's sleep short (a test moved its clock, a job changed).
     wake: tokio::sync::Notify,
     /// Every finished run, for whoever waits on one (tests, `cron.run`
@@ -243,6 +245,7 @@ pub async fn start(
         clock: Arc::clone(&opts.clock),
         config: opts.config.clone(),
         alerter: opts.alerts.clone().map(alerts::Alerter::new),
+        sql_dir: opts.sql_dir.clone(),
         wake: tokio::sync::Notify::new(),
         done: tokio::sync::broadcast::channel(64).0,
         ticks: tokio::sync::watch::channel(0).0,
@@ -251,6 +254,8 @@ pub async fn start(
         running: std::sync::Mutex::new(Vec::new()),
     });
     tables::register(&scheduler)?;
+    // Taken before loading, so a file changed meanwhile is reloaded.
+    let files_seen = scheduler.files_fingerprint();
     if let Some(dir) = &opts.sql_dir {
         scheduler.load_files(dir)?;
     }
@@ -270,7 +275,10 @@ pub async fn start(
                 );
             }
             catch_up = scheduler.queue_catch_up()?;
-            Some(tokio::spawn(runner::run_loop(Arc::clone(&scheduler))))
+            Some(tokio::spawn(runner::run_loop(
+                Arc::clone(&scheduler),
+                files_seen,
+            )))
         }
         None if opts.run_loop => {
             tracing::warn!(
@@ -406,10 +414,24 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Load `sql/*.sql` jobs, replacing earlier versions and dropping jobs
-    /// whose file is gone.
+    /// Load `sql/*.sql` jobs, replacing earlier versions and unscheduling
+    /// jobs whose file is gone (their runs stay in the log). A file named
+    /// like a `cron.schedule` job is an error naming both, and then
+    /// nothing changes, as for a file that does not parse.
     pub fn load_files(&self, dir: &Path) -> Result<Vec<String>, SchedulerError> {
         let jobs = files::load_dir(dir)?;
+        for job in &jobs {
+            if let Some(existing) = self.store.job_by_name(&job.name)?
+                && existing.source == JobSource::Sql
+            {
+                return Err(StateError::DefinedTwice {
+                    name: job.name.clone(),
+                    first: existing.source.describe(&job.name, Some(existing.jobid)),
+                    second: JobSource::File(job.path.clone()).describe(&job.name, None),
+                }
+                .into());
+            }
+        }
         let now = self.clock.now();
         let mut names = Vec::new();
         for job in jobs {
@@ -429,10 +451,37 @@ impl Scheduler {
         }
         let removed = self.store.remove_file_jobs_except(&names)?;
         if !removed.is_empty() {
-            tracing::info!(?removed, "jobs whose file is gone were removed");
+            tracing::info!(?removed, "jobs whose file is gone were unscheduled");
         }
         tracing::info!(jobs = names.len(), dir = %dir.display(), "job files loaded");
         Ok(names)
+    }
+
+    /// Reload the job files when `sql/` changed since `seen` (a file
+    /// edited, added or removed); an error is logged and the jobs stay as
+    /// they were until the next change.
+    pub(super) fn reload_if_changed(&self, seen: &mut files::Fingerprint) {
+        let Some(dir) = &self.sql_dir else { return };
+        let now = files::fingerprint(dir);
+        if now == *seen {
+            return;
+        }
+        *seen = now;
+        match self.load_files(dir) {
+            Ok(names) => tracing::info!(jobs = ?names, "job files changed: reloaded"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "job files changed but were not reloaded; the jobs stay as they were"
+            ),
+        }
+    }
+
+    /// The job files as they are now.
+    fn files_fingerprint(&self) -> files::Fingerprint {
+        self.sql_dir
+            .as_deref()
+            .map(files::fingerprint)
+            .unwrap_or_default()
     }
 
     /// When the job runs next, per its schedule and time zone (`None` when

@@ -414,13 +414,15 @@ impl Scheduler {
     }
 }
 
-/// The scheduler loop: purge old run records (at start, then daily),
-/// tick, then sleep until the next due slot (at most
+/// The scheduler loop: reload changed job files, purge old run records
+/// (at start, then daily), tick, then sleep until the next due slot (at most
 /// [`MAX_SLEEP`]) or until woken.
-pub async fn run_loop(scheduler: Arc<Scheduler>) {
+/// `files_seen`: the job files as loaded at start.
+pub async fn run_loop(scheduler: Arc<Scheduler>, mut files_seen: super::files::Fingerprint) {
     let mut timers = Timers::default();
     let mut last_purge = None;
     loop {
+        scheduler.reload_if_changed(&mut files_seen);
         scheduler.purge_if_due(&mut last_purge).await;
         scheduler.tick(&mut timers);
         scheduler.ticks.send_modify(|n| *n += 1);

@@ -31,11 +31,15 @@ impl JobSource {
         }
     }
 
-    /// How a user would recognise the definition in an error message.
-    pub fn describe(&self, name: &str) -> String {
-        match self {
-            JobSource::Sql => format!("SELECT cron.schedule('{name}', ...)"),
-            JobSource::File(p) => format!("the file {p}"),
+    /// How a user would recognise the definition in an error message;
+    /// `jobid` when the job exists already.
+    pub fn describe(&self, name: &str, jobid: Option<i64>) -> String {
+        match (self, jobid) {
+            (JobSource::Sql, Some(id)) => {
+                format!("job {id} made by SELECT cron.schedule('{name}', ...)")
+            }
+            (JobSource::Sql, None) => format!("SELECT cron.schedule('{name}', ...)"),
+            (JobSource::File(p), _) => format!("the file {p}"),
         }
     }
 }
@@ -164,14 +168,14 @@ impl Store {
     pub fn upsert_job(&self, spec: &JobSpec, now: DateTime<Utc>) -> Result<i64, StateError> {
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<String> = tx
+        let existing: Option<(i64, String)> = tx
             .query_row(
-                "SELECT source FROM job WHERE jobname = ?1",
+                "SELECT jobid, source FROM job WHERE jobname = ?1",
                 [&spec.name],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if let Some(source) = existing {
+        if let Some((jobid, source)) = existing {
             let source = JobSource::decode(&source);
             let same_kind = matches!(
                 (&source, &spec.source),
@@ -180,8 +184,8 @@ impl Store {
             if !same_kind {
                 return Err(StateError::DefinedTwice {
                     name: spec.name.clone(),
-                    first: source.describe(&spec.name),
-                    second: spec.source.describe(&spec.name),
+                    first: source.describe(&spec.name, Some(jobid)),
+                    second: spec.source.describe(&spec.name, None),
                 });
             }
         }
