@@ -35,11 +35,13 @@ pub enum CronCall {
     Run {
         job: String,
         dry_run: bool,
+        /// `false`: return the run id at once while the run goes on.
+        wait: bool,
     },
 }
 
 const SIGNATURES: &str = "cron.schedule(name, schedule, command [, retries :=, timeout :=, delay :=, min_interval :=, catch_up :=]), cron.unschedule(name | id), \
-cron.alter_job(job_id, schedule, command, database, username, active [, retries :=, ...]), cron.run(name | id [, dry_run])";
+cron.alter_job(job_id, schedule, command, database, username, active [, retries :=, ...]), cron.run(name | id [, dry_run [, wait]])";
 
 fn bad(message: String) -> SchedulerError {
     SchedulerError::BadCall(message)
@@ -187,14 +189,16 @@ impl CronCall {
                 })
             }
             "run" => {
-                let a = bind(function, &["job_name", "dry_run"], args)?;
-                let dry_run = match &a[1] {
-                    Arg::Bool(b) => *b,
-                    Arg::Null => false,
-                    _ => return Err(bad("cron.run: dry_run must be true or false".into())),
+                let a = bind(function, &["job_name", "dry_run", "wait"], args)?;
+                let flag = |i: usize, name: &str, default: bool| match &a[i] {
+                    Arg::Bool(b) => Ok(*b),
+                    Arg::Null => Ok(default),
+                    _ => Err(bad(format!("cron.run: {name} must be true or false"))),
                 };
+                let dry_run = flag(1, "dry_run", false)?;
+                let wait = flag(2, "wait", true)?;
                 let job = required(function, "job_name", &a[0])?;
-                Ok(CronCall::Run { job, dry_run })
+                Ok(CronCall::Run { job, dry_run, wait })
             }
             other => Err(bad(format!(
                 "cron.{other} does not exist; sfsql has {SIGNATURES}"
@@ -286,5 +290,47 @@ mod tests {
         );
         assert!(CronCall::parse("explode", vec![]).is_err());
         assert!(CronCall::parse("run", vec![]).is_err());
+    }
+
+    #[test]
+    fn run_waits_unless_told_not_to() {
+        let run = |args| CronCall::parse("run", args).expect("ok");
+        assert_eq!(
+            run(vec![t("nps")]),
+            CronCall::Run {
+                job: "nps".into(),
+                dry_run: false,
+                wait: true
+            }
+        );
+        assert_eq!(
+            run(vec![t("nps"), (Some("wait".into()), Arg::Bool(false))]),
+            CronCall::Run {
+                job: "nps".into(),
+                dry_run: false,
+                wait: false
+            }
+        );
+        assert_eq!(
+            run(vec![
+                t("nps"),
+                (None, Arg::Bool(true)),
+                (None, Arg::Bool(false))
+            ]),
+            CronCall::Run {
+                job: "nps".into(),
+                dry_run: true,
+                wait: false
+            }
+        );
+        let err = CronCall::parse(
+            "run",
+            vec![t("nps"), (Some("wait".into()), Arg::Text("no".into()))],
+        )
+        .expect_err("not a bool");
+        assert!(
+            err.to_string().contains("wait must be true or false"),
+            "{err}"
+        );
     }
 }

@@ -224,10 +224,21 @@ impl CronHook {
                 )?;
                 Arc::new(StringArray::from(vec![None::<&str>]))
             }
-            CronCall::Run { job, dry_run } => {
+            CronCall::Run {
+                job,
+                dry_run,
+                wait: true,
+            } => {
                 let done = s.run_now(&job_ref(&job), dry_run).await?;
                 Arc::new(Int64Array::from(vec![done.runid]))
             }
+            CronCall::Run {
+                job,
+                dry_run,
+                wait: false,
+            } => Arc::new(Int64Array::from(vec![
+                s.start_now(&job_ref(&job), dry_run)?,
+            ])),
         })
     }
 }

@@ -100,6 +100,24 @@ impl Scheduler {
         dry_run: bool,
         attempt: u32,
     ) -> Result<Option<RunDone>, SchedulerError> {
+        let Some(runid) = self.begin_job_run(job, trigger, slot, dry_run, attempt)? else {
+            return Ok(None);
+        };
+        self.execute_run(job, runid, trigger, dry_run, attempt)
+            .await
+            .map(Some)
+    }
+
+    /// Log the run as `running` (or `skipped`: an error saying which run
+    /// still goes). `Ok(None)`: another server already ran this slot.
+    fn begin_job_run(
+        &self,
+        job: &JobRow,
+        trigger: Trigger,
+        slot: Option<DateTime<Utc>>,
+        dry_run: bool,
+        attempt: u32,
+    ) -> Result<Option<i64>, SchedulerError> {
         let begin = self.store.begin_run(
             &NewRun {
                 jobid: job.jobid,
@@ -113,17 +131,26 @@ impl Scheduler {
             },
             self.clock.now(),
         )?;
-        let runid = match begin {
-            BeginRun::AlreadyClaimed => return Ok(None),
-            BeginRun::Skipped { runid, running } => {
-                return Err(SchedulerError::StillRunning {
-                    job: job.jobname.clone(),
-                    running,
-                    skipped: runid,
-                });
-            }
-            BeginRun::Started { runid } => runid,
-        };
+        match begin {
+            BeginRun::AlreadyClaimed => Ok(None),
+            BeginRun::Skipped { runid, running } => Err(SchedulerError::StillRunning {
+                job: job.jobname.clone(),
+                running,
+                skipped: runid,
+            }),
+            BeginRun::Started { runid } => Ok(Some(runid)),
+        }
+    }
+
+    /// Execute the begun run `runid` and finish it with its outcome.
+    async fn execute_run(
+        &self,
+        job: &JobRow,
+        runid: i64,
+        trigger: Trigger,
+        dry_run: bool,
+        attempt: u32,
+    ) -> Result<RunDone, SchedulerError> {
         let timeout = job.options.timeout_secs;
         let (cancel, cancelled) = oneshot::channel();
         self.running_runs().push(Running {
@@ -241,13 +268,13 @@ impl Scheduler {
                 sqlstate,
             });
         }
-        Ok(Some(RunDone {
+        Ok(RunDone {
             runid,
             jobname: job.jobname.clone(),
             trigger,
             status,
             message,
-        }))
+        })
     }
 
     /// Send the alert a finished run calls for, if alerts are set up.
@@ -283,6 +310,38 @@ impl Scheduler {
     /// when the run is done. Refused while the job's `min_interval` since
     /// its last run has not passed.
     pub async fn run_now(&self, job: &JobRef, dry_run: bool) -> Result<RunDone, SchedulerError> {
+        let row = self.manual_run_allowed(job)?;
+        self.run_job(&row, Trigger::Manual, None, dry_run, 1)
+            .await?
+            .ok_or_else(|| SchedulerError::BadCall("the run was not started".into()))
+    }
+
+    /// "Run now" without waiting: `cron.run(name, wait := false)`. The run
+    /// is logged `running` before its id comes back, then goes on in its
+    /// own task; its end shows in `cron.job_run_details`.
+    pub fn start_now(self: &Arc<Self>, job: &JobRef, dry_run: bool) -> Result<i64, SchedulerError> {
+        let row = self.manual_run_allowed(job)?;
+        let runid = self
+            .begin_job_run(&row, Trigger::Manual, None, dry_run, 1)?
+            .ok_or_else(|| SchedulerError::BadCall("the run was not started".into()))?;
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            match me
+                .execute_run(&row, runid, Trigger::Manual, dry_run, 1)
+                .await
+            {
+                Ok(done) => tracing::info!(
+                    job = %row.jobname, runid, message = %done.message, "run finished"
+                ),
+                Err(e) => tracing::warn!(job = %row.jobname, error = %e, "run did not succeed"),
+            }
+        });
+        Ok(runid)
+    }
+
+    /// The job, if a manual run may start now: not paused (a login since
+    /// counts), and its `min_interval` since the last run has passed.
+    fn manual_run_allowed(&self, job: &JobRef) -> Result<JobRow, SchedulerError> {
         let mut row = self.job(job)?;
         if row.paused.is_some() {
             // A login since the loop last looked counts already.
@@ -310,9 +369,7 @@ impl Scheduler {
                 reason: p.reason.clone(),
             });
         }
-        self.run_job(&row, Trigger::Manual, None, dry_run, 1)
-            .await?
-            .ok_or_else(|| SchedulerError::BadCall("the run was not started".into()))
+        Ok(row)
     }
 
     fn spawn_run(self: &Arc<Self>, job: JobRow, p: Pending) {

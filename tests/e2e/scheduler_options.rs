@@ -226,3 +226,41 @@ async fn delay_and_min_interval() {
     assert_eq!(code, "22023");
     assert!(message.contains("90s, 10m"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_waiting_returns_the_run_id_while_it_runs() {
+    // Each Salesforce request takes a second: the run is still going
+    // when cron.run has answered.
+    let (_clock, demo, client) = demo_with(
+        Duration::from_secs(1),
+        &[format!(
+            "SELECT cron.schedule('slow', '0 3 1 1 *', $${NPS_QUIZ}$$)"
+        )],
+    )
+    .await;
+    let mut done = demo.demo.jobs.scheduler.subscribe();
+    let runid = rows(&client, "SELECT cron.run('slow', wait := false)").await[0][0]
+        .clone()
+        .expect("run id");
+    let running = rows(
+        &client,
+        &format!(
+            "SELECT status, trigger, end_time IS NULL FROM cron.job_run_details WHERE runid = {runid}"
+        ),
+    )
+    .await;
+    assert_eq!(text(running), vec![vec!["running", "manual", "t"]]);
+    // A second run meanwhile is logged skipped, naming the running one.
+    let (code, message) = error_of(&client, "SELECT cron.run('slow', wait := false)").await;
+    assert_eq!(code, "55006");
+    assert!(message.contains(&format!("(run {runid})")), "{message}");
+
+    let finished = next_done(&mut done).await;
+    assert_eq!(finished.runid.to_string(), runid);
+    let after = rows(
+        &client,
+        &format!("SELECT status, rows_updated FROM cron.job_run_details WHERE runid = {runid}"),
+    )
+    .await;
+    assert_eq!(text(after), vec![vec!["succeeded", "120"]]);
+}
