@@ -32,6 +32,21 @@ fn req(stats: &Value, kind: &str) -> u64 {
     stats["production"]["requests"][kind].as_u64().unwrap_or(0)
 }
 
+/// Calls that read records (REST pages and Bulk query jobs) between two
+/// snapshots of the simulator's counters.
+fn query_calls(before: &Value, after: &Value) -> u64 {
+    [
+        "query",
+        "query_more",
+        "bulk_query_create",
+        "bulk_query_info",
+        "bulk_query_results",
+    ]
+    .iter()
+    .map(|k| req(after, k) - req(before, k))
+    .sum()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<u64> = common::args();
@@ -94,11 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 })
                 .unwrap_or(0);
             let delta = |k: &str| req(&after, k) - req(&before, k);
-            let queries = delta("query")
-                + delta("query_more")
-                + delta("bulk_query_create")
-                + delta("bulk_query_info")
-                + delta("bulk_query_results");
+            let queries = query_calls(&before, &after);
             let bulk = delta("bulk_ingest_create")
                 + delta("bulk_ingest_upload")
                 + delta("bulk_ingest_state")
@@ -142,11 +153,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let result: Value = serde_json::from_slice(&out.stdout)?;
         let after = d.sim.stats();
         let delta = |k: &str| req(&after, k) - req(&before, k);
-        let queries = delta("query")
-            + delta("query_more")
-            + delta("bulk_query_create")
-            + delta("bulk_query_info")
-            + delta("bulk_query_results");
+        let queries = query_calls(&before, &after);
         let total = requests(&after) - requests(&before);
         let wall = result["seconds"].as_f64().unwrap_or(0.0);
         let simulated = (latency * total as u32).as_secs_f64();

@@ -3,8 +3,7 @@ write it today in Python with simple-salesforce's Bulk API 2.0 helpers --
 read every contact's Id with a bulk2 query, then a bulk2 update of every
 record -- against the same simulator.
 
-As in read_baseline.py, the one change for the simulator is a requests
-adapter that turns the https URLs simple-salesforce builds into http.
+It logs in as benches/python/sim_login.py does.
 
 Usage: write_baseline.py SIM_URL CLIENT_ID CLIENT_SECRET TITLE
 Prints one line of JSON: records read, records updated and failed, seconds,
@@ -16,15 +15,7 @@ import json
 import sys
 import time
 
-import requests
-from requests.adapters import HTTPAdapter
-from simple_salesforce import Salesforce
-
-
-class HttpForLocalhost(HTTPAdapter):
-    def send(self, request, **kwargs):
-        request.url = request.url.replace("https://", "http://", 1)
-        return super().send(request, **kwargs)
+import sim_login
 
 
 def peak_rss_mb():
@@ -39,16 +30,7 @@ def peak_rss_mb():
 
 sim, client_id, client_secret, title = sys.argv[1:5]
 started = time.monotonic()
-token = requests.post(
-    f"{sim}/production/services/oauth2/token",
-    data={"grant_type": "client_credentials", "client_id": client_id,
-          "client_secret": client_secret},
-    timeout=60,
-).json()
-session = requests.Session()
-session.mount("https://", HttpForLocalhost())
-sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
-                session=session, version="62.0")
+sf = sim_login.connect(sim, client_id, client_secret)
 ids = []
 for page in sf.bulk2.Contact.query("SELECT Id FROM Contact WHERE LastName != null",
                                    max_records=50000):
