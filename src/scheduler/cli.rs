@@ -6,7 +6,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 
 use super::{JobRef, Scheduler, SchedulerError, schedule};
-use crate::state::{RunRow, Store};
+use crate::state::{RunRow, Store, Trigger};
 
 fn when(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -136,23 +136,92 @@ pub fn logs(store: &Store, name: &str, errors: bool) -> Result<String, Scheduler
     Ok(out)
 }
 
-/// `sfsql jobs run NAME [--dry-run]`: run now, in this process.
+/// `sfsql jobs run NAME [--dry-run]`: run now, in this process, with the
+/// job's retries: this process has no scheduler loop, so a retriable
+/// failure's retry is taken off the queue and run here after its backoff.
+/// Each retry is announced on stderr.
 pub async fn run(
     scheduler: &Scheduler,
     name: &str,
     dry_run: bool,
 ) -> Result<String, SchedulerError> {
-    let done = scheduler
-        .run_now(&JobRef::Name(name.to_string()), dry_run)
-        .await?;
-    let row = scheduler.store().run(done.runid)?;
-    Ok(match row {
-        Some(r) => table(
-            &[
-                "run", "start", "runtime", "status", "trigger", "records", "message",
-            ],
-            vec![run_line(&r)],
-        ),
-        None => format!("run {}: {}\n", done.runid, done.message),
+    run_retrying(scheduler, name, dry_run, tokio::time::sleep, |line| {
+        eprintln!("{line}")
     })
+    .await
+}
+
+/// [`run`] with the wait between attempts and the announcements given
+/// (tests move an injected clock instead of sleeping).
+pub async fn run_retrying<S, F>(
+    scheduler: &Scheduler,
+    name: &str,
+    dry_run: bool,
+    mut sleep: S,
+    mut say: impl FnMut(String),
+) -> Result<String, SchedulerError>
+where
+    S: FnMut(std::time::Duration) -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let job = JobRef::Name(name.to_string());
+    let mut outcome = scheduler.run_now(&job, dry_run).await;
+    let mut runids = vec![];
+    loop {
+        let runid = match &outcome {
+            Ok(done) => done.runid,
+            Err(SchedulerError::RunFailed { runid, .. }) => *runid,
+            Err(_) => break,
+        };
+        runids.push(runid);
+        let row = scheduler.job(&job)?;
+        let retry = {
+            let mut pending = scheduler.pending_runs();
+            pending
+                .iter()
+                .position(|p| p.jobid == row.jobid && p.trigger == Trigger::Retry)
+                .map(|i| pending.remove(i))
+        };
+        let Some(retry) = retry else {
+            break;
+        };
+        let wait = (retry.at - scheduler.clock.now())
+            .to_std()
+            .unwrap_or_default();
+        say(format!(
+            "run {runid} failed; retry {} of {} in {} s",
+            retry.attempt - 1,
+            row.options.retries,
+            wait.as_secs()
+        ));
+        sleep(wait).await;
+        outcome = match scheduler
+            .run_job(&row, Trigger::Retry, None, dry_run, retry.attempt)
+            .await
+        {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => break,
+            Err(e) => Err(e),
+        };
+    }
+    let mut lines = vec![];
+    for runid in runids {
+        if let Some(r) = scheduler.store().run(runid)? {
+            lines.push(run_line(&r));
+        }
+    }
+    let text = table(
+        &[
+            "run", "start", "runtime", "status", "trigger", "records", "message",
+        ],
+        lines,
+    );
+    match outcome {
+        Ok(_) => Ok(text),
+        Err(SchedulerError::RunFailed { .. }) => {
+            say(text);
+            outcome.map(|_| String::new())
+        }
+        Err(e) => Err(e),
+    }
 }

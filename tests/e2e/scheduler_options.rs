@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sfsql::scheduler::ManualClock;
+use sfsql::scheduler::{Clock, ManualClock};
 use tokio_postgres::Client;
 
 use crate::common::{TestDemo, rows};
@@ -127,6 +127,51 @@ async fn retriable_failures_are_retried_with_backoff() {
                 "failed",
                 "2026-03-02 09:30:00.000000+00"
             ],
+        ]
+    );
+}
+
+/// `sfsql jobs run` has no scheduler loop: it waits out the backoff itself
+/// (here by moving the clock) and runs the retry in the same call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_retries_in_its_own_call() {
+    let (clock, demo, client) = demo_with(
+        Duration::ZERO,
+        &[format!(
+            "SELECT cron.schedule('flaky', '0 10 * * *', $${NPS_QUIZ}$$, retries := 2)"
+        )],
+    )
+    .await;
+    fail_next(&demo, 4).await;
+    let mut said = vec![];
+    let waited = clock.clone();
+    let table = sfsql::scheduler::cli::run_retrying(
+        &demo.demo.jobs.scheduler,
+        "flaky",
+        false,
+        move |d| {
+            waited.set(waited.now() + chrono::Duration::from_std(d).expect("a short wait"));
+            std::future::ready(())
+        },
+        |line| said.push(line),
+    )
+    .await
+    .expect("the retry succeeds");
+    assert_eq!(said, ["run 1 failed; retry 1 of 2 in 30 s"], "{table}");
+    assert!(
+        table.contains("failed") && table.contains("succeeded"),
+        "{table}"
+    );
+    let log = rows(
+        &client,
+        "SELECT trigger, attempt, status FROM cron.job_run_details ORDER BY runid",
+    )
+    .await;
+    assert_eq!(
+        text(log),
+        vec![
+            vec!["manual", "1", "failed"],
+            vec!["retry", "2", "succeeded"],
         ]
     );
 }
