@@ -157,9 +157,47 @@ pub async fn run_retrying<S, F>(
     scheduler: &Scheduler,
     name: &str,
     dry_run: bool,
-    mut sleep: S,
+    sleep: S,
     mut say: impl FnMut(String),
 ) -> Result<String, SchedulerError>
+where
+    S: FnMut(std::time::Duration) -> F,
+    F: std::future::Future<Output = ()>,
+{
+    // The writes' progress lines (what psql shows as NOTICEs) and the
+    // retry announcements come through one channel while the runs go on.
+    let (tx, mut rx) = crate::session::progress::channel();
+    let work =
+        crate::session::progress::scope(tx.clone(), attempts(scheduler, name, dry_run, sleep, tx));
+    tokio::pin!(work);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            Some(line) = rx.recv() => say(line),
+        }
+    };
+    while let Ok(line) = rx.try_recv() {
+        say(line);
+    }
+    let (text, outcome) = result?;
+    match outcome {
+        Ok(_) => Ok(text),
+        Err(e) => {
+            say(text);
+            Err(e)
+        }
+    }
+}
+
+/// Every attempt of one `sfsql jobs run`: the table of its runs and how the
+/// last one ended.
+async fn attempts<S, F>(
+    scheduler: &Scheduler,
+    name: &str,
+    dry_run: bool,
+    mut sleep: S,
+    say: tokio::sync::mpsc::UnboundedSender<String>,
+) -> Result<(String, Result<(), SchedulerError>), SchedulerError>
 where
     S: FnMut(std::time::Duration) -> F,
     F: std::future::Future<Output = ()>,
@@ -188,7 +226,7 @@ where
         let wait = (retry.at - scheduler.clock.now())
             .to_std()
             .unwrap_or_default();
-        say(format!(
+        let _ = say.send(format!(
             "run {runid} failed; retry {} of {} in {} s",
             retry.attempt - 1,
             row.options.retries,
@@ -217,11 +255,8 @@ where
         lines,
     );
     match outcome {
-        Ok(_) => Ok(text),
-        Err(SchedulerError::RunFailed { .. }) => {
-            say(text);
-            outcome.map(|_| String::new())
-        }
+        Ok(_) => Ok((text, Ok(()))),
+        Err(e @ SchedulerError::RunFailed { .. }) => Ok((text, Err(e))),
         Err(e) => Err(e),
     }
 }

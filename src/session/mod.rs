@@ -11,7 +11,7 @@ mod engine;
 mod explain;
 mod hook;
 mod output;
-mod progress;
+pub mod progress;
 mod refresh;
 mod router;
 mod run_log;

@@ -176,6 +176,36 @@ async fn jobs_run_retries_in_its_own_call() {
     );
 }
 
+/// What psql shows as progress NOTICEs, `sfsql jobs run` says on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_says_the_progress_of_its_writes() {
+    let (_clock, demo, _client) = demo_with(
+        Duration::ZERO,
+        &["SELECT cron.schedule('titles', '0 10 * * *', $$UPDATE sandbox.contact SET title = 'From the CLI'$$)".into()],
+    )
+    .await;
+    let mut said = vec![];
+    sfsql::scheduler::cli::run_retrying(
+        &demo.demo.jobs.scheduler,
+        "titles",
+        false,
+        |_| std::future::ready(()),
+        |line| said.push(line),
+    )
+    .await
+    .expect("the run succeeds");
+    let progress: Vec<&String> = said
+        .iter()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(progress.len() >= 2, "{said:?}");
+    assert!(
+        progress[0].starts_with("progress: 200 of ")
+            && progress[progress.len() - 1].contains("records sent (100%)"),
+        "{said:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_past_its_timeout_is_cancelled() {
     // Each request takes 300 ms, so the run is still going when the clock
