@@ -8,6 +8,7 @@
 //! | [`schedule`] | cron math with an injected clock (pure) |
 //! | [`files`] | reading `sql/*.sql` job files (pure) |
 //! | `lock` | one scheduler loop per state directory |
+//! | `recovery` | failing the runs of processes that are gone (at start, then every 30 s) |
 //! | `retention` | purging `cron.job_run_records` past their retention |
 //! | `runner` | running one job: begin, execute, finish; the loop |
 //! | `tables` | `cron.job`, `cron.job_run_details`, `cron.job_run_records` |
@@ -29,6 +30,7 @@ mod hook;
 mod lock;
 pub mod options;
 mod pause;
+mod recovery;
 mod retention;
 mod runner;
 pub mod schedule;

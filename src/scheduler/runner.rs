@@ -478,8 +478,11 @@ impl Scheduler {
 pub async fn run_loop(scheduler: Arc<Scheduler>, mut files_seen: super::files::Fingerprint) {
     let mut timers = Timers::default();
     let mut last_purge = None;
+    // `start` recovered already.
+    let mut last_recovery = scheduler.clock.now();
     loop {
         scheduler.reload_if_changed(&mut files_seen);
+        scheduler.recover_if_due(&mut last_recovery);
         scheduler.purge_if_due(&mut last_purge).await;
         scheduler.tick(&mut timers);
         scheduler.ticks.send_modify(|n| *n += 1);

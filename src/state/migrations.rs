@@ -98,6 +98,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE job ADD COLUMN schedule_changed_at INTEGER;
     UPDATE job SET schedule_changed_at = updated_at;
     "#,
+    // 7: who runs a run (an owner id whose lock file is held while the
+    // process lives), so a start recovers only the runs of processes that
+    // are gone. NULL (runs from before): no owner to wait for.
+    r#"
+    ALTER TABLE run ADD COLUMN owner TEXT;
+    "#,
 ];
 
 pub fn current_version() -> i64 {

@@ -10,6 +10,7 @@
 
 mod jobs;
 mod migrations;
+mod owner;
 mod runs;
 mod write_log;
 
@@ -21,6 +22,7 @@ use rusqlite::Connection;
 use thiserror::Error;
 
 pub use jobs::{CatchUp, JobOptions, JobRow, JobSource, JobSpec, Paused};
+pub use owner::{Liveness, OWNERS_DIR, OwnerFiles};
 pub use runs::{BeginRun, NewRun, RecordRow, RunRow, RunStatus, Trigger};
 pub use write_log::StoreWriteLog;
 
@@ -57,6 +59,11 @@ pub enum StateError {
     },
     #[error("job {0} does not exist; SELECT jobid, jobname FROM cron.job lists the jobs")]
     NoSuchJob(String),
+    #[error("cannot take an owner lock {path}: {source} (check the state directory's permissions)")]
+    Owner {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("state store lock poisoned by an earlier panic; restart sfsql")]
@@ -69,6 +76,9 @@ pub struct Store {
     conn: Arc<Mutex<Connection>>,
     /// Where the file lives, for messages and for the scheduler's lock file.
     dir: PathBuf,
+    /// The owner id stored with every run this store starts, locked while
+    /// the store is open (see [`owner`]).
+    owner: Arc<owner::OwnerLease>,
 }
 
 impl std::fmt::Debug for Store {
@@ -103,11 +113,17 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             dir: dir.to_path_buf(),
+            owner: Arc::new(owner::OwnerLease::take(dir)?),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The owner id of the runs this store starts.
+    pub fn owner(&self) -> &str {
+        self.owner.id()
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StateError> {

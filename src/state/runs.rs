@@ -145,22 +145,22 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-/// Insert `run` with its status; `verb` is `INSERT` or `INSERT OR IGNORE`
+/// Insert `run` with its status, message and end time; `verb` is `INSERT` or `INSERT OR IGNORE`
 /// (a slot another server took already). Returns rows inserted.
 fn insert_run(
     tx: &rusqlite::Transaction<'_>,
     verb: &str,
     run: &NewRun,
-    status: RunStatus,
-    message: Option<&str>,
-    end: Option<i64>,
+    (status, message, end): (RunStatus, Option<&str>, Option<i64>),
     now: DateTime<Utc>,
+    owner: &str,
 ) -> rusqlite::Result<usize> {
     tx.execute(
         &format!(
             "{verb} INTO run (jobid, jobname, username, command, trigger, status, return_message,
-                              job_pid, dry_run, scheduled_for, start_time, end_time, attempt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                              job_pid, dry_run, scheduled_for, start_time, end_time, attempt,
+                              owner)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
         ),
         params![
             run.jobid,
@@ -175,7 +175,8 @@ fn insert_run(
             run.scheduled_for.map(to_micros),
             to_micros(now),
             end,
-            run.attempt
+            run.attempt,
+            owner
         ],
     )
 }
@@ -196,10 +197,9 @@ impl Store {
             &tx,
             "INSERT OR IGNORE",
             run,
-            RunStatus::Skipped,
-            Some(message),
-            end,
+            (RunStatus::Skipped, Some(message), end),
             now,
+            self.owner(),
         )?;
         let runid = tx.last_insert_rowid();
         tx.commit()?;
@@ -240,7 +240,14 @@ impl Store {
             ),
             None => (RunStatus::Running, None, None),
         };
-        insert_run(&tx, "INSERT", run, status, message.as_deref(), end, now)?;
+        insert_run(
+            &tx,
+            "INSERT",
+            run,
+            (status, message.as_deref(), end),
+            now,
+            self.owner(),
+        )?;
         let runid = tx.last_insert_rowid();
         tx.commit()?;
         Ok(match running {
@@ -264,16 +271,43 @@ impl Store {
         Ok(())
     }
 
-    /// Mark runs a crash left `running` as failed. Only the process that
-    /// holds the scheduler lock may call this.
+    /// Mark failed the runs left `running` by a process that is gone (a
+    /// crash, a `kill -9`); runs of live processes, this one included, are
+    /// left alone. Returns how many were marked.
     pub fn recover_interrupted(&self, now: DateTime<Utc>) -> Result<usize, StateError> {
-        let conn = self.lock()?;
-        Ok(conn.execute(
-            "UPDATE run SET status = 'failed', end_time = ?1,
-                    return_message = 'interrupted: sfsql stopped while this run was going; check the records it wrote in cron.job_run_records, then run it again'
-             WHERE status = 'running'",
-            [to_micros(now)],
-        )?)
+        let owners = super::OwnerFiles::new(&self.dir);
+        let n = self.recover_interrupted_with(now, &owners)?;
+        owners.sweep();
+        Ok(n)
+    }
+
+    /// [`Store::recover_interrupted`] with the liveness check given.
+    pub fn recover_interrupted_with(
+        &self,
+        now: DateTime<Utc>,
+        liveness: &dyn super::Liveness,
+    ) -> Result<usize, StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let running: Vec<(i64, Option<String>)> = {
+            let mut stmt = tx.prepare("SELECT runid, owner FROM run WHERE status = 'running'")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut n = 0;
+        for (runid, owner) in running {
+            if owner.as_deref().is_some_and(|o| liveness.alive(o)) {
+                continue;
+            }
+            n += tx.execute(
+                "UPDATE run SET status = 'failed', end_time = ?2,
+                        return_message = 'interrupted: sfsql stopped while this run was going; check the records it wrote in cron.job_run_records, then run it again'
+                 WHERE runid = ?1 AND status = 'running'",
+                params![runid, to_micros(now)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     pub fn run(&self, runid: i64) -> Result<Option<RunRow>, StateError> {

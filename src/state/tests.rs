@@ -229,11 +229,15 @@ fn overlapping_run_is_skipped_and_slot_claimed_once() {
 #[test]
 fn interrupted_runs_are_failed_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
-    let id = store
+    let crashed = Store::open(dir.path()).expect("open");
+    let id = crashed
         .upsert_job(&spec("a", JobSource::Sql), t0())
         .expect("job");
-    store.begin_run(&new_run(id, None), t0()).expect("begin");
+    crashed.begin_run(&new_run(id, None), t0()).expect("begin");
+    // Its own run is not interrupted while the store is open.
+    assert_eq!(crashed.recover_interrupted(t0()).expect("recover"), 0);
+    drop(crashed);
+    let store = Store::open(dir.path()).expect("open");
     assert_eq!(store.recover_interrupted(t0()).expect("recover"), 1);
     let run = &store.runs(Some("j")).expect("runs")[0];
     assert_eq!(run.status, "failed");
@@ -244,6 +248,47 @@ fn interrupted_runs_are_failed_at_start() {
             .starts_with("interrupted")
     );
     assert!(run.end_time.is_some());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(crate::state::OWNERS_DIR))
+            .expect("owners")
+            .count(),
+        1,
+        "only the open store's owner file is left"
+    );
+}
+
+/// Owners given alive or gone by name.
+struct FakeLiveness(Vec<String>);
+
+impl crate::state::Liveness for FakeLiveness {
+    fn alive(&self, owner: &str) -> bool {
+        self.0.iter().any(|o| o == owner)
+    }
+}
+
+#[test]
+fn only_runs_of_owners_that_are_gone_are_interrupted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Store::open(dir.path()).expect("open");
+    let b = Store::open(dir.path()).expect("open");
+    let ja = a.upsert_job(&spec("a", JobSource::Sql), t0()).expect("job");
+    let jb = a.upsert_job(&spec("b", JobSource::Sql), t0()).expect("job");
+    let BeginRun::Started { runid: ra } = a.begin_run(&new_run(ja, None), t0()).expect("a") else {
+        panic!("a started");
+    };
+    let BeginRun::Started { runid: rb } = b.begin_run(&new_run(jb, None), t0()).expect("b") else {
+        panic!("b started");
+    };
+    let live = FakeLiveness(vec![b.owner().to_string()]);
+    assert_eq!(a.recover_interrupted_with(t0(), &live).expect("recover"), 1);
+    let status = |runid| a.run(runid).expect("run").expect("exists").status;
+    assert_eq!(status(ra), "failed");
+    assert_eq!(status(rb), "running");
+    // Once b is gone too, its run goes the same way, once.
+    let none = FakeLiveness(vec![]);
+    assert_eq!(a.recover_interrupted_with(t0(), &none).expect("recover"), 1);
+    assert_eq!(status(rb), "failed");
+    assert_eq!(a.recover_interrupted_with(t0(), &none).expect("recover"), 0);
 }
 
 #[test]

@@ -268,15 +268,16 @@ impl Store {
             Origin::Client { user } => {
                 tx.execute(
                     "INSERT INTO run (jobid, jobname, username, command, trigger, status,
-                                      job_pid, dry_run, start_time, sobject)
-                     VALUES (NULL, NULL, ?1, ?2, 'client', 'running', ?3, ?4, ?5, ?6)",
+                                      job_pid, dry_run, start_time, sobject, owner)
+                     VALUES (NULL, NULL, ?1, ?2, 'client', 'running', ?3, ?4, ?5, ?6, ?7)",
                     params![
                         user,
                         statement_sql,
                         std::process::id() as i64,
                         target.dry_run,
                         to_micros(target.started),
-                        qualified
+                        qualified,
+                        self.owner()
                     ],
                 )?;
                 (tx.last_insert_rowid(), None)

@@ -75,18 +75,13 @@ pub async fn serve_with(
     server
 }
 
-fn written(sim: &SimHandle) -> u64 {
-    sim.stats()["sandbox"]["records_written"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_run_leaves_an_interrupted_run_with_its_records() {
+/// A simulator of `contacts` answering after `latency`, and a directory
+/// with the repository's catalog.
+pub async fn slow_sim(contacts: u64, latency: Duration) -> (SimHandle, tempfile::TempDir) {
     let sim = simulator::start(
         SimConfig {
-            contacts: CONTACTS as usize,
-            latency: Duration::from_millis(300),
+            contacts: contacts as usize,
+            latency,
             ..SimConfig::default()
         },
         "127.0.0.1:0".parse().expect("addr"),
@@ -96,6 +91,18 @@ async fn kill_9_mid_run_leaves_an_interrupted_run_with_its_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("catalog")).expect("mkdir");
     copy_dir(&repo_catalog(), &dir.path().join("catalog"));
+    (sim, dir)
+}
+
+fn written(sim: &SimHandle) -> u64 {
+    sim.stats()["sandbox"]["records_written"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_run_leaves_an_interrupted_run_with_its_records() {
+    let (sim, dir) = slow_sim(CONTACTS, Duration::from_millis(300)).await;
 
     let mut first = serve(dir.path(), &sim).await;
     let client = connect_port(first.port).await;
@@ -185,4 +192,88 @@ async fn kill_9_mid_run_leaves_an_interrupted_run_with_its_records() {
         now,
         "nothing was written again after the restart"
     );
+}
+
+/// `sfsql jobs run NAME` over `dir`'s catalog and state directory, its
+/// stderr kept for the test to read.
+pub fn jobs_run(dir: &Path, sim: &SimHandle, name: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sfsql"))
+        .args(["jobs", "--catalog"])
+        .arg(dir.join("catalog"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["run", name])
+        .env("SFSQL_SIM_URL", sim.base_url())
+        .env("SFSQL_DEMO_CLIENT_ID", DEMO_CLIENT_ID)
+        .env("SFSQL_DEMO_CLIENT_SECRET", DEMO_CLIENT_SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sfsql jobs run")
+}
+
+/// A run going in one process (`sfsql jobs run`) is not another process's
+/// crash: an `sfsql serve` started on the same state directory meanwhile
+/// takes the scheduler lock and recovers interrupted runs, but leaves this
+/// one `running`; it then ends `succeeded`, written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_leaves_the_runs_of_another_live_process_alone() {
+    const MANY: u64 = 2000;
+    // Ten Collections batches of a second each: the run goes on long
+    // after the second process is up.
+    let (sim, dir) = slow_sim(MANY, Duration::from_millis(1000)).await;
+    std::fs::create_dir_all(dir.path().join("sql")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("sql/slow.sql"),
+        "-- schedule: 0 3 * * *\nUPDATE sandbox.contact SET title = 'Slow'\n",
+    )
+    .expect("job file");
+
+    let cli = jobs_run(dir.path(), &sim, "slow");
+    until_sim(&sim, "records_written", 200).await;
+    let server = serve(dir.path(), &sim).await;
+    let client = connect_port(server.port).await;
+    let runs = rows(
+        &client,
+        "SELECT runid, status, jobname, trigger FROM cron.job_run_details",
+    )
+    .await;
+    assert!(
+        written(&sim) < MANY,
+        "the run was still writing when the server was up"
+    );
+    assert_eq!(
+        runs,
+        vec![vec![
+            Some("1".into()),
+            Some("running".into()),
+            Some("slow".into()),
+            Some("manual".into())
+        ]],
+        "the run of the live `sfsql jobs run` is left running"
+    );
+
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output())
+        .await
+        .expect("task")
+        .expect("sfsql jobs run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = rows(
+        &client,
+        "SELECT status, return_message FROM cron.job_run_details",
+    )
+    .await;
+    assert_eq!(
+        runs,
+        vec![vec![
+            Some("succeeded".into()),
+            Some(format!("UPDATE {MANY}"))
+        ]]
+    );
+    assert_eq!(written(&sim), MANY, "each record written once");
 }
