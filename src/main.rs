@@ -72,6 +72,9 @@ enum Command {
         /// Added to every response, to imitate a real org's latency.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// DailyApiRequests Max of each org (past it: REQUEST_LIMIT_EXCEEDED).
+        #[arg(long, default_value_t = SimConfig::default().daily_api_limit)]
+        daily_api_limit: u64,
         /// PEM public key that JWT bearer assertions must be signed with.
         #[arg(long)]
         jwt_public_key: Option<PathBuf>,
@@ -290,6 +293,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             port,
             contacts,
             latency_ms,
+            daily_api_limit,
             jwt_public_key,
         } => {
             let jwt_public_key_pem = match jwt_public_key {
@@ -302,6 +306,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
                 SimConfig {
                     contacts,
                     latency: Duration::from_millis(latency_ms),
+                    daily_api_limit,
                     jwt_public_key_pem,
                     ..SimConfig::default()
                 },

@@ -12,6 +12,8 @@ use sfsql::demo::{self, Demo, DemoOptions};
 use sfsql::simulator::SimConfig;
 use tokio_postgres::{Client, NoTls};
 
+pub mod procs;
+
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The numeric command-line arguments (cargo bench adds `--bench`).
@@ -88,14 +90,5 @@ pub fn bench_python() -> Result<PathBuf, Error> {
 /// Peak (`VmHWM`) and current (`VmRSS`) resident memory of this process,
 /// in MB.
 pub fn rss_mb() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or(0, |kb| kb / 1024)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    procs::status_mb("/proc/self/status")
 }
