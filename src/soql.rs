@@ -476,6 +476,42 @@ pub fn key_condition(field: &FieldInfo, keys: &[ScalarValue]) -> Option<Option<C
 /// and headers together must stay under 16,384 bytes.
 pub const MAX_ENCODED_STATEMENT: usize = 12_000;
 
+/// The longest SOQL statement Salesforce accepts, in characters. A key
+/// lookup too long for one GET goes in the body of a composite request,
+/// where only this limit applies.
+pub const MAX_SOQL_CHARS: usize = 100_000;
+
+/// How long the statements of one scan may be, and how many `IN` values
+/// each may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// The longest statement, as `measure` counts it.
+    pub max: usize,
+    pub measure: fn(&str) -> usize,
+    /// At most this many values of the split `IN` list per statement.
+    pub max_values: usize,
+}
+
+impl Budget {
+    /// A statement sent as the URI of one GET.
+    pub const URI: Budget = Budget {
+        max: MAX_ENCODED_STATEMENT,
+        measure: encoded_len,
+        max_values: usize::MAX,
+    };
+
+    /// Key-lookup statements sent in a composite request: up to 100,000
+    /// characters, and about one full page of records each (`keys` values,
+    /// ~one record per key), so that five of them answer in one call.
+    pub fn composite(keys: usize) -> Budget {
+        Budget {
+            max: MAX_SOQL_CHARS,
+            measure: char_len,
+            max_values: keys.max(1),
+        }
+    }
+}
+
 /// Build the SELECT statements for one scan. Conditions are ANDed; when the
 /// statement would be too long, the largest top-level `IN` list is split
 /// across several statements whose results are disjoint (each keeps the
@@ -490,6 +526,26 @@ pub fn build_statements(
     limit: Option<usize>,
     max_encoded: usize,
 ) -> Result<Vec<String>, String> {
+    let budget = Budget {
+        max: max_encoded,
+        ..Budget::URI
+    };
+    split_statements(fields, sobject, conditions, order_by, limit, budget)
+}
+
+/// [`build_statements`] under any [`Budget`]. The split list is shared out
+/// evenly: as few statements as the budget allows, each holding about the
+/// same number of values (so their pages are about equally full).
+pub fn split_statements(
+    fields: &[String],
+    sobject: &str,
+    conditions: &[Condition],
+    order_by: &[String],
+    limit: Option<usize>,
+    budget: Budget,
+) -> Result<Vec<String>, String> {
+    let measure = budget.measure;
+    let max = budget.max;
     let field_list = if fields.is_empty() {
         "COUNT()".to_string()
     } else {
@@ -512,19 +568,23 @@ pub fn build_statements(
     };
     let rendered: Vec<String> = conditions.iter().map(Condition::render).collect();
     let whole = compose(&rendered);
-    if encoded_len(&whole) <= max_encoded {
+    let in_lists = || {
+        conditions.iter().enumerate().filter_map(|(i, c)| match c {
+            Condition::InList { values, .. } => Some((i, values.len())),
+            _ => None,
+        })
+    };
+    let too_many = in_lists().any(|(_, n)| n > budget.max_values);
+    if measure(&whole) <= max && !too_many {
         return Ok(vec![whole]);
     }
-    let split_at = conditions
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| matches!(c, Condition::InList { .. }))
-        .max_by_key(|(i, _)| rendered[*i].len())
+    let split_at = in_lists()
+        .max_by_key(|(i, n)| (*n > budget.max_values, rendered[*i].len()))
         .map(|(i, _)| i);
     let Some(split_at) = split_at else {
         return Err(format!(
-            "the SOQL filter is {} bytes long encoded, over the {max_encoded}-byte limit",
-            encoded_len(&whole)
+            "the SOQL filter is {} characters long, over the {max}-character limit",
+            measure(&whole)
         ));
     };
     let Condition::InList { field, values } = &conditions[split_at] else {
@@ -532,29 +592,57 @@ pub fn build_statements(
     };
     let mut others = rendered.clone();
     others.remove(split_at);
-    let base_len = encoded_len(&compose(&others)) + encoded_len(&format!(" AND {field} IN ()"));
-    if base_len >= max_encoded {
+    let base_len = measure(&compose(&others)) + measure(&format!(" AND {field} IN ()"));
+    if base_len >= max {
         return Err("the SOQL filter is too long even with one key per statement".into());
     }
-    let budget = max_encoded - base_len;
-    let mut statements = Vec::new();
-    let mut chunk: Vec<&str> = Vec::new();
-    let mut used = 0;
-    let comma = encoded_len(", ");
-    for value in values {
-        let cost = encoded_len(value) + if chunk.is_empty() { 0 } else { comma };
-        if !chunk.is_empty() && used + cost > budget {
-            statements.push(chunk_statement(&compose, &others, field, &chunk));
-            chunk.clear();
-            used = 0;
+    let chunks = chunk_values(values, max - base_len, measure, budget.max_values);
+    Ok(chunks
+        .iter()
+        .map(|chunk| chunk_statement(&compose, &others, field, chunk))
+        .collect())
+}
+
+/// Split `values` into as few chunks as fit `budget` (joined by `, `) and
+/// `max_values`, then even them out: every chunk gets at most the average
+/// count, rounded up, so no statement is left with a handful of keys.
+fn chunk_values(
+    values: &[String],
+    budget: usize,
+    measure: fn(&str) -> usize,
+    max_values: usize,
+) -> Vec<Vec<&str>> {
+    let greedy = |cap: usize| {
+        let comma = measure(", ");
+        let mut chunks: Vec<Vec<&str>> = Vec::new();
+        let mut chunk: Vec<&str> = Vec::new();
+        let mut used = 0;
+        for value in values {
+            let cost = measure(value) + if chunk.is_empty() { 0 } else { comma };
+            if !chunk.is_empty() && (used + cost > budget || chunk.len() >= cap) {
+                chunks.push(std::mem::take(&mut chunk));
+                used = 0;
+            }
+            used += measure(value) + if chunk.is_empty() { 0 } else { comma };
+            chunk.push(value);
         }
-        used += encoded_len(value) + if chunk.is_empty() { 0 } else { comma };
-        chunk.push(value);
+        if !chunk.is_empty() {
+            chunks.push(chunk);
+        }
+        chunks
+    };
+    let first = greedy(max_values);
+    if first.len() <= 1 {
+        return first;
     }
-    if !chunk.is_empty() {
-        statements.push(chunk_statement(&compose, &others, field, &chunk));
+    let even = greedy(values.len().div_ceil(first.len()));
+    // Values of very different lengths can make the even split need a
+    // statement more: then the greedy one stands.
+    if even.len() <= first.len() {
+        even
+    } else {
+        first
     }
-    Ok(statements)
 }
 
 fn chunk_statement(
@@ -566,6 +654,11 @@ fn chunk_statement(
     let mut conds = others.to_vec();
     conds.push(format!("{field} IN ({})", chunk.join(", ")));
     compose(&conds)
+}
+
+/// Length of `s` in characters, as Salesforce counts a statement's.
+pub fn char_len(s: &str) -> usize {
+    s.chars().count()
 }
 
 /// Length of `s` once form-URL-encoded into the `q=` parameter.
@@ -865,6 +958,67 @@ mod tests {
         assert_eq!(
             one,
             vec!["SELECT Id FROM Contact WHERE IsDeleted = false LIMIT 5".to_string()]
+        );
+    }
+
+    fn in_list_values(statements: &[String]) -> Vec<usize> {
+        statements
+            .iter()
+            .map(|s| s.matches("@example.com").count())
+            .collect()
+    }
+
+    #[test]
+    fn composite_lookups_hold_a_page_of_keys_per_statement_shared_evenly() {
+        let keys = |n: usize, pad: usize| -> Vec<Condition> {
+            vec![Condition::InList {
+                field: "Email".into(),
+                values: (0..n)
+                    .map(|i| quote_string(&format!("{}{i}@example.com", "u".repeat(pad))))
+                    .collect(),
+            }]
+        };
+        let split = |conds: &[Condition]| {
+            split_statements(
+                &["Id".into(), "Email".into()],
+                "Contact",
+                conds,
+                &[],
+                None,
+                Budget::composite(2000),
+            )
+            .unwrap()
+        };
+        // 5,000 keys: three statements of 1,667, 1,667 and 1,666 keys, one
+        // page of records each, where the URI budget needed 13.
+        let stmts = split(&keys(5000, 0));
+        assert_eq!(in_list_values(&stmts), vec![1667, 1667, 1666]);
+        let uri = build_statements(
+            &["Id".into(), "Email".into()],
+            "Contact",
+            &keys(5000, 0),
+            &[],
+            None,
+            MAX_ENCODED_STATEMENT,
+        )
+        .unwrap();
+        assert!(uri.len() > 10, "{}", uri.len());
+        // A few keys stay one statement.
+        assert_eq!(split(&keys(5, 0)).len(), 1);
+        // Long keys: the 100,000-character limit splits before the count.
+        let stmts = split(&keys(1500, 80));
+        assert_eq!(in_list_values(&stmts), vec![750, 750]);
+        for s in &stmts {
+            assert!(char_len(s) <= MAX_SOQL_CHARS, "{}", char_len(s));
+        }
+        // 12,001 keys: seven statements of at most 1,715.
+        let stmts = split(&keys(12_001, 0));
+        let counts = in_list_values(&stmts);
+        assert_eq!(counts.len(), 7);
+        assert_eq!(counts.iter().sum::<usize>(), 12_001);
+        assert!(
+            counts.iter().all(|&n| (1700..=1715).contains(&n)),
+            "{counts:?}"
         );
     }
 }

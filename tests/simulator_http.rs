@@ -792,6 +792,199 @@ async fn composite_runs_a_long_query_as_a_subrequest() {
     );
 }
 
+/// A composite subrequest of `method` `url`.
+fn sub(method: &str, url: &str, reference: &str) -> Value {
+    json!({"method": method, "url": url, "referenceId": reference})
+}
+
+/// `POST /composite` of `subrequests`.
+async fn composite(conn: &Conn, subrequests: Vec<Value>) -> (StatusCode, Value) {
+    let body = json!({ "compositeRequest": subrequests });
+    conn.send(Method::POST, &format!("{V}/composite"), Some(body))
+        .await
+}
+
+fn query_url(soql: &str) -> String {
+    format!(
+        "{V}/query?q={}",
+        url::form_urlencoded::byte_serialize(soql.as_bytes()).collect::<String>()
+    )
+}
+
+#[tokio::test]
+async fn composite_is_one_call_of_at_most_five_queries_and_pages_by_next_url() {
+    let sim = sim(300).await;
+    let conn = login(&sim, "production").await;
+    let usage = |s: &Value| s["production"]["api_usage"].as_u64().unwrap_or(0);
+    let q = query_url("SELECT Id FROM Contact");
+    // Six query subrequests: refused as a whole.
+    let six: Vec<Value> = (0..6).map(|i| sub("GET", &q, &format!("q{i}"))).collect();
+    let (status, body) = composite(&conn, six).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body[0]["errorCode"], "INVALID_INPUT");
+    assert!(
+        body[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 5 query")),
+        "{body}"
+    );
+    // Five queries and one more subrequest of another kind: one API call.
+    let before = sim.stats();
+    let mut five: Vec<Value> = (0..5)
+        .map(|i| {
+            let mut s = sub("GET", &q, &format!("q{i}"));
+            s["httpHeaders"] = json!({"Sforce-Query-Options": "batchSize=200"});
+            s
+        })
+        .collect();
+    five.push(sub("GET", &format!("{V}/limits"), "limits"));
+    let (status, body) = composite(&conn, five).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = sim.stats();
+    assert_eq!(usage(&after) - usage(&before), 1);
+    let subs = &after["production"]["composite_subrequests"];
+    assert_eq!(
+        (subs["query"].as_u64(), subs["limits"].as_u64()),
+        (Some(5), Some(1))
+    );
+    // Each subrequest's own header set its page size; the next page is
+    // a subrequest too.
+    let first = &body["compositeResponse"][0];
+    assert_eq!(first["referenceId"], "q0");
+    assert_eq!(first["body"]["records"].as_array().map(Vec::len), Some(200));
+    assert_eq!(first["body"]["done"], false);
+    let next = first["body"]["nextRecordsUrl"].as_str().expect("next page");
+    let (_, body) = composite(&conn, vec![sub("GET", next, "more")]).await;
+    let more = &body["compositeResponse"][0];
+    assert_eq!(more["httpStatusCode"], 200, "{body}");
+    assert_eq!(more["body"]["records"].as_array().map(Vec::len), Some(100));
+    assert_eq!(more["body"]["done"], true);
+    assert_eq!(
+        sim.stats()["production"]["composite_subrequests"]["query_more"],
+        1
+    );
+    // A subrequest may not set the headers it inherits.
+    let mut bad = sub("GET", &q, "q");
+    bad["httpHeaders"] = json!({"Authorization": "Bearer x"});
+    let (status, body) = composite(&conn, vec![bad]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn composite_all_or_none_rolls_back_and_halts_the_rest() {
+    let sim = sim(300).await;
+    let conn = login(&sim, "production").await;
+    let id = conn.ids("Contact", 1).await.remove(0);
+    let rename = |name: &str| {
+        let mut s = sub("PATCH", &format!("{V}/composite/sobjects"), "rename");
+        s["body"] =
+            json!({"records": [{"attributes": {"type": "Contact"}, "id": id, "LastName": name}]});
+        s
+    };
+    let bad = sub("GET", &query_url("SELECT Nope FROM Contact"), "bad");
+    let after = sub("GET", &query_url("SELECT Id FROM Contact LIMIT 1"), "after");
+    let soql = format!("SELECT LastName FROM Contact WHERE Id = '{id}'");
+    let last_name = async |conn: &Conn| {
+        let (_, body) = conn.query(&soql).await;
+        body["records"][0]["LastName"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let original = last_name(&conn).await;
+
+    let body = json!({"allOrNone": true, "compositeRequest": [rename("Halted"), bad, after]});
+    let (status, body) = conn
+        .send(Method::POST, &format!("{V}/composite"), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = &body["compositeResponse"];
+    for (i, code) in [
+        (0, "PROCESSING_HALTED"),
+        (1, "INVALID_FIELD"),
+        (2, "PROCESSING_HALTED"),
+    ] {
+        assert_eq!(results[i]["httpStatusCode"], 400, "{body}");
+        assert_eq!(results[i]["body"][0]["errorCode"], code, "{body}");
+    }
+    assert_eq!(
+        last_name(&conn).await,
+        original,
+        "the update was rolled back"
+    );
+
+    let body = json!({"allOrNone": false, "compositeRequest": [rename("Kept"), bad, after]});
+    let (_, body) = conn
+        .send(Method::POST, &format!("{V}/composite"), Some(body))
+        .await;
+    let codes: Vec<&Value> = (0..3)
+        .map(|i| &body["compositeResponse"][i]["httpStatusCode"])
+        .collect();
+    assert_eq!(codes, [&json!(200), &json!(400), &json!(200)], "{body}");
+    assert_eq!(last_name(&conn).await, "Kept");
+}
+
+/// sfsql's client sends statements as composite query subrequests, five
+/// a call, and their further pages (`nextRecordsUrl`) five a call too.
+#[tokio::test]
+async fn client_sends_statements_and_their_further_pages_five_a_call() {
+    use futures::TryStreamExt;
+    use sfsql::salesforce::{Credentials, SalesforceClient};
+    let sim = sim(5_000).await;
+    let client = std::sync::Arc::new(SalesforceClient::new(
+        "production",
+        sim.org_url("production"),
+        Credentials::ClientCredentials {
+            client_id: DEMO_CLIENT_ID.into(),
+            client_secret: DEMO_CLIENT_SECRET.to_string().into(),
+        },
+    ));
+    // Seven statements of 5,000 records: 21 pages of at most 2,000.
+    let statements: Vec<String> = (0..7)
+        .map(|i| format!("SELECT Id FROM Contact WHERE Id != '003000000000{i:03}AAA'"))
+        .collect();
+    let before = sim.stats();
+    let pages: Vec<_> = client
+        .composite_query_pages(statements, false, 2)
+        .try_collect()
+        .await
+        .expect("pages");
+    let after = sim.stats();
+    let delta = |kind: &str| {
+        after["production"]["requests"][kind].as_u64().unwrap_or(0)
+            - before["production"]["requests"][kind].as_u64().unwrap_or(0)
+    };
+    let records: usize = pages.iter().map(|p| p.records.len()).sum();
+    assert_eq!((pages.len(), records), (21, 35_000));
+    assert_eq!((delta("query"), delta("query_more")), (0, 0));
+    // 21 subrequests: five calls when every call but the last is full.
+    assert!(delta("composite") <= 6, "{}", delta("composite"));
+    let subs = &after["production"]["composite_subrequests"];
+    assert_eq!(
+        (subs["query"].as_u64(), subs["query_more"].as_u64()),
+        (Some(7), Some(14))
+    );
+
+    // A subrequest's error is the statement's error.
+    let err = client
+        .composite_query_pages(
+            vec![
+                "SELECT Id FROM Contact".into(),
+                "SELECT Nope FROM Contact".into(),
+            ],
+            false,
+            1,
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("a bad field");
+    let text = err.to_string();
+    assert!(
+        text.contains("400 INVALID_FIELD") && text.contains("Nope"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn injected_faults_and_expired_tokens() {
     let sim = sim(300).await;

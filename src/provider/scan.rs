@@ -1,7 +1,10 @@
 //! `SObjectScanExec`: runs the SOQL statements of one scan and streams each
 //! page as a record batch as soon as it arrives. A scan can also be the
 //! lookup side of a join: then its statements are built at execution time
-//! from the keys the join's other side produced (`WHERE Email IN (...)`).
+//! from the keys the join's other side produced (`WHERE Email IN (...)`):
+//! one GET while the `IN` list fits in a URI, else statements of about a
+//! page of keys each sent as query subrequests of composite requests (five
+//! a call, their further pages together too; see `salesforce/composite.rs`).
 //!
 //! A large scan switches to a Bulk API 2.0 query job: the first REST page
 //! says how many records match (`totalSize`); above
@@ -29,11 +32,19 @@ use futures::{StreamExt, TryStreamExt, stream};
 use super::arrow::{csv_rows_to_batch, records_to_batch};
 use super::lookup::KeySlot;
 use super::options::ScanOptions;
-use crate::salesforce::{BulkQueryOptions, QueryPage, SalesforceClient, SalesforceError};
-use crate::soql::{self, Condition, FieldInfo, MAX_ENCODED_STATEMENT};
+use crate::salesforce::{
+    BulkQueryOptions, MAX_BATCH, MAX_COMPOSITE_QUERIES, QueryPage, SalesforceClient,
+    SalesforceError,
+};
+use crate::soql::{self, Budget, Condition, FieldInfo};
 
-/// Key-lookup statements run this many at a time: their results are
-/// disjoint and a join does not care about order.
+/// Keys per statement of a composite key lookup: a page of 2,000 records
+/// with a tenth to spare for keys that match more than one record (an
+/// overflowing statement costs a further page, about a fifth of a call).
+const COMPOSITE_LOOKUP_KEYS: usize = MAX_BATCH * 9 / 10;
+
+/// Key-lookup statements (or composite requests) run this many at a time:
+/// their results are disjoint and a join does not care about order.
 const LOOKUP_CONCURRENCY: usize = 4;
 
 /// What one scan asks Salesforce for, before any join keys are known.
@@ -54,17 +65,73 @@ pub struct ScanSpec {
 
 impl ScanSpec {
     pub fn statements(&self, extra: Option<Condition>) -> Result<Vec<String>> {
+        self.statements_within(extra, Budget::URI)
+    }
+
+    fn statements_within(&self, extra: Option<Condition>, budget: Budget) -> Result<Vec<String>> {
         let mut conditions = self.conditions.clone();
         conditions.extend(extra);
-        soql::build_statements(
+        soql::split_statements(
             &self.select,
             &self.sobject,
             &conditions,
             &self.order_by,
             self.limit,
-            MAX_ENCODED_STATEMENT,
+            budget,
         )
         .map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.sobject)))
+    }
+
+    /// How a key lookup by `keys` is sent: as one GET while it fits in a
+    /// URI, else as composite requests of statements that each ask for
+    /// about one page of records.
+    fn key_lookup(&self, keys: Condition) -> Result<KeyLookup> {
+        let uri = self.statements(Some(keys.clone()))?;
+        if uri.len() <= 1 {
+            return Ok(KeyLookup::Get(uri));
+        }
+        let statements =
+            self.statements_within(Some(keys), Budget::composite(COMPOSITE_LOOKUP_KEYS))?;
+        Ok(KeyLookup::Composite(statements))
+    }
+}
+
+/// The statements of one key lookup, and how they are sent.
+#[derive(Debug)]
+enum KeyLookup {
+    /// `GET query?q=`, each statement's pages one after the other.
+    Get(Vec<String>),
+    /// Query subrequests of `POST /composite`.
+    Composite(Vec<String>),
+}
+
+impl KeyLookup {
+    /// What EXPLAIN ANALYZE says of it.
+    fn describe(&self) -> String {
+        match self {
+            KeyLookup::Get(s) if s.len() == 1 => "GET key lookup, 1 statement".into(),
+            KeyLookup::Get(s) => format!("GET key lookup, {} statements", s.len()),
+            KeyLookup::Composite(s) => format!(
+                "composite key lookup, {} statements ({} composite requests for their first pages)",
+                s.len(),
+                s.len().div_ceil(MAX_COMPOSITE_QUERIES)
+            ),
+        }
+    }
+
+    fn pages(
+        self,
+        client: Arc<SalesforceClient>,
+        all_rows: bool,
+    ) -> BoxStream<'static, Result<QueryPage, SalesforceError>> {
+        match self {
+            KeyLookup::Get(statements) => {
+                fetch_pages(client, statements, LOOKUP_CONCURRENCY, all_rows)
+            }
+            KeyLookup::Composite(statements) => {
+                client.composite_query_pages(statements, all_rows, LOOKUP_CONCURRENCY)
+            }
+        }
     }
 }
 
@@ -95,6 +162,8 @@ pub struct SObjectScanExec {
     bulk_above: Option<usize>,
     /// How the last execution read, for EXPLAIN ANALYZE.
     used: Arc<std::sync::Mutex<Option<&'static str>>>,
+    /// How the last execution of a key lookup sent it, for EXPLAIN ANALYZE.
+    lookup_used: Arc<std::sync::Mutex<Option<String>>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -139,6 +208,7 @@ impl SObjectScanExec {
             lookup: None,
             bulk_above,
             used: Arc::default(),
+            lookup_used: Arc::default(),
             properties,
         })
     }
@@ -179,6 +249,7 @@ impl SObjectScanExec {
             // The first `limit` records in order: never a Bulk job.
             bulk_above: None,
             used: Arc::default(),
+            lookup_used: Arc::default(),
             properties: Arc::clone(&self.properties),
         })
     }
@@ -274,6 +345,7 @@ impl SObjectScanExec {
             // Key lookups are bounded by their keys: REST.
             bulk_above: None,
             used: Arc::default(),
+            lookup_used: Arc::default(),
             properties: Arc::clone(&self.properties),
         }
     }
@@ -401,9 +473,16 @@ impl DisplayAs for SObjectScanExec {
             } else {
                 " AND"
             };
+            let used = self.lookup_used.lock().ok().and_then(|u| u.clone());
+            let method = match used {
+                Some(how) => format!("{how} (as run)"),
+                None => format!(
+                    "one GET while the IN list fits in a URI, else composite requests of {MAX_COMPOSITE_QUERIES} statements of up to {COMPOSITE_LOOKUP_KEYS} keys"
+                ),
+            };
             return write!(
                 f,
-                "SObjectScanExec: connection={conn}, lookup by key=[{base}{joiner} {field} IN (<keys from {}>)] (split under the URI limit)",
+                "SObjectScanExec: connection={conn}, lookup by key=[{base}{joiner} {field} IN (<keys from {}>)], method={method}",
                 lookup.slot.describe()
             );
         }
@@ -508,18 +587,19 @@ impl ExecutionPlan for SObjectScanExec {
                 let field = self.fields[lookup.column].clone();
                 let spec = self.spec.clone();
                 let fallback = self.statements.clone();
+                let used = Arc::clone(&self.lookup_used);
                 let pages = stream::once(async move {
                     let keys = slot.wait().await?;
-                    let statements = match soql::key_condition(&field, &keys) {
+                    let lookup = match soql::key_condition(&field, &keys) {
                         // Some key has no SOQL form: scan, the join still filters.
-                        None => fallback,
-                        Some(None) => vec![],
-                        Some(Some(cond)) => spec.statements(Some(cond))?,
+                        None => KeyLookup::Get(fallback),
+                        Some(None) => KeyLookup::Get(vec![]),
+                        Some(Some(cond)) => spec.key_lookup(cond)?,
                     };
-                    Ok::<_, DataFusionError>(
-                        fetch_pages(client, statements, LOOKUP_CONCURRENCY, all_rows)
-                            .map_err(external),
-                    )
+                    if let Ok(mut u) = used.lock() {
+                        *u = Some(lookup.describe());
+                    }
+                    Ok::<_, DataFusionError>(lookup.pages(client, all_rows).map_err(external))
                 })
                 .try_flatten()
                 .boxed();

@@ -34,15 +34,16 @@ pub struct QueryPage {
     pub records: Vec<Map<String, Value>>,
 }
 
+/// The body of a query or queryMore response.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct QueryResponse {
-    total_size: u64,
-    done: bool,
+pub(super) struct QueryResponse {
+    pub(super) total_size: u64,
+    pub(super) done: bool,
     #[serde(default)]
-    next_records_url: Option<String>,
+    pub(super) next_records_url: Option<String>,
     #[serde(default)]
-    records: Vec<Map<String, Value>>,
+    pub(super) records: Vec<Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -281,7 +282,9 @@ impl SalesforceClient {
         }
     }
 
-    fn api_error(&self, status: StatusCode, body: &[u8]) -> SalesforceError {
+    /// The error of a failed response: Salesforce's first `errorCode` and
+    /// `message`, or the status and the start of the body.
+    pub(super) fn api_error(&self, status: StatusCode, body: &[u8]) -> SalesforceError {
         let (code, message) = match serde_json::from_slice::<Vec<ApiErrorBody>>(body) {
             Ok(errors) if !errors.is_empty() => {
                 (errors[0].error_code.clone(), errors[0].message.clone())
@@ -323,11 +326,16 @@ impl SalesforceClient {
         what: &str,
         bytes: &[u8],
     ) -> Result<T, SalesforceError> {
-        serde_json::from_slice(bytes).map_err(|e| SalesforceError::Decode {
+        serde_json::from_slice(bytes).map_err(|e| self.decode_error(what, e.to_string()))
+    }
+
+    /// A response of this connection that is not what `what` should be.
+    pub(super) fn decode_error(&self, what: &str, detail: String) -> SalesforceError {
+        SalesforceError::Decode {
             connection: self.name.clone(),
             what: what.to_string(),
-            detail: e.to_string(),
-        })
+            detail,
+        }
     }
 
     /// The org's daily API requests (`GET /limits`, `DailyApiRequests`),

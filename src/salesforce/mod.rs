@@ -1,6 +1,6 @@
 //! The Salesforce HTTP client: authentication, SOQL queries with pagination,
-//! describe (cached), sObject Collections writes, Bulk API 2.0 ingest and
-//! Bulk API 2.0 query jobs.
+//! key lookups as composite requests, describe (cached), sObject Collections
+//! writes, Bulk API 2.0 ingest and Bulk API 2.0 query jobs.
 //!
 //! Everything here speaks the REST API's documented JSON shapes (see
 //! `shared/SALESFORCE-API.md`); the same code talks to a real org and to
@@ -11,6 +11,7 @@ mod bulk;
 mod bulk_csv;
 mod bulk_query;
 mod client;
+mod composite;
 mod error;
 mod oauth;
 mod types;
@@ -21,7 +22,8 @@ pub use bulk::{
     JobProgress, MAX_UPLOAD_BYTES, PollPolicy,
 };
 pub use bulk_query::{BULK_PAGE_RECORDS, BulkQueryOptions, CsvPage};
-pub use client::{ApiUsage, QueryPage, SalesforceClient};
+pub use client::{ApiUsage, MAX_BATCH, QueryPage, SalesforceClient};
+pub use composite::MAX_COMPOSITE_QUERIES;
 pub use error::SalesforceError;
 pub use oauth::jwt::load_key as load_jwt_key;
 pub use oauth::{Credentials, StoredConnection, TOKENS_FILE, TokenStore, web};

@@ -22,6 +22,8 @@ use super::stats::RequestKind;
 
 /// Subrequests one composite request may carry.
 const MAX_SUBREQUESTS: usize = 25;
+/// Of those, query and sObject Collections subrequests.
+const MAX_QUERY_SUBREQUESTS: usize = 5;
 
 /// A JSON response body with its status.
 pub struct Reply {
@@ -304,21 +306,82 @@ struct Subrequest {
     reference_id: String,
     #[serde(default)]
     body: Option<Json>,
+    /// Headers of this subrequest only (`Sforce-Query-Options`).
+    #[serde(default)]
+    http_headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CompositeBody {
     composite_request: Vec<Subrequest>,
+    /// `collateSubrequests` is accepted and ignored: subrequests always
+    /// run in order here.
+    #[serde(default)]
+    all_or_none: bool,
+}
+
+/// Headers a subrequest inherits from the composite request and may not set.
+const INHERITED_HEADERS: [&str; 3] = ["accept", "authorization", "content-type"];
+
+/// Subrequests that count against [`MAX_QUERY_SUBREQUESTS`].
+fn is_query_or_collections(kind: RequestKind) -> bool {
+    matches!(
+        kind,
+        RequestKind::Query
+            | RequestKind::QueryAll
+            | RequestKind::QueryMore
+            | RequestKind::CollectionsCreate
+            | RequestKind::CollectionsUpdate
+            | RequestKind::CollectionsUpsert
+            | RequestKind::CollectionsDelete
+    )
+}
+
+/// A subrequest's path and query split from its url, with its resource
+/// kind when the path is a versioned data resource.
+struct Target<'a> {
+    path: &'a str,
+    query: &'a str,
+    version: Option<&'a str>,
+    rest: Vec<&'a str>,
+    kind: RequestKind,
+}
+
+fn target<'a>(method: &Method, url: &'a str) -> Target<'a> {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match segs.as_slice() {
+        ["services", "data", version, rest @ ..] if supported_version(version) => Target {
+            path,
+            query,
+            version: Some(version),
+            rest: rest.to_vec(),
+            kind: kind_of(method, rest),
+        },
+        _ => Target {
+            path,
+            query,
+            version: None,
+            rest: Vec::new(),
+            kind: RequestKind::NotFound,
+        },
+    }
 }
 
 /// `POST /composite`: subrequests run in order through the same resources
-/// (one API call in all; `@{ref}` references are not supported). The way to
-/// send a query too long for a URI.
+/// (`@{ref}` references are not supported). The whole request is one API
+/// call, as Salesforce counts it toward the daily limit; the stats count
+/// each subrequest by kind under `composite_subrequests`. At most 25
+/// subrequests, of which at most 5 query (query, queryAll, their further
+/// pages) or sObject Collections ones. With `allOrNone`, the first failure
+/// rolls back every write of the request and every other subrequest answers
+/// `PROCESSING_HALTED`. The way to send a query too long for a URI.
 fn composite(sim: &Sim, org: usize, req: &Incoming) -> Result<Reply, ApiError> {
     let parsed: CompositeBody =
         serde_json::from_slice(&req.body).map_err(|e| ApiError::json_parser(e.to_string()))?;
-    if parsed.composite_request.len() > MAX_SUBREQUESTS {
+    let subs = parsed.composite_request;
+    if subs.len() > MAX_SUBREQUESTS {
         return Err(ApiError::bad_request(
             "INVALID_INPUT",
             format!(
@@ -326,31 +389,103 @@ fn composite(sim: &Sim, org: usize, req: &Incoming) -> Result<Reply, ApiError> {
             ),
         ));
     }
-    let mut responses = Vec::with_capacity(parsed.composite_request.len());
-    for sub in parsed.composite_request {
-        let (path, query) = sub.url.split_once('?').unwrap_or((&sub.url, ""));
-        let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let reply = match (Method::from_bytes(sub.method.as_bytes()), segs.as_slice()) {
-            (Ok(method), ["services", "data", version, rest @ ..])
-                if supported_version(version) =>
-            {
+    let methods: Vec<Option<Method>> = subs
+        .iter()
+        .map(|s| Method::from_bytes(s.method.as_bytes()).ok())
+        .collect();
+    let targets: Vec<Target> = subs
+        .iter()
+        .zip(&methods)
+        .map(|(s, m)| target(m.as_ref().unwrap_or(&Method::GET), &s.url))
+        .collect();
+    let queries = targets
+        .iter()
+        .filter(|t| is_query_or_collections(t.kind))
+        .count();
+    if queries > MAX_QUERY_SUBREQUESTS {
+        return Err(ApiError::bad_request(
+            "INVALID_INPUT",
+            format!(
+                "Limit exceeded: a composite request can have at most {MAX_QUERY_SUBREQUESTS} query or sObject Collections subrequests, not {queries}"
+            ),
+        ));
+    }
+    if let Some(header) = subs
+        .iter()
+        .flat_map(|s| s.http_headers.keys())
+        .find(|h| INHERITED_HEADERS.contains(&h.to_ascii_lowercase().as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "INVALID_INPUT",
+            format!(
+                "The {header} header of a subrequest is inherited from the composite request and cannot be set"
+            ),
+        ));
+    }
+    let o = &sim.orgs[org];
+    let writes = methods.iter().any(|m| m.as_ref() != Some(&Method::GET));
+    let snapshot = (parsed.all_or_none && writes).then(|| o.read().clone());
+    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(subs.len());
+    let mut failed = false;
+    for ((sub, method), t) in subs.iter().zip(&methods).zip(&targets) {
+        if failed && parsed.all_or_none {
+            replies.push(None);
+            continue;
+        }
+        o.stats().count_subrequest(t.kind);
+        let reply = match (method, t.version) {
+            (Some(method), Some(version)) => {
+                let mut headers = axum::http::HeaderMap::new();
+                for name in INHERITED_HEADERS {
+                    if let Some(v) = req.headers.get(name) {
+                        headers.insert(name, v.clone());
+                    }
+                }
+                for (k, v) in &sub.http_headers {
+                    if let (Ok(k), Ok(v)) = (
+                        axum::http::HeaderName::from_bytes(k.as_bytes()),
+                        axum::http::HeaderValue::from_str(v),
+                    ) {
+                        headers.insert(k, v);
+                    }
+                }
                 let inner = Incoming {
                     method: method.clone(),
-                    path: path.to_string(),
-                    query: query.to_string(),
-                    headers: req.headers.clone(),
+                    path: t.path.to_string(),
+                    query: t.query.to_string(),
+                    headers,
                     body: Bytes::from(sub.body.as_ref().map(|b| b.to_string()).unwrap_or_default()),
                 };
-                resource(sim, org, &inner, version, rest, kind_of(&method, rest))
-                    .unwrap_or_else(Reply::from)
+                resource(sim, org, &inner, version, &t.rest, t.kind).unwrap_or_else(Reply::from)
             }
             _ => ApiError::not_found().into(),
         };
-        let body: Json = serde_json::from_slice(&reply.body).unwrap_or(Json::Null);
+        failed |= reply.status.is_client_error() || reply.status.is_server_error();
+        replies.push(Some(reply));
+    }
+    let halted = parsed.all_or_none && failed;
+    if halted && let Some(snapshot) = snapshot {
+        *o.write() = snapshot;
+    }
+    let mut responses = Vec::with_capacity(subs.len());
+    for (sub, reply) in subs.iter().zip(replies) {
+        let (status, body) = match reply {
+            Some(r) if !halted || r.status.is_client_error() || r.status.is_server_error() => {
+                let body: Json = serde_json::from_slice(&r.body).unwrap_or(Json::Null);
+                (r.status.as_u16(), body)
+            }
+            _ => (
+                StatusCode::BAD_REQUEST.as_u16(),
+                json!([{
+                    "errorCode": "PROCESSING_HALTED",
+                    "message": "The transaction was rolled back since another operation in the same transaction failed.",
+                }]),
+            ),
+        };
         responses.push(json!({
             "body": body,
             "httpHeaders": {},
-            "httpStatusCode": reply.status.as_u16(),
+            "httpStatusCode": status,
             "referenceId": sub.reference_id,
         }));
     }

@@ -93,10 +93,19 @@ pub struct OrgStats {
     pub records_written: u64,
     /// Records that Bulk 2.0 ingest jobs processed (failed ones included).
     pub bulk_records_processed: u64,
+    /// Subrequests of composite requests by kind. A composite request is
+    /// one API call (`requests.composite`, as Salesforce counts it toward
+    /// the daily limit); what it carried is counted here, not in
+    /// `requests`.
+    pub composite_subrequests: BTreeMap<&'static str, u64>,
 }
 
 impl OrgStats {
     pub fn count(&mut self, kind: RequestKind) {
         *self.requests.entry(kind.name()).or_default() += 1;
+    }
+
+    pub fn count_subrequest(&mut self, kind: RequestKind) {
+        *self.composite_subrequests.entry(kind.name()).or_default() += 1;
     }
 }

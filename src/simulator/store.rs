@@ -70,7 +70,7 @@ pub fn index_key(kind: ValueKind, s: &str) -> Box<str> {
 }
 
 /// All records of one object.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Table {
     pub rows: Vec<Box<[Value]>>,
     /// Canonical id → row.
@@ -82,7 +82,7 @@ pub struct Table {
 }
 
 /// Index key (see [`index_key`]) → rows, for one field.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Index {
     field: usize,
     kind: ValueKind,
@@ -184,8 +184,9 @@ impl Table {
     }
 }
 
-/// All tables of one org, indexed by [`ObjId`].
-#[derive(Debug)]
+/// All tables of one org, indexed by [`ObjId`]. Cloned to roll back a
+/// composite request with `allOrNone` that wrote.
+#[derive(Clone, Debug)]
 pub struct Store {
     pub tables: Vec<Table>,
 }

@@ -1,6 +1,7 @@
 //! Joins fetch the sObject side by key: the simulator's counters show one
-//! `IN`-list statement per ~400 keys, no queryMore, and exactly the records
-//! that match, for 5 keys and for 50,000 keys, and for parent lookups.
+//! GET for a few keys, composite requests of five statements of about 1,800
+//! keys for many, and exactly the records that match, for 5 keys and for
+//! 50,000 keys, and for parent lookups.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,6 +11,12 @@ use crate::common::{TestDemo, rows, start_demo};
 
 fn requests(stats: &Value, org: &str, kind: &str) -> u64 {
     stats[org]["requests"][kind].as_u64().unwrap_or(0)
+}
+
+fn subrequests(stats: &Value, org: &str, kind: &str) -> u64 {
+    stats[org]["composite_subrequests"][kind]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 fn returned(stats: &Value, org: &str) -> u64 {
@@ -49,6 +56,10 @@ fn report(contacts: usize, wanted: usize) -> (String, u64) {
 struct Measured {
     queries: u64,
     more: u64,
+    /// Composite requests, and the query and queryMore subrequests in them.
+    composite: u64,
+    sub_queries: u64,
+    sub_more: u64,
     records: u64,
     rows: u64,
 }
@@ -62,6 +73,12 @@ async fn measure(demo: &TestDemo, sql: &str) -> Measured {
         queries: requests(&after, "production", "query") - requests(&before, "production", "query"),
         more: requests(&after, "production", "query_more")
             - requests(&before, "production", "query_more"),
+        composite: requests(&after, "production", "composite")
+            - requests(&before, "production", "composite"),
+        sub_queries: subrequests(&after, "production", "query")
+            - subrequests(&before, "production", "query"),
+        sub_more: subrequests(&after, "production", "query_more")
+            - subrequests(&before, "production", "query_more"),
         records: returned(&after, "production") - returned(&before, "production"),
         rows: out[0][0]
             .as_deref()
@@ -87,13 +104,24 @@ async fn report_join(contacts: usize, keys: usize) {
         assert_eq!(m.more, 0, "no queryMore: nothing was scanned ({sql})");
         // Exactly the matching records cross the wire.
         assert_eq!(m.records, matches, "{sql}");
-        // Under 60 encoded bytes per key in a 12,000-byte statement.
-        let bound = (keys as u64).div_ceil(200);
-        assert!(
-            m.queries >= 1 && m.queries <= bound,
-            "{} statements for {keys} keys ({sql})",
-            m.queries
-        );
+        if keys <= 100 {
+            // One GET.
+            assert_eq!((m.queries, m.composite), (1, 0), "{sql}");
+        } else {
+            // Statements of at most 1,800 keys, five to a composite call;
+            // a statement whose keys match more than a page of records
+            // costs a further page, sent with others in one call.
+            assert_eq!(m.queries, 0, "{sql}");
+            assert_eq!(m.sub_queries, (keys as u64).div_ceil(1800), "{sql}");
+            let fewest = matches.div_ceil(5 * 2000);
+            assert!(
+                m.composite <= fewest + 1 && m.composite >= fewest,
+                "{} composite calls for {matches} records, {} statements, {} further pages ({sql})",
+                m.composite,
+                m.sub_queries,
+                m.sub_more
+            );
+        }
     }
     // Plain (case-sensitive) equality: the same lookup, SQL semantics kept.
     let m = measure(
@@ -103,6 +131,32 @@ async fn report_join(contacts: usize, keys: usize) {
     .await;
     assert_eq!(m.more, 0);
     assert!(m.rows < matches && m.records == matches, "{}", m.rows);
+    // EXPLAIN says how the lookup is sent, before and as run.
+    let client = demo.connect().await;
+    let sql = "SELECT count(*) FROM reports.keys r JOIN production.contact c \
+               ON lower(c.email) = lower(r.email)";
+    let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
+    let plan = plan[1][1].clone().unwrap_or_default();
+    assert!(
+        plan.contains("method=one GET while the IN list fits in a URI, else composite requests of 5 statements of up to 1800 keys"),
+        "{plan}"
+    );
+    let analyzed = rows(&client, &format!("EXPLAIN ANALYZE {sql}")).await;
+    let analyzed = analyzed
+        .iter()
+        .filter_map(|r| r.last().cloned().flatten())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let expected = if keys <= 100 {
+        "method=GET key lookup, 1 statement (as run)".to_string()
+    } else {
+        let n = keys.div_ceil(1800);
+        format!(
+            "method=composite key lookup, {n} statements ({} composite requests for their first pages) (as run)",
+            n.div_ceil(5)
+        )
+    };
+    assert!(analyzed.contains(&expected), "{analyzed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
