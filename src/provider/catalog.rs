@@ -16,8 +16,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::array::{RecordBatch, new_null_array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session};
+use datafusion::datasource::MemTable;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
@@ -28,6 +30,9 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
     PgCatalogSchemaProvider, PgCatalogStaticTables,
 };
 use futures::StreamExt;
+
+use super::comments::read_all;
+use super::keys::{KeyCatalog, Kind};
 
 use super::SalesforceSchema;
 use super::comments::Comments;
@@ -172,6 +177,23 @@ impl<P: PgCatalogContextProvider> SchemaProvider for LazyPgCatalog<P> {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
+        if let Some(kind) = Kind::of(name) {
+            let (Some(inner), Some(class), Some(namespace)) = (
+                table,
+                self.inner.table("pg_class").await?,
+                self.inner.table("pg_namespace").await?,
+            ) else {
+                return Ok(None);
+            };
+            return Ok(Some(Arc::new(KeyCatalog {
+                kind,
+                inner,
+                class,
+                namespace,
+                info: self.info.clone(),
+                comments: Arc::clone(&self.comments),
+            })));
+        }
         let is_class = name.eq_ignore_ascii_case("pg_class");
         if !is_class && !name.eq_ignore_ascii_case("pg_attribute") {
             return Ok(table);
@@ -215,8 +237,16 @@ struct ColumnsOnDemand {
 
 #[async_trait]
 impl TableProvider for ColumnsOnDemand {
+    /// pg_class gains `reloptions` (always NULL: sfsql tables have no
+    /// storage options), which SQLAlchemy's index reflection selects.
     fn schema(&self) -> SchemaRef {
-        self.attributes.schema()
+        let inner = self.attributes.schema();
+        if self.describe {
+            return inner;
+        }
+        let mut fields: Vec<Field> = inner.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("reloptions", reloptions_type(), true));
+        Arc::new(Schema::new(fields))
     }
 
     fn table_type(&self) -> TableType {
@@ -244,8 +274,24 @@ impl TableProvider for ColumnsOnDemand {
             .reload(state, &self.class, &self.namespace)
             .await?;
         if !self.describe {
-            return self
-                .attributes
+            let width = self.attributes.schema().fields().len();
+            if projection.is_some_and(|p| p.iter().all(|i| *i < width)) {
+                return self
+                    .attributes
+                    .scan(state, projection, filters, limit)
+                    .await;
+            }
+            let schema = self.schema();
+            let batches = read_all(state, &self.attributes)
+                .await?
+                .into_iter()
+                .map(|b| {
+                    let mut columns = b.columns().to_vec();
+                    columns.push(new_null_array(&reloptions_type(), b.num_rows()));
+                    RecordBatch::try_new(Arc::clone(&schema), columns)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            return MemTable::try_new(schema, vec![batches])?
                 .scan(state, projection, filters, limit)
                 .await;
         }
@@ -291,8 +337,12 @@ impl TableProvider for ColumnsOnDemand {
     }
 }
 
+fn reloptions_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
 /// Describe one table of a Salesforce schema (a no-op for other schemas).
-fn describe_one(
+pub(super) fn describe_one(
     (schema, table): (Arc<dyn SchemaProvider>, String),
 ) -> futures::future::BoxFuture<'static, Result<()>> {
     Box::pin(async move {
@@ -306,10 +356,12 @@ fn describe_one(
 /// The oids an `attrelid = n` / `attrelid IN (...)` filter restricts
 /// pg_attribute to; `None` when no filter does (every table's columns).
 fn wanted_relations(filters: &[Expr]) -> Option<BTreeSet<i32>> {
-    filters.iter().find_map(relation_filter)
+    filters.iter().find_map(|f| filtered_oids(f, "attrelid"))
 }
 
-fn relation_filter(expr: &Expr) -> Option<BTreeSet<i32>> {
+/// The oids a `column = n` / `column IN (...)` filter names.
+pub(super) fn filtered_oids(expr: &Expr, column: &str) -> Option<BTreeSet<i32>> {
+    let is_attrelid = |e: &Expr| is_column(e, column);
     match expr {
         Expr::BinaryExpr(b) if b.op == Operator::Eq => {
             let oid = match (is_attrelid(&b.left), is_attrelid(&b.right)) {
@@ -326,11 +378,11 @@ fn relation_filter(expr: &Expr) -> Option<BTreeSet<i32>> {
     }
 }
 
-fn is_attrelid(expr: &Expr) -> bool {
+fn is_column(expr: &Expr, name: &str) -> bool {
     match expr {
-        Expr::Column(c) => c.name == "attrelid",
-        Expr::Cast(c) => is_attrelid(&c.expr),
-        Expr::TryCast(c) => is_attrelid(&c.expr),
+        Expr::Column(c) => c.name == name,
+        Expr::Cast(c) => is_column(&c.expr, name),
+        Expr::TryCast(c) => is_column(&c.expr, name),
         _ => false,
     }
 }

@@ -28,6 +28,7 @@ use super::catalog::{SfsqlCatalogInfo, as_salesforce};
 pub struct Comments {
     info: SfsqlCatalogInfo,
     relations: RwLock<HashMap<i32, (String, String)>>,
+    namespaces: RwLock<HashMap<String, i32>>,
 }
 
 impl Comments {
@@ -35,6 +36,7 @@ impl Comments {
         Arc::new(Comments {
             info,
             relations: RwLock::new(HashMap::new()),
+            namespaces: RwLock::new(HashMap::new()),
         })
     }
 
@@ -75,7 +77,62 @@ impl Comments {
         if let Ok(mut slot) = self.relations.write() {
             slot.clone_from(&relations);
         }
+        if let Ok(mut slot) = self.namespaces.write() {
+            *slot = nsp_names
+                .into_iter()
+                .map(|(oid, name)| (name, oid))
+                .collect();
+        }
         Ok(relations)
+    }
+
+    /// Every relation read by the last [`Comments::reload`]: (oid, schema, table).
+    pub fn relations(&self) -> Vec<(i32, String, String)> {
+        let Ok(relations) = self.relations.read() else {
+            return Vec::new();
+        };
+        let mut all: Vec<_> = relations
+            .iter()
+            .map(|(oid, (schema, table))| (*oid, schema.clone(), table.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// The oid of a schema (`pg_namespace`).
+    pub fn namespace_oid(&self, schema: &str) -> Option<i32> {
+        self.namespaces.read().ok()?.get(schema).copied()
+    }
+
+    /// The oid of a relation (`pg_class`).
+    pub fn relation_oid(&self, schema: &str, table: &str) -> Option<i32> {
+        let relations = self.relations.read().ok()?;
+        relations
+            .iter()
+            .find(|(_, (s, t))| s == schema && t == table)
+            .map(|(oid, _)| *oid)
+    }
+
+    /// Every comment on relation `oid`, as `pg_description` keeps them:
+    /// (0, the table's label), then (column number, the field's label) for
+    /// the columns of a described sObject table.
+    pub fn all_of(&self, oid: i32) -> Vec<(i32, String)> {
+        let mut all = Vec::new();
+        if let Some(label) = self.relation(i64::from(oid)) {
+            all.push((0, label));
+        }
+        if let Some((provider, table)) = self.salesforce_table(i64::from(oid))
+            && let Some(schema) = as_salesforce(&provider).and_then(|s| s.described_schema(&table))
+        {
+            for (i, field) in schema.fields().iter().enumerate() {
+                if let (Some(label), Ok(n)) =
+                    (field.metadata().get("comment"), i32::try_from(i + 1))
+                {
+                    all.push((n, label.clone()));
+                }
+            }
+        }
+        all
     }
 
     fn salesforce_table(
@@ -103,11 +160,13 @@ impl Comments {
         as_salesforce(&provider)?.label(&table)
     }
 
-    /// `col_description` and `obj_description` over these comments.
-    pub fn udfs(self: &Arc<Self>) -> [ScalarUDF; 2] {
+    /// `col_description` and `obj_description` over these comments, and
+    /// `pg_get_indexdef` over the keys of [`super::keys`].
+    pub fn udfs(self: &Arc<Self>) -> [ScalarUDF; 3] {
         [
             ScalarUDF::new_from_impl(Description::new("col_description", Arc::clone(self))),
             ScalarUDF::new_from_impl(Description::new("obj_description", Arc::clone(self))),
+            ScalarUDF::new_from_impl(super::keys::IndexDef::new(Arc::clone(self))),
         ]
     }
 }
@@ -193,7 +252,7 @@ impl ScalarUDFImpl for Description {
     }
 }
 
-fn int64s(array: Option<&ArrayRef>) -> Result<Option<Int64Array>> {
+pub(super) fn int64s(array: Option<&ArrayRef>) -> Result<Option<Int64Array>> {
     let Some(array) = array else {
         return Ok(None);
     };
@@ -201,9 +260,18 @@ fn int64s(array: Option<&ArrayRef>) -> Result<Option<Int64Array>> {
     Ok(cast.as_any().downcast_ref::<Int64Array>().cloned())
 }
 
-fn value(array: &Option<Int64Array>, i: usize) -> Option<i64> {
+pub(super) fn value(array: &Option<Int64Array>, i: usize) -> Option<i64> {
     let a = array.as_ref()?;
     a.is_valid(i).then(|| a.value(i))
+}
+
+/// Every row of a (small, in-memory) catalog table.
+pub(super) async fn read_all(
+    state: &dyn Session,
+    table: &Arc<dyn TableProvider>,
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+    let plan = table.scan(state, None, &[], None).await?;
+    datafusion::physical_plan::collect(plan, state.task_ctx()).await
 }
 
 async fn read_columns(

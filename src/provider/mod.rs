@@ -8,6 +8,7 @@ mod arrow;
 mod blob;
 mod catalog;
 mod comments;
+mod keys;
 mod lookup;
 mod lookup_rule;
 mod options;

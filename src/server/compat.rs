@@ -81,6 +81,28 @@ pub fn register_functions(ctx: &SessionContext) {
             Ok(ColumnarValue::Array(Arc::new(out)))
         }),
     ));
+    ctx.register_udf(create_udf(
+        "current_setting",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = arrays
+                .first()
+                .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan(
+                        "current_setting expects a setting's name".into(),
+                    )
+                })?;
+            let out = names
+                .iter()
+                .map(|n| n.map(setting).transpose())
+                .collect::<datafusion::error::Result<StringArray>>()?;
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    ));
     // DataFusion's says "Apache DataFusion ..."; clients parse PostgreSQL's.
     let text = format!("PostgreSQL {} on x86_64-pc-linux-gnu", server_version());
     ctx.register_udf(create_udf(
@@ -90,6 +112,32 @@ pub fn register_functions(ctx: &SessionContext) {
         Volatility::Immutable,
         Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
     ));
+}
+
+/// `current_setting(name)` for the server settings clients read this way
+/// (SQLAlchemy's table reflection asks for `default_table_access_method`);
+/// they have PostgreSQL's values, as `SHOW` answers them. sfsql's own
+/// settings are per connection: `SHOW sfsql.<name>` reads them.
+fn setting(name: &str) -> datafusion::error::Result<String> {
+    let value = match name.to_ascii_lowercase().as_str() {
+        "default_table_access_method" => "heap".to_string(),
+        "server_version" => server_version(),
+        "server_version_num" => "150000".to_string(),
+        "server_encoding" | "client_encoding" => "UTF8".to_string(),
+        "standard_conforming_strings" => "on".to_string(),
+        "datestyle" => "ISO, MDY".to_string(),
+        "timezone" => "UTC".to_string(),
+        "search_path" => "\"$user\", public".to_string(),
+        "transaction_isolation" | "default_transaction_isolation" => "read committed".to_string(),
+        "max_identifier_length" => "63".to_string(),
+        "integer_datetimes" => "on".to_string(),
+        _ => {
+            return Err(datafusion::error::DataFusionError::Plan(format!(
+                "unrecognized configuration parameter \"{name}\" (SHOW {name} reads sfsql's own settings)"
+            )));
+        }
+    };
+    Ok(value)
 }
 
 /// A function of one oid argument whose answer is the same for every row.
@@ -247,6 +295,17 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
                 && let Some(lookup) = type_oid_lookup(&f.args)
             {
                 *expr = lookup;
+                changed = true;
+                return ControlFlow::Continue(());
+            }
+            // SQLAlchemy's key reflection numbers a key's columns with
+            // `generate_subscripts(indkey, 1)` beside `unnest(indkey)`;
+            // DataFusion zips two unnests in one select list as PostgreSQL
+            // does with two set-returning functions.
+            if name.is_some_and(|n| n.value.eq_ignore_ascii_case("generate_subscripts"))
+                && let Some(subscripts) = subscripts_of(&f.args)
+            {
+                *expr = subscripts;
                 changed = true;
                 return ControlFlow::Continue(());
             }
@@ -535,6 +594,26 @@ fn type_oid_lookup(args: &FunctionArguments) -> Option<ast::Expr> {
         .ok()
 }
 
+/// `generate_subscripts(array, 1)` as `unnest(range(1, cardinality(array) +
+/// 1))`: the subscripts 1..n of a one-dimensional array.
+fn subscripts_of(args: &FunctionArguments) -> Option<ast::Expr> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    let [array, dimension] = list.args.as_slice() else {
+        return None;
+    };
+    let dimension = dimension.to_string();
+    if dimension != "1" && !dimension.starts_with('$') {
+        return None;
+    }
+    let sql = format!("unnest(range(1, CAST(cardinality({array}) AS BIGINT) + 1))");
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
 /// `LIMIT $1` / `OFFSET $1` placeholders have no type in DataFusion's plan,
 /// so drivers that bind by the advertised type (asyncpg) would send text.
 /// PostgreSQL types them `bigint`.
@@ -787,6 +866,30 @@ mod tests {
         let s = parse("SELECT typname FROM pg_type t WHERE t.oid = to_regtype($1)");
         let out = rewrite(&s).expect("rewritten").to_string();
         assert!(out.contains("t.typname = CAST($1 AS TEXT)"), "{out}");
+    }
+
+    #[test]
+    fn settings_clients_read_have_postgresql_values() {
+        assert_eq!(setting("default_table_access_method").unwrap(), "heap");
+        assert_eq!(setting("TimeZone").unwrap(), "UTC");
+        let err = setting("no_such_thing").unwrap_err().to_string();
+        assert!(
+            err.contains("unrecognized configuration parameter"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn generate_subscripts_becomes_an_unnested_range() {
+        let sql =
+            "SELECT unnest(i.indkey), generate_subscripts(i.indkey, 1) FROM pg_catalog.pg_index i";
+        let out = rewrite(&parse(sql)).expect("rewritten").to_string();
+        assert!(
+            out.contains("unnest(range(1, CAST(cardinality(i.indkey) AS BIGINT) + 1))"),
+            "{out}"
+        );
+        let two = "SELECT generate_subscripts(i.indkey, 2) FROM pg_catalog.pg_index i";
+        assert!(rewrite(&parse(two)).is_none());
     }
 
     #[test]

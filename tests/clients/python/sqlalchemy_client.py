@@ -1,6 +1,6 @@
-"""SQLAlchemy's inspector (schemas, tables, columns with types) and
-pandas.read_sql against sfsql through psycopg 3. Exits non-zero on any
-failure."""
+"""SQLAlchemy's inspector (schemas, tables, columns with types, keys and
+comments), a table loaded with autoload_with, and pandas.read_sql against
+sfsql through psycopg 3. Exits non-zero on any failure."""
 import sys
 
 import pandas as pd
@@ -28,9 +28,27 @@ assert account["numberofemployees"] == "INTEGER" and account["annualrevenue"] ==
 assert account["wm_opens_at__c"] == "TIME", account
 report = [c["name"] for c in inspector.get_columns("nps_score", schema="reports")]
 assert "account_email" in report, report
+# Keys and comments: Id is each sObject table's primary key; Salesforce's
+# labels are the comments.
+pk = inspector.get_pk_constraint("contact", schema="sandbox")
+assert pk["constrained_columns"] == ["id"] and pk["name"] == "contact_pkey", pk
+assert inspector.get_table_comment("contact", schema="sandbox")["text"] == "Contact"
+assert columns["email"]["comment"] == "Email", columns["email"]
+assert inspector.get_indexes("contact", schema="sandbox") == []
+assert inspector.get_unique_constraints("contact", schema="sandbox") == []
+# A Table loaded from the catalog, as ORMs and BI tools on SQLAlchemy do,
+# then queried through its columns.
+contact = sa.Table("contact", sa.MetaData(), schema="sandbox", autoload_with=engine)
+assert [c.name for c in contact.primary_key] == ["id"], contact.primary_key
+with engine.connect() as conn:
+    rows = conn.execute(
+        sa.select(contact.c.id, contact.c.email).where(contact.c.email.like("a%")).limit(3)
+    ).fetchall()
+assert len(rows) == 3 and all(r.email.startswith("a") for r in rows), rows
 frame = pd.read_sql(
     sa.text("select id, email from sandbox.contact where email like :p order by email limit 5"),
     engine, params={"p": "e%"})
 assert len(frame) == 5 and list(frame.columns) == ["id", "email"], frame
 assert frame["email"].str.startswith("e").all(), frame
-print(f"sqlalchemy ok schemas={len(schemas)} tables={len(tables)} columns={len(columns)} frame={len(frame)}")
+print(f"sqlalchemy ok schemas={len(schemas)} tables={len(tables)} columns={len(columns)} "
+      f"pk={pk['constrained_columns']} autoload={len(contact.c)} frame={len(frame)}")
