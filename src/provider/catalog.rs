@@ -9,7 +9,9 @@
 //! described yet as empty (`pg_class.relnatts` is then 0), and
 //! [`ColumnsOnDemand`] wraps `pg_attribute`: before it is read, it
 //! describes the tables its `attrelid` filter names — or every table when
-//! a client asks for all columns, which is what it asked for.
+//! a client asks for all columns, which is what it asked for. The
+//! `<object>_all` variants are listed too, as views, so that `\d
+//! sandbox.contact_all` describes one without `\dt` listing each twice.
 
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -99,7 +101,12 @@ impl CatalogInfo for SfsqlCatalogInfo {
     }
 
     async fn table_names(&self, catalog: &str, schema: &str) -> Result<Option<Vec<String>>> {
-        Ok(self.schema(catalog, schema).map(|s| s.table_names()))
+        Ok(self
+            .schema(catalog, schema)
+            .map(|s| match as_salesforce(&s) {
+                Some(sf) => sf.catalog_names(),
+                None => s.table_names(),
+            }))
     }
 
     async fn table_schema(
@@ -130,6 +137,11 @@ impl CatalogInfo for SfsqlCatalogInfo {
         table: &str,
     ) -> Result<Option<TableType>> {
         match self.schema(catalog, schema) {
+            // `<object>_all` is a view of its sObject for psql: `\dt`
+            // lists base tables only.
+            Some(s) if as_salesforce(&s).is_some_and(|sf| sf.is_deleted_variant(table)) => {
+                Ok(Some(TableType::View))
+            }
             Some(s) => s.table_type(table).await,
             None => Ok(None),
         }

@@ -242,7 +242,10 @@ fn key_rows(kind: Kind, info: &SfsqlCatalogInfo, comments: &Comments) -> Result<
         let Some(provider) = info.salesforce_schema(&schema) else {
             continue;
         };
-        let Some(described) = as_salesforce(&provider).and_then(|s| s.described_schema(&table))
+        // `<object>_all` is listed as a view: no key of its own.
+        let Some(described) = as_salesforce(&provider)
+            .filter(|s| !s.is_deleted_variant(&table))
+            .and_then(|s| s.described_schema(&table))
         else {
             continue;
         };

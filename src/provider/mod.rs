@@ -62,7 +62,8 @@ struct Listed {
 }
 
 /// `contact_all`: the Contact table with deleted and archived records.
-/// Not listed by `\dt` (it would double every listing); see the README.
+/// Listed in pg_catalog as a view, so `\dt` does not show every sObject
+/// twice and `\d sandbox.contact_all` finds it; see the README.
 pub const ALL_SUFFIX: &str = "_all";
 
 /// How old the sObject list may be before a miss reloads it.
@@ -119,17 +120,43 @@ impl SalesforceSchema {
 
     /// The schema of a table already described, without any API call.
     pub fn described_schema(&self, name: &str) -> Option<SchemaRef> {
+        let key = self
+            .deleted_variant(name)
+            .unwrap_or_else(|| name.to_ascii_lowercase());
         let tables = self.tables.lock().ok()?;
-        tables
-            .get(&name.to_ascii_lowercase())
-            .map(|t| TableProvider::schema(t.as_ref()))
+        tables.get(&key).map(|t| TableProvider::schema(t.as_ref()))
     }
 
     /// The sObject's label (its table comment), from describeGlobal.
     pub fn label(&self, name: &str) -> Option<String> {
+        if let Some(base) = self.deleted_variant(name) {
+            return self
+                .label(&base)
+                .map(|l| format!("{l} (deleted and archived records included)"));
+        }
         let listed = self.sobjects.read().ok()?;
         let label = &listed.get(&name.to_ascii_lowercase())?.label;
         (!label.is_empty()).then(|| label.clone())
+    }
+
+    /// Every table for pg_catalog: the sObjects, and their `<object>_all`
+    /// variants, which [`Self::is_deleted_variant`] tells apart (pg_class
+    /// lists them as views, so `\dt` shows each sObject once and `\d
+    /// sandbox.contact_all` finds its table).
+    pub fn catalog_names(&self) -> Vec<String> {
+        let Ok(listed) = self.sobjects.read() else {
+            return Vec::new();
+        };
+        let variants = listed
+            .keys()
+            .map(|k| format!("{k}{ALL_SUFFIX}"))
+            .filter(|v| !listed.contains_key(v));
+        listed.keys().cloned().chain(variants).collect()
+    }
+
+    /// `name` is an `<object>_all` variant, not an sObject.
+    pub fn is_deleted_variant(&self, name: &str) -> bool {
+        self.deleted_variant(name).is_some()
     }
 
     fn list_is_stale(&self) -> bool {

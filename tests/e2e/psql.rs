@@ -63,6 +63,22 @@ async fn psql_lists_and_describes_tables_and_runs_the_walkthrough() {
     );
     run("\\d sandbox.contact").await.expect("join");
     assert_eq!(describes(), before + 1, "the describe is cached");
+    // `contact_all` (deleted and archived records too) is described from
+    // contact's cached describe, and listed as a view: `\\dt` shows each
+    // sObject once.
+    let d_all = run("\\d sandbox.contact_all").await.expect("join");
+    assert!(
+        d_all.contains("View \"sandbox.contact_all\"") && d_all.contains("wm_nps_score__c"),
+        "{d_all}"
+    );
+    assert_eq!(
+        describes(),
+        before + 1,
+        "contact_all shares contact's describe"
+    );
+    assert!(!dt.contains("contact_all"), "{dt}");
+    let dv = run("\\dv sandbox.contact*").await.expect("join");
+    assert!(dv.contains("contact_all"), "{dv}");
 
     // `\d+` shows each field's Salesforce label as the column's description.
     let d_plus = run("\\d+ sandbox.contact").await.expect("join");
