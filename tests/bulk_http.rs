@@ -875,3 +875,75 @@ async fn client_streams_a_bulk_query_page_by_page_and_aborts_when_dropped() {
     );
     assert!(msg.contains("sfsql.bulk_query_threshold = 0"), "{msg}");
 }
+
+/// `GET /jobs/query` lists the query jobs, 1,000 a page, with the next
+/// page in `nextRecordsUrl`; `jobType` selects ingest jobs instead.
+#[tokio::test]
+async fn query_jobs_are_listed_a_thousand_a_page() {
+    let sim = sim(20).await;
+    let conn = login(&sim).await;
+    let create = json!({"operation": "query", "query": "SELECT Id FROM Contact"});
+    let mut ids = Vec::new();
+    for _ in 0..1001 {
+        let (status, job) = conn
+            .json(Method::POST, "/jobs/query", Some(create.clone()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        ids.push(job["id"].as_str().expect("id").to_string());
+    }
+    conn.open_insert_job().await;
+
+    let (status, first) = conn.json(Method::GET, "/jobs/query", None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["done"], false);
+    let records = first["records"].as_array().expect("records");
+    assert_eq!(records.len(), 1000);
+    let job = &records[0];
+    for (k, v) in [
+        ("operation", "query"),
+        ("object", "Contact"),
+        ("state", "UploadComplete"),
+        ("jobType", "V2Query"),
+        ("concurrencyMode", "Parallel"),
+        ("contentType", "CSV"),
+        ("lineEnding", "LF"),
+        ("columnDelimiter", "COMMA"),
+    ] {
+        assert_eq!(job[k], v, "{k} in {job}");
+    }
+    let next = first["nextRecordsUrl"].as_str().expect("next page");
+    assert!(
+        next.starts_with(&format!("{V}/jobs/query?queryLocator=")),
+        "{next}"
+    );
+    let (_, second) = conn
+        .json(Method::GET, next.trim_start_matches(V), None)
+        .await;
+    assert_eq!(second["done"], true);
+    assert_eq!(second["nextRecordsUrl"], Value::Null);
+    let mut listed: Vec<String> = records
+        .iter()
+        .chain(second["records"].as_array().expect("records"))
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids, "every query job once, no ingest job");
+
+    let (_, ingest) = conn
+        .json(Method::GET, "/jobs/query?jobType=V2Ingest", None)
+        .await;
+    assert_eq!(ingest["records"].as_array().map(Vec::len), Some(1));
+    assert_eq!(ingest["records"][0]["jobType"], "V2Ingest");
+    let (_, classic) = conn
+        .json(Method::GET, "/jobs/query?jobType=Classic", None)
+        .await;
+    assert_eq!(classic["records"], json!([]));
+    assert_eq!(classic["done"], true);
+    let (status, bad) = conn
+        .json(Method::GET, "/jobs/query?jobType=Nope", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad[0]["errorCode"], "INVALIDJOB");
+    assert_eq!(conn.stats(&sim).await["requests"]["bulk_query_list"], 5);
+}

@@ -101,6 +101,7 @@ fn kind_of(method: &Method, rest: &[&str]) -> RequestKind {
         ["jobs", "ingest", _] => RequestKind::BulkIngestState,
         ["jobs", "ingest", _, "batches"] => RequestKind::BulkIngestUpload,
         ["jobs", "ingest", _, _] => RequestKind::BulkIngestResults,
+        ["jobs", "query"] if method == Method::GET => RequestKind::BulkQueryList,
         ["jobs", "query"] => RequestKind::BulkQueryCreate,
         ["jobs", "query", _] if method == Method::GET => RequestKind::BulkQueryInfo,
         ["jobs", "query", _] => RequestKind::BulkQueryState,
@@ -287,10 +288,11 @@ fn resource(
             Ok(reply)
         }
         RequestKind::BulkQueryCreate
+        | RequestKind::BulkQueryList
         | RequestKind::BulkQueryInfo
         | RequestKind::BulkQueryState
         | RequestKind::BulkQueryResults => {
-            let (reply, records) = bulk_query::route(o, req, &rest[2..])?;
+            let (reply, records) = bulk_query::route(o, req, version, &rest[2..])?;
             o.stats().records_returned += records;
             Ok(reply)
         }

@@ -172,6 +172,18 @@ impl Jobs {
         self.issued += 1;
         4_000_000 + self.issued * 53
     }
+
+    /// The ingest jobs as a job list shows them (`jobType` V2Ingest).
+    pub fn ingest_infos(&self) -> Vec<serde_json::Map<String, Json>> {
+        self.ingest
+            .values()
+            .map(|j| {
+                let mut m = j.meta.info();
+                m.insert("jobType".into(), json!("V2Ingest"));
+                m
+            })
+            .collect()
+    }
 }
 
 pub fn invalid_job(message: impl Into<String>) -> ApiError {

@@ -2,7 +2,8 @@
 //! at once, as Salesforce does), poll (UploadComplete → InProgress →
 //! JobComplete; the statement runs on the first poll, over a snapshot of
 //! the matching rows), results as CSV pages addressed by `Sforce-Locator`,
-//! abort and delete. Results render Bulk's CSV formats: `2021-04-14`,
+//! abort and delete; `GET /jobs/query` lists the jobs, 1,000 a page
+//! (`queryLocator` in `nextRecordsUrl`). Results render Bulk's CSV formats: `2021-04-14`,
 //! `2015-10-19T13:51:35.000Z`, `true`/`false`, an empty field for null,
 //! parent fields as `Account.Name` columns.
 
@@ -161,14 +162,97 @@ fn advance(org: &Org, job: &mut QueryJob) {
     }
 }
 
+/// Jobs one page of `GET /jobs/query` lists.
+const JOBS_PER_PAGE: usize = 1000;
+
+/// `GET /jobs/query`: every query job of the org (Bulk API 2.0 ones; the
+/// simulator has no Bulk API 1.0 jobs, which `jobType=Classic` selects),
+/// or with `jobType=V2Ingest` the ingest jobs, ordered by id and paged by
+/// the `queryLocator` of `nextRecordsUrl`.
+fn list(org: &Org, version: &str, query: &str) -> Result<Reply, ApiError> {
+    let mut job_type = None;
+    let mut start = 0;
+    let mut only_pk_chunking = false;
+    let mut mode = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "jobType" => match v.as_ref() {
+                "Classic" | "V2Query" | "V2Ingest" => job_type = Some(v.into_owned()),
+                other => {
+                    return Err(invalid_job(format!(
+                        "Invalid jobType: {other}; use Classic, V2Query or V2Ingest"
+                    )));
+                }
+            },
+            "isPkChunkingEnabled" => only_pk_chunking = v.eq_ignore_ascii_case("true"),
+            "concurrencyMode" => mode = Some(v.to_ascii_lowercase()),
+            "queryLocator" if !v.is_empty() => {
+                start = decode_locator(&v).ok_or_else(|| {
+                    invalid_job("Invalid queryLocator; use the nextRecordsUrl of the previous page")
+                })?;
+            }
+            _ => {}
+        }
+    }
+    let jobs = org.bulk_jobs();
+    let mut records: Vec<serde_json::Map<String, Json>> = match job_type.as_deref() {
+        // PK chunking and Classic jobs are Bulk API 1.0's; every job here
+        // runs in parallel.
+        _ if only_pk_chunking || mode.as_deref().is_some_and(|m| m != "parallel") => Vec::new(),
+        Some("Classic") => Vec::new(),
+        Some("V2Ingest") => jobs.ingest_infos(),
+        _ => jobs
+            .query
+            .values()
+            .map(|j| {
+                let mut m = j.meta.info();
+                m.insert("jobType".into(), json!("V2Query"));
+                m
+            })
+            .collect(),
+    };
+    drop(jobs);
+    records.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    if start > records.len() {
+        return Err(invalid_job(
+            "Invalid queryLocator; use the nextRecordsUrl of the previous page",
+        ));
+    }
+    let end = (start + JOBS_PER_PAGE).min(records.len());
+    let next = (end < records.len()).then(|| {
+        let mut params = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            if k != "queryLocator" {
+                params.append_pair(&k, &v);
+            }
+        }
+        params.append_pair("queryLocator", &encode_locator(end));
+        format!("/services/data/{version}/jobs/query?{}", params.finish())
+    });
+    Ok(Reply::ok(&json!({
+        "done": next.is_none(),
+        "records": records.drain(start..end).collect::<Vec<_>>(),
+        "nextRecordsUrl": next,
+    })))
+}
+
 /// `/jobs/query...`; `segs` follow `query`. Returns the reply and the
 /// records a results page carried (for the stats).
-pub fn route(org: &Org, req: &Incoming, segs: &[&str]) -> Result<(Reply, u64), ApiError> {
+pub fn route(
+    org: &Org,
+    req: &Incoming,
+    version: &str,
+    segs: &[&str],
+) -> Result<(Reply, u64), ApiError> {
     let none = |r: Reply| Ok((r, 0));
     if segs.is_empty() {
         return match req.method {
             Method::POST => none(create(org, &req.body)?),
-            _ => Err(ApiError::method_not_allowed(req.method.as_str(), &["POST"])),
+            Method::GET => none(list(org, version, &req.query)?),
+            _ => Err(ApiError::method_not_allowed(
+                req.method.as_str(),
+                &["GET", "POST"],
+            )),
         };
     }
     let mut jobs = org.bulk_jobs();

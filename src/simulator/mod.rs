@@ -6,7 +6,8 @@
 //!
 //! - `http`: the axum front — latency, URI limit, routing by org prefix,
 //!   request counting, `Sforce-Limit-Info`; `api`: the versioned
-//!   `/services/data` resources and `POST /composite`.
+//!   `/services/data` resources and `POST /composite` (one API call; its
+//!   subrequests counted by kind under `composite_subrequests`).
 //! - `auth`: OAuth token endpoint, bearer checks, identity URL; `grants`:
 //!   the authorize endpoint, code exchange with PKCE, JWT assertions.
 //! - `describe`: describeGlobal and describe from `schema` (metadata types)
@@ -18,7 +19,7 @@
 //!   an Event's start, end and duration) and `writes` (applying).
 //! - `bulk`: Bulk API 2.0 jobs and their states; `bulk_ingest`: ingest CSV
 //!   through the same per-record checks as Collections; `bulk_query`: query
-//!   jobs and their CSV result pages.
+//!   jobs, their CSV result pages and the job list.
 //! - `analytics`: the Reports API's report list, describe and synchronous
 //!   runs (tabular and summary) over the seeded data.
 //! - `store`: records, id and lookup indexes; `seed`: the deterministic
