@@ -310,6 +310,7 @@ mod tests {
             end_time: None,
             sobject: Some("sandbox.contact".into()),
             attempt: 1,
+            not_before: None,
             counts: [updated + failed, updated, 0, 0, 0, 0, 0, failed, 2],
         }
     }

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use super::schedule::{missed_slots, parse_schedule};
-use super::{Scheduler, SchedulerError, runner::Pending};
+use super::{Scheduler, SchedulerError};
 use crate::state::{CatchUp, JobRow, Trigger};
 
 /// What start decided for one job.
@@ -45,8 +45,8 @@ pub fn catch_up_for(
 }
 
 impl Scheduler {
-    /// Queue the catch-up runs due at start (the loop starts them on its
-    /// first tick, paused jobs logging theirs as skipped). Call only while
+    /// Store the catch-up runs due at start as waiting (the loop starts
+    /// them on its first tick, paused jobs logging theirs as skipped). Call only while
     /// holding the scheduler lock.
     pub(super) fn queue_catch_up(&self) -> Result<Vec<CatchUpRun>, SchedulerError> {
         let now = self.clock.now();
@@ -57,7 +57,6 @@ impl Scheduler {
                 runs.push(run);
             }
         }
-        let mut pending = self.pending_runs();
         for run in &runs {
             tracing::info!(
                 job = %run.jobname,
@@ -65,13 +64,9 @@ impl Scheduler {
                 missed = run.missed,
                 "slots missed while sfsql was down: one catch-up run"
             );
-            pending.push(Pending {
-                jobid: run.jobid,
-                at: now,
-                trigger: Trigger::CatchUp,
-                slot: Some(run.slot),
-                attempt: 1,
-            });
+            if let Some(job) = self.store.job_by_id(run.jobid)? {
+                self.queue_slot(&job, Trigger::CatchUp, run.slot, now)?;
+            }
         }
         Ok(runs)
     }

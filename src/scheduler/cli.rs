@@ -6,7 +6,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 
 use super::{JobRef, Scheduler, SchedulerError, schedule};
-use crate::state::{RunRow, Store, Trigger};
+use crate::state::{RunRow, Store};
 
 fn when(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -164,6 +164,10 @@ where
     S: FnMut(std::time::Duration) -> F,
     F: std::future::Future<Output = ()>,
 {
+    // This process has no loop: it starts its retries itself.
+    scheduler
+        .keeps_retries
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     // The writes' progress lines (what psql shows as NOTICEs) and the
     // retry announcements come through one channel while the runs go on.
     let (tx, mut rx) = crate::session::progress::channel();
@@ -213,17 +217,10 @@ where
         };
         runids.push(runid);
         let row = scheduler.job(&job)?;
-        let retry = {
-            let mut pending = scheduler.pending_runs();
-            pending
-                .iter()
-                .position(|p| p.jobid == row.jobid && p.trigger == Trigger::Retry)
-                .map(|i| pending.remove(i))
-        };
-        let Some(retry) = retry else {
+        let Some(retry) = scheduler.store().my_waiting_retry(row.jobid)? else {
             break;
         };
-        let wait = (retry.at - scheduler.clock.now())
+        let wait = (retry.not_before - scheduler.clock.now())
             .to_std()
             .unwrap_or_default();
         let _ = say.send(format!(
@@ -233,10 +230,7 @@ where
             wait.as_secs()
         ));
         sleep(wait).await;
-        outcome = match scheduler
-            .run_job(&row, Trigger::Retry, None, dry_run, retry.attempt)
-            .await
-        {
+        outcome = match scheduler.run_waiting(&row, &retry).await {
             Ok(Some(done)) => Ok(done),
             Ok(None) => break,
             Err(e) => Err(e),

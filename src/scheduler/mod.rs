@@ -171,8 +171,10 @@ pub struct Scheduler {
     ticks: tokio::sync::watch::Sender<u64>,
     /// Every run that has started, for tests that act mid-run.
     started: tokio::sync::broadcast::Sender<i64>,
-    /// Runs waiting for their time: delayed slots and retries.
-    pending: std::sync::Mutex<Vec<runner::Pending>>,
+    /// Whether a retry of a run started here is started by this process
+    /// (it runs the loop, or is a `sfsql jobs run` taking its own) rather
+    /// than left to the scheduler of another.
+    keeps_retries: std::sync::atomic::AtomicBool,
     /// Runs going in this process, with their timeout deadline and the
     /// switch that cancels them.
     running: std::sync::Mutex<Vec<runner::Running>>,
@@ -252,7 +254,7 @@ pub async fn start(
         done: tokio::sync::broadcast::channel(64).0,
         ticks: tokio::sync::watch::channel(0).0,
         started: tokio::sync::broadcast::channel(64).0,
-        pending: std::sync::Mutex::new(Vec::new()),
+        keeps_retries: std::sync::atomic::AtomicBool::new(false),
         running: std::sync::Mutex::new(Vec::new()),
     });
     tables::register(&scheduler)?;
@@ -276,6 +278,9 @@ pub async fn start(
                     "runs interrupted by an earlier stop marked failed"
                 );
             }
+            scheduler
+                .keeps_retries
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             catch_up = scheduler.queue_catch_up()?;
             Some(tokio::spawn(runner::run_loop(
                 Arc::clone(&scheduler),

@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use super::Scheduler;
 use crate::salesforce::SalesforceError;
 use crate::session::StatementError;
-use crate::state::{JobRow, NewRun, Trigger};
+use crate::state::JobRow;
 
 /// The connection whose login a failure asks for, wherever in the error
 /// the Salesforce error sits.
@@ -109,29 +109,6 @@ impl Scheduler {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot resume paused jobs"),
             }
-        }
-    }
-
-    /// Log a due run of a paused job as `skipped`, saying why.
-    pub(super) fn skip_paused(
-        &self,
-        job: &JobRow,
-        trigger: Trigger,
-        slot: Option<chrono::DateTime<chrono::Utc>>,
-    ) {
-        let Some(p) = &job.paused else { return };
-        let run = NewRun {
-            jobid: job.jobid,
-            jobname: job.jobname.clone(),
-            username: job.username.clone(),
-            command: job.command.clone(),
-            trigger,
-            dry_run: false,
-            scheduled_for: slot,
-            attempt: 1,
-        };
-        if let Err(e) = self.store.skip_run(&run, &p.reason, self.clock.now()) {
-            tracing::error!(job = %job.jobname, error = %e, "cannot log a skipped run");
         }
     }
 }

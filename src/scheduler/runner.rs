@@ -1,8 +1,8 @@
 //! Running one job (begin the run without overlap, execute its command
 //! through the engine as `Origin::Job`, finish the run with its outcome)
 //! and the loop that does it: due slots after their delay, retries after
-//! their backoff, timeouts. Waiting runs are kept in memory: after a
-//! restart, the missed-run policy decides what runs.
+//! their backoff, timeouts. Waiting runs are stored (status `waiting`, see
+//! [`crate::state::WaitingRun`]), so a restart starts each once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use super::schedule::{TimerJob, Timers, parse_schedule};
 use super::{JobRef, Scheduler, SchedulerError};
 use crate::salesforce::SalesforceError;
 use crate::session::{Origin, StatementError, StatementResult, StopSignal};
-use crate::state::{BeginRun, JobRow, NewRun, RunStatus, Trigger};
+use crate::state::{BeginRun, JobRow, NewRun, RunStatus, StartedBy, Trigger, WaitingRun};
 
 /// The longest the loop sleeps, so jobs changed by another process are
 /// seen within it.
@@ -50,14 +50,38 @@ fn tags(results: &[StatementResult]) -> String {
         .join("; ")
 }
 
-/// A run waiting for its time: a slot's delay, or a retry's backoff.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub jobid: i64,
-    pub at: DateTime<Utc>,
-    pub trigger: Trigger,
-    pub slot: Option<DateTime<Utc>>,
-    pub attempt: u32,
+/// A run of `job` as the store takes it.
+fn new_run(
+    job: &JobRow,
+    trigger: Trigger,
+    dry_run: bool,
+    scheduled_for: Option<DateTime<Utc>>,
+    attempt: u32,
+) -> NewRun {
+    NewRun {
+        jobid: job.jobid,
+        jobname: job.jobname.clone(),
+        username: job.username.clone(),
+        command: job.command.clone(),
+        trigger,
+        dry_run,
+        scheduled_for,
+        attempt,
+    }
+}
+
+/// The run id of a run the store started; an error saying which run still
+/// goes when it was skipped; `None` when another process took it.
+fn begun(job: &JobRow, begin: BeginRun) -> Result<Option<i64>, SchedulerError> {
+    match begin {
+        BeginRun::AlreadyClaimed => Ok(None),
+        BeginRun::Skipped { runid, running } => Err(SchedulerError::StillRunning {
+            job: job.jobname.clone(),
+            running,
+            skipped: runid,
+        }),
+        BeginRun::Started { runid } => Ok(Some(runid)),
+    }
 }
 
 /// A run going in this process.
@@ -119,27 +143,10 @@ impl Scheduler {
         attempt: u32,
     ) -> Result<Option<i64>, SchedulerError> {
         let begin = self.store.begin_run(
-            &NewRun {
-                jobid: job.jobid,
-                jobname: job.jobname.clone(),
-                username: job.username.clone(),
-                command: job.command.clone(),
-                trigger,
-                dry_run,
-                scheduled_for: slot,
-                attempt,
-            },
+            &new_run(job, trigger, dry_run, slot, attempt),
             self.clock.now(),
         )?;
-        match begin {
-            BeginRun::AlreadyClaimed => Ok(None),
-            BeginRun::Skipped { runid, running } => Err(SchedulerError::StillRunning {
-                job: job.jobname.clone(),
-                running,
-                skipped: runid,
-            }),
-            BeginRun::Started { runid } => Ok(Some(runid)),
-        }
+        begun(job, begin)
     }
 
     /// Execute the begun run `runid` and finish it with its outcome.
@@ -239,14 +246,7 @@ impl Scheduler {
                 job.options.retries,
                 at.format("%Y-%m-%d %H:%M:%S UTC")
             );
-            self.pending_runs().push(Pending {
-                jobid: job.jobid,
-                at,
-                trigger: Trigger::Retry,
-                slot: None,
-                attempt: attempt + 1,
-            });
-            self.wake();
+            self.queue_retry(job, runid, dry_run, attempt, at);
         }
         self.store
             .finish_run(runid, status, &message, self.clock.now())?;
@@ -302,8 +302,83 @@ impl Scheduler {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn pending_runs(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    /// Store retry `attempt` of `job` (after run `runid` failed) as
+    /// waiting until `at`: started by this process when it runs the loop
+    /// or takes its own retries (`sfsql jobs run`), else by the scheduler.
+    fn queue_retry(
+        &self,
+        job: &JobRow,
+        runid: i64,
+        dry_run: bool,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) {
+        let by = if self
+            .keeps_retries
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            StartedBy::Me
+        } else {
+            StartedBy::Scheduler
+        };
+        let queued = self.store.queue_run(
+            &new_run(job, Trigger::Retry, dry_run, None, attempt + 1),
+            at,
+            &format!(
+                "waiting: retry {attempt} of {} after run {runid} failed",
+                job.options.retries
+            ),
+            by,
+            self.clock.now(),
+        );
+        if let Err(e) = queued {
+            tracing::error!(job = %job.jobname, error = %e, "cannot store the retry; it will not run");
+        }
+        self.wake();
+    }
+
+    /// Store a run of `job` for `slot` (trigger `schedule` or `catch-up`)
+    /// as waiting until `at`, claiming the slot; started by this process.
+    pub(super) fn queue_slot(
+        &self,
+        job: &JobRow,
+        trigger: Trigger,
+        slot: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>, SchedulerError> {
+        let now = self.clock.now();
+        let message = if at > now {
+            format!(
+                "waiting: delay until {}",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        } else {
+            "waiting: due now".to_string()
+        };
+        Ok(self.store.queue_run(
+            &new_run(job, trigger, false, Some(slot), 1),
+            at,
+            &message,
+            StartedBy::Me,
+            now,
+        )?)
+    }
+
+    /// Start the stored waiting run `w` of `job` and run it to its end.
+    /// `Ok(None)`: it was not waiting any more.
+    pub(super) async fn run_waiting(
+        &self,
+        job: &JobRow,
+        w: &WaitingRun,
+    ) -> Result<Option<RunDone>, SchedulerError> {
+        let begin = self.store.start_waiting(w.runid, self.clock.now())?;
+        match begun(job, begin)? {
+            None => Ok(None),
+            Some(runid) => self
+                .execute_run(job, runid, w.trigger, w.dry_run, w.attempt)
+                .await
+                .map(Some),
+        }
     }
 
     /// "Run now": `cron.run(name)` and `sfsql jobs run NAME`; returns
@@ -372,14 +447,30 @@ impl Scheduler {
         Ok(row)
     }
 
-    fn spawn_run(self: &Arc<Self>, job: JobRow, p: Pending) {
+    /// Start the waiting run `w` (claimed here, so a next tick never
+    /// starts it again) and run it in its own task.
+    fn spawn_waiting(self: &Arc<Self>, job: JobRow, w: WaitingRun) {
+        let runid = match self.store.start_waiting(w.runid, self.clock.now()) {
+            Ok(BeginRun::Started { runid }) => runid,
+            Ok(BeginRun::Skipped { runid, running }) => {
+                tracing::warn!(job = %job.jobname, runid, running, "run skipped: the previous one still goes");
+                return;
+            }
+            Ok(BeginRun::AlreadyClaimed) => return,
+            Err(e) => {
+                tracing::error!(job = %job.jobname, error = %e, "cannot start a waiting run");
+                return;
+            }
+        };
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            match me.run_job(&job, p.trigger, p.slot, false, p.attempt).await {
-                Ok(Some(done)) => tracing::info!(
-                    job = %job.jobname, runid = done.runid, message = %done.message, "run finished"
+            match me
+                .execute_run(&job, runid, w.trigger, w.dry_run, w.attempt)
+                .await
+            {
+                Ok(done) => tracing::info!(
+                    job = %job.jobname, runid, message = %done.message, "run finished"
                 ),
-                Ok(None) => tracing::debug!(job = %job.jobname, "slot taken by another server"),
                 Err(e) => tracing::warn!(job = %job.jobname, error = %e, "run did not succeed"),
             }
         });
@@ -418,35 +509,40 @@ impl Scheduler {
             .collect();
         let now = self.clock.now();
         let due = timers.due(&timer_jobs, now);
-        {
-            let mut pending = self.pending_runs();
-            for (jobid, slot) in &due {
-                let Some(job) = jobs.iter().find(|j| j.jobid == *jobid) else {
-                    continue;
-                };
-                let delay = slot_delay(&job.options, job.jobid, *slot);
-                pending.push(Pending {
-                    jobid: *jobid,
-                    at: *slot + chrono::Duration::seconds(delay),
-                    trigger: Trigger::Schedule,
-                    slot: Some(*slot),
-                    attempt: 1,
-                });
+        for (jobid, slot) in &due {
+            let Some(job) = jobs.iter().find(|j| j.jobid == *jobid) else {
+                continue;
+            };
+            let at = *slot + chrono::Duration::seconds(slot_delay(&job.options, job.jobid, *slot));
+            if let Err(e) = self.queue_slot(job, Trigger::Schedule, *slot, at) {
+                tracing::error!(job = %job.jobname, error = %e, "cannot store a due run");
             }
         }
-        let ready: Vec<Pending> = {
-            let mut pending = self.pending_runs();
-            let (ready, wait): (Vec<_>, Vec<_>) = pending.drain(..).partition(|p| p.at <= now);
-            *pending = wait;
-            ready
-        };
-        for p in ready {
+        let ready = self
+            .store
+            .due_waiting(now)
+            .map_err(|e| tracing::error!(error = %e, "scheduler cannot read waiting runs"))
+            .unwrap_or_default();
+        for w in ready {
             // A job removed or deactivated while its run waited does not
             // run; a paused one logs the run as skipped, saying why.
-            match jobs.iter().find(|j| j.jobid == p.jobid && j.active) {
-                Some(job) if job.paused.is_some() => self.skip_paused(job, p.trigger, p.slot),
-                Some(job) => self.spawn_run(job.clone(), p),
-                None => {}
+            let skip = match jobs.iter().find(|j| j.jobid == w.jobid) {
+                Some(job) if !job.active => {
+                    Some("skipped: the job was deactivated while this run waited".to_string())
+                }
+                Some(job) => match &job.paused {
+                    Some(p) => Some(p.reason.clone()),
+                    None => {
+                        self.spawn_waiting(job.clone(), w);
+                        continue;
+                    }
+                },
+                None => Some("skipped: the job was unscheduled while this run waited".to_string()),
+            };
+            if let Some(message) = skip
+                && let Err(e) = self.store.skip_waiting(w.runid, &message, now)
+            {
+                tracing::error!(runid = w.runid, error = %e, "cannot log a skipped run");
             }
         }
         for r in self.running_runs().iter_mut() {
@@ -462,7 +558,12 @@ impl Scheduler {
     /// The earliest time the loop must look again: a timer, a waiting run
     /// or a timeout.
     fn next_wake(&self, timers: &Timers) -> Option<DateTime<Utc>> {
-        let pending = self.pending_runs().iter().map(|p| p.at).min();
+        let pending = self
+            .store
+            .next_waiting()
+            .map_err(|e| tracing::error!(error = %e, "scheduler cannot read waiting runs"))
+            .ok()
+            .flatten();
         let deadline = self.running_runs().iter().filter_map(|r| r.deadline).min();
         [timers.earliest(), pending, deadline]
             .into_iter()

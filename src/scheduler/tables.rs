@@ -21,7 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use super::options::show_duration;
 use super::{CRON_SCHEMA, Clock, Scheduler, SchedulerError, schedule};
 use crate::session::Engine;
-use crate::state::{CatchUp, StateError, Store, to_micros};
+use crate::state::{CatchUp, RunStatus, StateError, Store, to_micros};
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -96,6 +96,7 @@ fn schema_of(kind: Kind) -> SchemaRef {
             for n in COUNT_COLUMNS {
                 c.push((n, Int64));
             }
+            c.push(("not_before", ts()));
             c
         }
         Kind::RunRecords => vec![
@@ -274,7 +275,11 @@ impl CronTable {
                     strs(runs.iter().map(|r| Some(r.command.as_str()))),
                     strs(runs.iter().map(|r| Some(r.status.as_str()))),
                     strs(runs.iter().map(|r| r.return_message.as_deref())),
-                    times(runs.iter().map(|r| Some(to_micros(r.start_time)))),
+                    // A waiting run has not started (pg_cron's NULL for a
+                    // run not started yet); `not_before` says when it will.
+                    times(runs.iter().map(|r| {
+                        (r.status != RunStatus::Waiting.as_str()).then(|| to_micros(r.start_time))
+                    })),
                     times(runs.iter().map(|r| r.end_time.map(to_micros))),
                     strs(runs.iter().map(|r| r.jobname.as_deref())),
                     strs(runs.iter().map(|r| Some(r.trigger.as_str()))),
@@ -294,6 +299,7 @@ impl CronTable {
                 for i in 0..COUNT_COLUMNS.len() {
                     cols.push(ints(runs.iter().map(|r| Some(r.counts[i]))));
                 }
+                cols.push(times(runs.iter().map(|r| r.not_before.map(to_micros))));
                 cols
             }
             Kind::RunRecords => {

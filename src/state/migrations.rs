@@ -104,6 +104,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE run ADD COLUMN owner TEXT;
     "#,
+    // 8: runs stored while they wait (status 'waiting') for their delay or
+    // a retry's backoff, with when they are due.
+    r#"
+    ALTER TABLE run ADD COLUMN not_before INTEGER;
+    CREATE INDEX run_waiting ON run (not_before) WHERE status = 'waiting';
+    "#,
 ];
 
 pub fn current_version() -> i64 {

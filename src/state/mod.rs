@@ -12,6 +12,7 @@ mod jobs;
 mod migrations;
 mod owner;
 mod runs;
+mod waiting;
 mod write_log;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use thiserror::Error;
 pub use jobs::{CatchUp, JobOptions, JobRow, JobSource, JobSpec, Paused};
 pub use owner::{Liveness, OWNERS_DIR, OwnerFiles};
 pub use runs::{BeginRun, NewRun, RecordRow, RunRow, RunStatus, Trigger};
+pub use waiting::{StartedBy, WaitingRun};
 pub use write_log::StoreWriteLog;
 
 /// The file inside the state directory.

@@ -30,6 +30,18 @@ impl Trigger {
             Trigger::CatchUp => "catch-up",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Trigger> {
+        [
+            Trigger::Schedule,
+            Trigger::Manual,
+            Trigger::Retry,
+            Trigger::Client,
+            Trigger::CatchUp,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +50,8 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Skipped,
+    /// Stored, not started: waiting for its delay or a retry's backoff.
+    Waiting,
 }
 
 impl RunStatus {
@@ -47,6 +61,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Skipped => "skipped",
+            RunStatus::Waiting => "waiting",
         }
     }
 }
@@ -97,6 +112,8 @@ pub struct RunRow {
     pub end_time: Option<DateTime<Utc>>,
     pub sobject: Option<String>,
     pub attempt: u32,
+    /// When a run that waited (delay, retry backoff) was due.
+    pub not_before: Option<DateTime<Utc>>,
     /// matched, updated, created, deleted, unknown, unchanged, skipped,
     /// failed, api_calls (the order of `cron.job_run_details`' count
     /// columns).
@@ -119,7 +136,7 @@ pub struct RecordRow {
 const RUN_COLUMNS: &str = "runid, jobid, jobname, username, command, trigger, status,
     return_message, job_pid, dry_run, start_time, end_time, sobject, rows_matched,
     rows_updated, rows_created, rows_deleted, rows_unknown, rows_unchanged, rows_skipped,
-    rows_failed, api_calls, attempt";
+    rows_failed, api_calls, attempt, not_before";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     let mut counts = [0i64; 9];
@@ -141,13 +158,14 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         end_time: r.get::<_, Option<i64>>(11)?.map(from_micros),
         sobject: r.get(12)?,
         attempt: r.get(22)?,
+        not_before: r.get::<_, Option<i64>>(23)?.map(from_micros),
         counts,
     })
 }
 
 /// Insert `run` with its status, message and end time; `verb` is `INSERT` or `INSERT OR IGNORE`
 /// (a slot another server took already). Returns rows inserted.
-fn insert_run(
+pub(super) fn insert_run(
     tx: &rusqlite::Transaction<'_>,
     verb: &str,
     run: &NewRun,
@@ -181,31 +199,20 @@ fn insert_run(
     )
 }
 
-impl Store {
-    /// Log a run that does not happen (its job is paused) as `skipped`
-    /// with `message`; `None` when another server logged its slot first.
-    pub fn skip_run(
-        &self,
-        run: &NewRun,
-        message: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<i64>, StateError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let end = Some(to_micros(now));
-        let n = insert_run(
-            &tx,
-            "INSERT OR IGNORE",
-            run,
-            (RunStatus::Skipped, Some(message), end),
-            now,
-            self.owner(),
-        )?;
-        let runid = tx.last_insert_rowid();
-        tx.commit()?;
-        Ok((n == 1).then_some(runid))
-    }
+/// The run of `jobid` going now, if any.
+pub(super) fn running_run(
+    tx: &rusqlite::Transaction<'_>,
+    jobid: i64,
+) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT runid FROM run WHERE jobid = ?1 AND status = 'running' LIMIT 1",
+        [jobid],
+        |r| r.get(0),
+    )
+    .optional()
+}
 
+impl Store {
     /// Start a run of a job unless its previous run is still going (then
     /// the new run is logged `skipped`) or, for a scheduled slot, another
     /// server already took it. One IMMEDIATE transaction decides, so two
@@ -225,13 +232,7 @@ impl Store {
                 return Ok(BeginRun::AlreadyClaimed);
             }
         }
-        let running: Option<i64> = tx
-            .query_row(
-                "SELECT runid FROM run WHERE jobid = ?1 AND status = 'running' LIMIT 1",
-                [run.jobid],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let running = running_run(&tx, run.jobid)?;
         let (status, message, end) = match running {
             Some(r) => (
                 RunStatus::Skipped,
@@ -272,8 +273,10 @@ impl Store {
     }
 
     /// Mark failed the runs left `running` by a process that is gone (a
-    /// crash, a `kill -9`); runs of live processes, this one included, are
-    /// left alone. Returns how many were marked.
+    /// crash, a `kill -9`), and take over its `waiting` runs (they never
+    /// started, so this process starts each when due); runs of live
+    /// processes, this one included, are left alone. Returns how many were
+    /// marked failed. Only the scheduler lock's holder may call this.
     pub fn recover_interrupted(&self, now: DateTime<Utc>) -> Result<usize, StateError> {
         let owners = super::OwnerFiles::new(&self.dir);
         let n = self.recover_interrupted_with(now, &owners)?;
@@ -294,6 +297,24 @@ impl Store {
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
+        let waiting_owners: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "SELECT DISTINCT owner FROM run
+                 WHERE status = 'waiting' AND owner IS NOT NULL AND owner <> ?1",
+            )?;
+            let rows = stmt.query_map([self.owner()], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for owner in waiting_owners.iter().filter(|o| !liveness.alive(o)) {
+            let adopted = tx.execute(
+                "UPDATE run SET owner = ?2 WHERE status = 'waiting' AND owner = ?1",
+                params![owner, self.owner()],
+            )?;
+            tracing::info!(
+                runs = adopted,
+                "waiting runs of an sfsql that stopped are taken over; each starts when due"
+            );
+        }
         let mut n = 0;
         for (runid, owner) in running {
             if owner.as_deref().is_some_and(|o| liveness.alive(o)) {
@@ -327,7 +348,8 @@ impl Store {
         Ok(conn
             .query_row(
                 &format!(
-                    "SELECT {RUN_COLUMNS} FROM run WHERE jobid = ?1 AND status <> 'skipped'
+                    "SELECT {RUN_COLUMNS} FROM run
+                     WHERE jobid = ?1 AND status NOT IN ('skipped', 'waiting')
                      ORDER BY runid DESC LIMIT 1"
                 ),
                 [jobid],
@@ -390,12 +412,13 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The latest run of each job, by jobid.
+    /// The latest run of each job that is not waiting, by jobid.
     pub fn last_runs(&self) -> Result<Vec<RunRow>, StateError> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {RUN_COLUMNS} FROM run WHERE runid IN
-               (SELECT max(runid) FROM run WHERE jobid IS NOT NULL GROUP BY jobid)"
+               (SELECT max(runid) FROM run WHERE jobid IS NOT NULL AND status <> 'waiting'
+                GROUP BY jobid)"
         ))?;
         let rows = stmt.query_map([], run_row)?;
         Ok(rows.collect::<Result<_, _>>()?)

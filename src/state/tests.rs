@@ -405,3 +405,102 @@ fn records_older_than_the_cutoff_are_purged_in_batches_and_runs_kept() {
     assert_eq!(store.purge_records_before(later, 1000).expect("purge"), 3);
     assert!(store.records(None).expect("records").is_empty());
 }
+
+#[test]
+fn a_waiting_run_is_stored_adopted_when_its_owner_is_gone_and_started_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Store::open(dir.path()).expect("open");
+    let b = Store::open(dir.path()).expect("open");
+    let id = a.upsert_job(&spec("a", JobSource::Sql), t0()).expect("job");
+    let due = t0() + Duration::minutes(5);
+    let queue = |store: &Store, by| {
+        store
+            .queue_run(&new_run(id, Some(t0())), due, "waiting: delay", by, t0())
+            .expect("queue")
+    };
+    let runid = queue(&a, StartedBy::Me).expect("queued");
+    assert_eq!(queue(&b, StartedBy::Me), None, "the slot is claimed once");
+    let run = a.run(runid).expect("run").expect("exists");
+    assert_eq!(
+        (run.status.as_str(), run.not_before),
+        ("waiting", Some(due))
+    );
+    assert!(
+        a.due_waiting(due - Duration::seconds(1))
+            .expect("due")
+            .is_empty()
+    );
+    assert_eq!(a.next_waiting().expect("next"), Some(due));
+    let mine = a.due_waiting(due).expect("due");
+    assert_eq!(
+        mine.iter()
+            .map(|w| (w.runid, w.attempt))
+            .collect::<Vec<_>>(),
+        [(runid, 1)]
+    );
+    // Another process leaves a live owner's waiting run alone.
+    assert!(b.due_waiting(due).expect("due").is_empty());
+    assert_eq!(b.next_waiting().expect("next"), None);
+    let a_alive = FakeLiveness(vec![a.owner().to_string()]);
+    b.recover_interrupted_with(t0(), &a_alive).expect("recover");
+    assert!(b.due_waiting(due).expect("due").is_empty());
+    // Its owner gone, the scheduler takes it over, still waiting.
+    drop(a);
+    b.recover_interrupted_with(t0(), &FakeLiveness(vec![]))
+        .expect("recover");
+    assert_eq!(
+        b.run(runid).expect("run").expect("exists").status,
+        "waiting"
+    );
+    assert_eq!(b.due_waiting(due).expect("due").len(), 1);
+    // Started once: the second start finds it taken.
+    assert_eq!(
+        b.start_waiting(runid, due).expect("start"),
+        BeginRun::Started { runid }
+    );
+    assert_eq!(
+        b.start_waiting(runid, due).expect("start"),
+        BeginRun::AlreadyClaimed
+    );
+    let run = b.run(runid).expect("run").expect("exists");
+    assert_eq!((run.status.as_str(), run.start_time), ("running", due));
+    assert!(b.due_waiting(due).expect("due").is_empty());
+}
+
+#[test]
+fn waiting_runs_left_to_the_scheduler_skip_while_the_job_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cli = Store::open(dir.path()).expect("open");
+    let scheduler = Store::open(dir.path()).expect("open");
+    let id = cli
+        .upsert_job(&spec("a", JobSource::Sql), t0())
+        .expect("job");
+    let mut retry = new_run(id, None);
+    retry.trigger = Trigger::Retry;
+    retry.attempt = 2;
+    let waiting = cli
+        .queue_run(&retry, t0(), "waiting: retry", StartedBy::Scheduler, t0())
+        .expect("queue")
+        .expect("queued");
+    assert!(cli.my_waiting_retry(id).expect("mine").is_none());
+    let due = scheduler.due_waiting(t0()).expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].trigger, due[0].attempt), (Trigger::Retry, 2));
+    let BeginRun::Started { runid: running } =
+        cli.begin_run(&new_run(id, None), t0()).expect("begin")
+    else {
+        panic!("started");
+    };
+    assert_eq!(
+        scheduler.start_waiting(waiting, t0()).expect("start"),
+        BeginRun::Skipped {
+            runid: waiting,
+            running
+        }
+    );
+    assert_eq!(
+        scheduler.run(waiting).expect("run").expect("exists").status,
+        "skipped"
+    );
+    assert!(!scheduler.skip_waiting(waiting, "gone", t0()).expect("skip"));
+}

@@ -28,6 +28,7 @@ mod scheduler_options;
 mod scheduler_pause;
 mod scheduler_reload;
 mod scheduler_retention;
+mod scheduler_waiting;
 mod secrets;
 mod slt;
 mod tls;

@@ -277,3 +277,79 @@ async fn a_start_leaves_the_runs_of_another_live_process_alone() {
     );
     assert_eq!(written(&sim), MANY, "each record written once");
 }
+
+/// Poll `sql`'s first cell until it is `want` (at most 150 s).
+async fn until_cell(client: &tokio_postgres::Client, sql: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    loop {
+        let r = rows(client, sql).await;
+        if r.first().and_then(|r| r[0].as_deref()) == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql} never gave {want}: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `kill -9` while a scheduled run waits for its delay: the run is stored
+/// `waiting`, the next `sfsql serve` takes it over and runs it once when
+/// due; the org gets each record once. The slot is the next whole minute
+/// of the real clock (the binary has no other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_a_run_waits_for_its_delay_then_it_runs_once() {
+    use chrono::{DurationRound, Timelike};
+    let (sim, dir) = slow_sim(CONTACTS, Duration::ZERO).await;
+    let mut first = serve(dir.path(), &sim).await;
+    let client = connect_port(first.port).await;
+    let slot = (chrono::Utc::now() + chrono::Duration::seconds(64))
+        .duration_trunc(chrono::Duration::minutes(1))
+        .expect("minute");
+    rows(
+        &client,
+        &format!(
+            "SELECT cron.schedule('waits', '{} {} * * *', $$UPDATE sandbox.contact SET title = 'Waited'$$, delay := '15s')",
+            slot.minute(),
+            slot.hour()
+        ),
+    )
+    .await;
+    until_cell(
+        &client,
+        "SELECT status FROM cron.job_run_details",
+        "waiting",
+    )
+    .await;
+    first.child.kill().expect("kill -9");
+    first.child.wait().expect("reap");
+    assert_eq!(written(&sim), 0, "killed before the run started");
+
+    let second = serve(dir.path(), &sim).await;
+    let client = connect_port(second.port).await;
+    until_cell(
+        &client,
+        "SELECT status FROM cron.job_run_details",
+        "succeeded",
+    )
+    .await;
+    let runs = rows(
+        &client,
+        "SELECT runid, trigger, attempt, return_message, start_time >= not_before
+         FROM cron.job_run_details",
+    )
+    .await;
+    assert_eq!(
+        runs,
+        vec![vec![
+            Some("1".into()),
+            Some("schedule".into()),
+            Some("1".into()),
+            Some(format!("UPDATE {CONTACTS}")),
+            Some("t".into()),
+        ]],
+        "one run, of the slot, run once"
+    );
+    assert_eq!(written(&sim), CONTACTS, "each record written once");
+}
