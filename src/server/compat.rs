@@ -53,6 +53,8 @@ pub fn register_functions(ctx: &SessionContext) {
         ctx.register_udf(ScalarUDF::new_from_impl(AlwaysNull::new(name)));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
+    ctx.register_udf(super::regtype::name_udf());
+    ctx.register_udf(super::regtype::names_udf());
     // SQLAlchemy's column reflection: sfsql has one schema search path and
     // no per-schema collations, so every collation is visible.
     ctx.register_udf(constant(
@@ -279,6 +281,11 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
                 };
             }
             changed = true;
+        }
+        if let Some(names) = super::regtype::rewrite_cast(expr) {
+            *expr = names;
+            changed = true;
+            return ControlFlow::Continue(());
         }
         if let ast::Expr::Function(f) = expr {
             let name = f.name.0.last().and_then(ObjectNamePart::as_ident);

@@ -36,6 +36,7 @@ mod copy;
 mod errors;
 mod idle;
 mod json_build;
+mod regtype;
 mod roles;
 mod scram;
 mod tls;

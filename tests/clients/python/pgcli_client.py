@@ -49,6 +49,12 @@ columns = {(s, t, c) for s, t, c, *_ in ex.table_columns()}
 assert ("sandbox", "contact", "email") in columns, len(columns)
 assert "sfsql" in ex.databases()
 assert "public" in ex.search_path()
-# Not covered: ex.functions() casts oidvectors to regtype[], which sfsql
-# cannot plan yet; pgcli logs that and completes without function names.
-print(f"pgcli ok tables={len(tables)} columns={len(columns)}")
+# Function names with their argument and return types (pgcli casts oid
+# vectors to regtype[] and return types to regtype::text).
+functions = list(ex.functions())
+signatures = {(f.func_name, tuple(f.arg_types or ()), f.return_type) for f in functions}
+assert ("lower", ("text",), "text") in signatures, [s for s in signatures if s[0] == "lower"]
+assert ("lower", ("anyrange",), "anyelement") in signatures
+assert ("date_trunc", ("text", "timestamp with time zone"), "timestamp with time zone") in signatures
+assert not [f for f in functions if f.return_type.isdigit() or f.return_type.startswith("oid(")]
+print(f"pgcli ok tables={len(tables)} columns={len(columns)} functions={len(functions)}")
