@@ -115,6 +115,27 @@ impl Drop for Tracked {
     }
 }
 
+/// What PostgreSQL sends before it closes a connection idle past
+/// `idle_session_timeout`: a FATAL ErrorResponse with SQLSTATE 57P05, so
+/// the client says why the connection ended instead of "server closed the
+/// connection unexpectedly".
+pub fn farewell() -> Vec<u8> {
+    use pgwire::error::ErrorInfo;
+    use pgwire::messages::Message;
+    use pgwire::messages::response::ErrorResponse;
+    let info = ErrorInfo::new(
+        "FATAL".to_string(),
+        "57P05".to_string(),
+        "terminating connection due to idle-session timeout ([server] idle_timeout); reconnect to go on"
+            .to_string(),
+    );
+    let mut buf = bytes::BytesMut::new();
+    match ErrorResponse::from(info).encode(&mut buf) {
+        Ok(()) => buf.to_vec(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Returns once the connection has been idle for `timeout`.
 pub async fn idle_past(activity: &Activity, timeout: Duration) {
     loop {
@@ -130,6 +151,14 @@ pub async fn idle_past(activity: &Activity, timeout: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_farewell_is_a_fatal_error_response() {
+        let bytes = farewell();
+        assert_eq!(bytes.first(), Some(&b'E'));
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("SFATAL") && text.contains("C57P05"), "{text}");
+    }
 
     #[tokio::test]
     async fn idle_counts_from_the_end_of_the_last_statement_and_not_while_busy() {

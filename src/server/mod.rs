@@ -228,6 +228,22 @@ pub async fn start(
     start_with_hooks(engine, config, listen, vec![]).await
 }
 
+/// The socket, and a second (std) handle on it to write to when the first
+/// belongs to pgwire.
+fn second_handle(
+    socket: tokio::net::TcpStream,
+) -> (
+    std::io::Result<tokio::net::TcpStream>,
+    Option<std::net::TcpStream>,
+) {
+    let std_socket = match socket.into_std() {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
+    let second = std_socket.try_clone().ok();
+    (tokio::net::TcpStream::from_std(std_socket), second)
+}
+
 /// [`start`] with extra query hooks (see [`Handlers::with_hooks`]).
 pub async fn start_with_hooks(
     engine: Arc<Engine>,
@@ -253,6 +269,20 @@ pub async fn start_with_hooks(
                     let (activity, tracked) = handlers.idle.open(peer);
                     let idle_timeout = handlers.idle_timeout;
                     tokio::spawn(async move {
+                        // Without TLS the idle watcher can say goodbye on a
+                        // second handle of the socket (through TLS it would
+                        // corrupt the stream, so it only closes).
+                        let (socket, mut goodbye) = match (&tls, idle_timeout) {
+                            (None, Some(_)) => second_handle(socket),
+                            _ => (Ok(socket), None),
+                        };
+                        let socket = match socket {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "connection lost at accept");
+                                return;
+                            }
+                        };
                         let serve = pgwire::tokio::process_socket(socket, tls, handlers);
                         let idle = async {
                             match idle_timeout {
@@ -265,8 +295,15 @@ pub async fn start_with_hooks(
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
                             },
                             // Dropping the connection closes its socket.
-                            () = idle => tracing::info!(%peer, "closed a connection idle past [server] idle_timeout"),
+                            () = idle => {
+                                if let Some(second) = goodbye.as_mut() {
+                                    use std::io::Write;
+                                    let _ = second.write_all(&idle::farewell());
+                                }
+                                tracing::info!(%peer, "closed a connection idle past [server] idle_timeout");
+                            }
                         }
+                        drop(goodbye);
                         drop((open, tracked));
                     });
                 }

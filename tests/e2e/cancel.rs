@@ -249,6 +249,24 @@ async fn idle_timeout_closes_idle_connections_but_not_busy_ones() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Saying why, as PostgreSQL does: FATAL 57P05.
+    let conn_str = format!(
+        "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
+        server.addr.port()
+    );
+    let (_idle, connection) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let ended = tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("the idle connection is closed");
+    let err = ended.expect_err("closed with an error");
+    let db = err
+        .as_db_error()
+        .expect("an ErrorResponse before the close");
+    assert_eq!(db.code().code(), "57P05", "{db:?}");
+    assert_eq!(db.severity(), "FATAL");
+    assert!(db.message().contains("idle"), "{}", db.message());
     // Others connect as before.
     let again = crate::common::connect_port(server.addr.port()).await;
     assert_eq!(rows(&again, "SELECT 1").await, vec![vec![Some("1".into())]]);
