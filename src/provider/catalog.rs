@@ -34,7 +34,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
 use futures::StreamExt;
 
 use super::comments::read_all;
-use super::keys::{KeyCatalog, Kind};
+use super::keys::{KeyCatalog, Kind, StoredRows};
 
 use super::SalesforceSchema;
 use super::comments::Comments;
@@ -155,6 +155,7 @@ pub struct LazyPgCatalog<P> {
     inner: Arc<PgCatalogSchemaProvider<SfsqlCatalogInfo, P>>,
     info: SfsqlCatalogInfo,
     comments: Arc<Comments>,
+    stored: Arc<StoredRows>,
 }
 
 /// Build the `pg_catalog` schema over `list` (register it in place of the
@@ -177,6 +178,7 @@ pub fn lazy_pg_catalog<P: PgCatalogContextProvider>(
         inner,
         info,
         comments: Arc::clone(&comments),
+        stored: Arc::default(),
     });
     Ok((schema, comments))
 }
@@ -204,6 +206,7 @@ impl<P: PgCatalogContextProvider> SchemaProvider for LazyPgCatalog<P> {
                 namespace,
                 info: self.info.clone(),
                 comments: Arc::clone(&self.comments),
+                stored: Arc::clone(&self.stored),
             })));
         }
         let is_class = name.eq_ignore_ascii_case("pg_class");

@@ -102,6 +102,19 @@ pub(super) struct KeyCatalog {
     pub(super) namespace: Arc<dyn TableProvider>,
     pub(super) info: SfsqlCatalogInfo,
     pub(super) comments: Arc<Comments>,
+    pub(super) stored: Arc<StoredRows>,
+}
+
+/// The static rows of the three catalogs with their vectors parsed, read
+/// once per catalog and kept: they never change while the server runs, and
+/// every client's reflection scans them.
+#[derive(Debug, Default)]
+pub(super) struct StoredRows([tokio::sync::OnceCell<Vec<RecordBatch>>; 3]);
+
+impl StoredRows {
+    fn of(&self, kind: Kind) -> &tokio::sync::OnceCell<Vec<RecordBatch>> {
+        &self.0[kind as usize]
+    }
 }
 
 fn list_type(element: &DataType) -> DataType {
@@ -161,11 +174,18 @@ impl TableProvider for KeyCatalog {
             describe_named(&self.info, &relations, &oids).await?;
         }
         let schema = self.schema();
-        let stored = read_all(state, &self.inner).await?;
-        let stored = stored
-            .iter()
-            .map(|b| with_vectors(b, &schema, self.kind.vector_columns()))
-            .collect::<Result<Vec<_>>>()?;
+        let stored = self
+            .stored
+            .of(self.kind)
+            .get_or_try_init(|| async {
+                read_all(state, &self.inner)
+                    .await?
+                    .iter()
+                    .map(|b| with_vectors(b, &schema, self.kind.vector_columns()))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?
+            .clone();
         let partition = Arc::new(Rows {
             kind: self.kind,
             schema: Arc::clone(&schema),
