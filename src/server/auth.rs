@@ -21,10 +21,11 @@ use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
-use super::scram::{Exchange, ScramError, Verifier};
+use super::scram::{Binding, Exchange, ScramError, Verifier};
 use crate::config::{AuthMethod, Role, UserConfig};
 
 const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 
 /// The catalog's users with their verifiers parsed once, at start.
 #[derive(Debug)]
@@ -71,6 +72,17 @@ pub struct AuthShared {
     pub open: Arc<std::sync::atomic::AtomicUsize>,
     pub max_connections: usize,
     pub tls_only: bool,
+    /// The TLS certificate's `tls-server-end-point` hash: with it, TLS
+    /// connections are offered SCRAM-SHA-256-PLUS (channel binding).
+    pub end_point: Option<Vec<u8>>,
+}
+
+impl AuthShared {
+    /// What SCRAM binds to on this connection: the certificate hash when
+    /// the connection is TLS.
+    fn end_point(&self, secure: bool) -> Option<&[u8]> {
+        self.end_point.as_deref().filter(|_| secure)
+    }
 }
 
 /// One per connection: it holds the connection's SCRAM exchange between
@@ -89,7 +101,12 @@ impl PasswordStartup {
     }
 
     /// The next authentication message, or the end of a successful login.
-    async fn step(&self, user: String, message: PgWireFrontendMessage) -> PgWireResult<Step> {
+    async fn step(
+        &self,
+        user: String,
+        secure: bool,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<Step> {
         let PgWireFrontendMessage::PasswordMessageFamily(message) = message else {
             return Ok(Step::Ignore);
         };
@@ -114,15 +131,18 @@ impl PasswordStartup {
         match exchange.take() {
             None => {
                 let first = message.into_sasl_initial_response()?;
-                if first.auth_method != SCRAM_SHA_256 {
-                    return Err(PgWireError::UnsupportedSASLAuthMethod(first.auth_method));
-                }
+                let end_point = self.shared.end_point(secure);
+                let plus = match first.auth_method.as_str() {
+                    SCRAM_SHA_256 => false,
+                    SCRAM_SHA_256_PLUS if end_point.is_some() => true,
+                    _ => return Err(PgWireError::UnsupportedSASLAuthMethod(first.auth_method)),
+                };
                 let data = first.data.unwrap_or_default();
                 let (server_first, next) = self
                     .shared
                     .users
                     .verifier(&user)
-                    .client_first(&data)
+                    .client_first(&data, Binding { end_point, plus })
                     .map_err(refused)?;
                 *exchange = Some(next);
                 Ok(Step::Send(Authentication::SASLContinue(
@@ -183,7 +203,16 @@ impl StartupHandler for PasswordStartup {
             save_startup_parameters_to_metadata(client, startup);
             client.set_state(PgWireConnectionState::AuthenticationInProgress);
             let ask = match self.shared.users.method {
-                AuthMethod::ScramSha256 => Authentication::SASL(vec![SCRAM_SHA_256.to_string()]),
+                // PostgreSQL's order: -PLUS first when the connection can bind.
+                AuthMethod::ScramSha256 => Authentication::SASL(
+                    self.shared
+                        .end_point(client.is_secure())
+                        .map(|_| SCRAM_SHA_256_PLUS)
+                        .into_iter()
+                        .chain([SCRAM_SHA_256])
+                        .map(String::from)
+                        .collect(),
+                ),
                 AuthMethod::Password => Authentication::CleartextPassword,
             };
             client
@@ -196,7 +225,7 @@ impl StartupHandler for PasswordStartup {
             .unwrap_or_default()
             .to_string();
         let role = self.shared.users.role(&user);
-        match self.step(user, message).await? {
+        match self.step(user, client.is_secure(), message).await? {
             Step::Ignore => return Ok(()),
             Step::Send(auth) => {
                 client

@@ -61,15 +61,17 @@ pub struct Handlers {
 
 impl Handlers {
     pub fn new(engine: Arc<Engine>, config: &ServerConfig) -> std::io::Result<Self> {
-        Self::with_hooks(engine, config, vec![])
+        Self::with_hooks(engine, config, vec![], None)
     }
 
     /// `extra` hooks (the scheduler's `CronHook`) are asked right after
-    /// sfsql's router, before datafusion-postgres's own.
+    /// sfsql's router, before datafusion-postgres's own. `end_point` is the
+    /// TLS certificate's hash that SCRAM-SHA-256-PLUS binds to.
     pub fn with_hooks(
         engine: Arc<Engine>,
         config: &ServerConfig,
         extra: Vec<Arc<dyn QueryHook>>,
+        end_point: Option<Vec<u8>>,
     ) -> std::io::Result<Self> {
         let users = Users::new(config.auth, &config.users).map_err(std::io::Error::other)?;
         // The role check comes first: it answers only to refuse.
@@ -124,6 +126,7 @@ impl Handlers {
                 open: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
                 max_connections: config.max_connections,
                 tls_only: config.tls_only,
+                end_point,
             }),
         })
     }
@@ -251,12 +254,17 @@ pub async fn start_with_hooks(
     listen: &str,
     extra: Vec<Arc<dyn QueryHook>>,
 ) -> std::io::Result<ServerHandle> {
-    let tls = tls::acceptor(config.tls_cert.as_deref(), config.tls_key.as_deref())
-        .map_err(std::io::Error::other)?;
+    let (tls, end_point) =
+        match tls::acceptor(config.tls_cert.as_deref(), config.tls_key.as_deref())
+            .map_err(std::io::Error::other)?
+        {
+            Some(tls) => (Some(tls.acceptor), tls.end_point),
+            None => (None, None),
+        };
     if config.tls_only && tls.is_none() {
         return Err(std::io::Error::other(tls::TlsError::OnlyWithout));
     }
-    let handlers = Arc::new(Handlers::with_hooks(engine, config, extra)?);
+    let handlers = Arc::new(Handlers::with_hooks(engine, config, extra, end_point)?);
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {

@@ -27,9 +27,15 @@ pub enum ScramError {
     #[error("malformed SCRAM message: {0}")]
     Malformed(&'static str),
     #[error(
-        "SCRAM channel binding is not supported by this server; connect with channel_binding=disable or prefer"
+        "SCRAM channel binding needs a TLS connection to a server with a certificate; connect with sslmode=require, or channel_binding=disable or prefer"
     )]
     ChannelBindingUnsupported,
+    #[error(
+        "SCRAM channel binding negotiation error: the client supports channel binding but thinks the server does not, while this server offered SCRAM-SHA-256-PLUS (a connection tampered with on the way?)"
+    )]
+    Downgrade,
+    #[error("unsupported SCRAM channel-binding type {0:?}: only tls-server-end-point is offered")]
+    BindingType(String),
     #[error("SCRAM channel binding or nonce does not match the exchange")]
     Mismatch,
     #[error("wrong password")]
@@ -136,14 +142,19 @@ impl Verifier {
     }
 
     /// The server's answer to the client-first message, with a fresh nonce.
-    pub fn client_first(&self, message: &[u8]) -> Result<(String, Exchange), ScramError> {
+    pub fn client_first(
+        &self,
+        message: &[u8],
+        binding: Binding<'_>,
+    ) -> Result<(String, Exchange), ScramError> {
         let nonce: [u8; 18] = rand::random();
-        self.client_first_with_nonce(message, &STANDARD.encode(nonce))
+        self.client_first_with_nonce(message, binding, &STANDARD.encode(nonce))
     }
 
     fn client_first_with_nonce(
         &self,
         message: &[u8],
+        binding: Binding<'_>,
         server_nonce: &str,
     ) -> Result<(String, Exchange), ScramError> {
         let message =
@@ -155,13 +166,34 @@ impl Verifier {
         let (_authzid, bare) = rest
             .split_once(',')
             .ok_or(ScramError::Malformed("no GS2 header"))?;
-        match flag {
-            // "y": the client could bind but believes we cannot — true, since
-            // only SCRAM-SHA-256 (not -PLUS) is offered.
-            "n" | "y" => {}
-            f if f.starts_with("p=") => return Err(ScramError::ChannelBindingUnsupported),
+        // As PostgreSQL's read_client_first_message decides.
+        let bound: &[u8] = match (flag, binding.plus) {
+            ("n", false) => &[],
+            // The client could bind but believes we cannot: right unless
+            // -PLUS was offered, when someone removed it on the way.
+            ("y", false) if binding.end_point.is_none() => &[],
+            ("y", false) => return Err(ScramError::Downgrade),
+            ("n" | "y", true) => {
+                return Err(ScramError::Malformed(
+                    "the client chose SCRAM-SHA-256-PLUS but sent no channel binding",
+                ));
+            }
+            (f, true) if f.starts_with("p=") => {
+                let kind = &f[2..];
+                if kind != "tls-server-end-point" {
+                    return Err(ScramError::BindingType(kind.to_string()));
+                }
+                binding
+                    .end_point
+                    .ok_or(ScramError::ChannelBindingUnsupported)?
+            }
+            (f, false) if f.starts_with("p=") => {
+                return Err(ScramError::Malformed(
+                    "the client chose SCRAM-SHA-256 without channel binding but sent binding data",
+                ));
+            }
             _ => return Err(ScramError::Malformed("unknown channel binding flag")),
-        }
+        };
         let client_nonce = bare
             .split(',')
             .find_map(|part| part.strip_prefix("r="))
@@ -174,11 +206,13 @@ impl Verifier {
             self.iterations
         );
         let gs2_header = &message[..message.len() - bare.len()];
+        let mut cbind_input = gs2_header.as_bytes().to_vec();
+        cbind_input.extend_from_slice(bound);
         Ok((
             server_first.clone(),
             Exchange {
                 verifier: self.clone(),
-                gs2_header: gs2_header.to_string(),
+                cbind_input,
                 client_first_bare: bare.to_string(),
                 server_first,
                 nonce,
@@ -200,11 +234,22 @@ impl fmt::Display for Verifier {
     }
 }
 
+/// Channel binding (RFC 5929 `tls-server-end-point`) for one exchange:
+/// the hash of the server's certificate when the connection is TLS, and
+/// whether the client chose `SCRAM-SHA-256-PLUS`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Binding<'a> {
+    pub end_point: Option<&'a [u8]>,
+    pub plus: bool,
+}
+
 /// The exchange after server-first: waiting for the client's proof.
 #[derive(Debug)]
 pub struct Exchange {
     verifier: Verifier,
-    gs2_header: String,
+    /// The GS2 header and, with -PLUS, the certificate hash: what the
+    /// client-final's `c=` must carry.
+    cbind_input: Vec<u8>,
     client_first_bare: String,
     server_first: String,
     nonce: String,
@@ -228,7 +273,7 @@ impl Exchange {
             .next()
             .and_then(|p| p.strip_prefix("r="))
             .ok_or(ScramError::Malformed("client-final has no nonce"))?;
-        if binding != STANDARD.encode(&self.gs2_header) || nonce != self.nonce {
+        if binding != STANDARD.encode(&self.cbind_input) || nonce != self.nonce {
             return Err(ScramError::Mismatch);
         }
         let proof = STANDARD
@@ -303,7 +348,7 @@ mod tests {
     fn rfc7677_exchange() {
         let verifier = rfc_verifier("pencil");
         let (server_first, exchange) = verifier
-            .client_first_with_nonce(CLIENT_FIRST.as_bytes(), SERVER_NONCE)
+            .client_first_with_nonce(CLIENT_FIRST.as_bytes(), Binding::default(), SERVER_NONCE)
             .unwrap();
         assert_eq!(
             server_first,
@@ -318,14 +363,14 @@ mod tests {
     #[test]
     fn wrong_password_and_tampering_fail() {
         let (_, exchange) = rfc_verifier("pen")
-            .client_first_with_nonce(CLIENT_FIRST.as_bytes(), SERVER_NONCE)
+            .client_first_with_nonce(CLIENT_FIRST.as_bytes(), Binding::default(), SERVER_NONCE)
             .unwrap();
         assert_eq!(
             exchange.client_final(CLIENT_FINAL.as_bytes()),
             Err(ScramError::WrongPassword)
         );
         let (_, exchange) = rfc_verifier("pencil")
-            .client_first_with_nonce(CLIENT_FIRST.as_bytes(), SERVER_NONCE)
+            .client_first_with_nonce(CLIENT_FIRST.as_bytes(), Binding::default(), SERVER_NONCE)
             .unwrap();
         let other_nonce = CLIENT_FINAL.replace("k0,p=", "k1,p=");
         assert_eq!(
@@ -333,9 +378,92 @@ mod tests {
             Err(ScramError::Mismatch)
         );
         assert!(matches!(
-            rfc_verifier("pencil").client_first(b"p=tls-server-end-point,,n=,r=abc"),
-            Err(ScramError::ChannelBindingUnsupported)
+            rfc_verifier("pencil")
+                .client_first(b"p=tls-server-end-point,,n=,r=abc", Binding::default()),
+            Err(ScramError::Malformed(_))
         ));
+    }
+
+    /// What a client sends last: `c=` over `cbind_input`, and its proof.
+    fn client_final(
+        password: &str,
+        client_first: &str,
+        server_first: &str,
+        cbind: &[u8],
+    ) -> String {
+        let bare = client_first.splitn(3, ',').nth(2).unwrap();
+        let nonce = server_first.split(',').next().unwrap();
+        let without_proof = format!("c={},{nonce}", STANDARD.encode(cbind));
+        let auth_message = format!("{bare},{server_first},{without_proof}");
+        let salted = salted_password(password, &STANDARD.decode(SALT).unwrap(), 4096);
+        let client_key = hmac_sha256(&salted, b"Client Key");
+        let signature = hmac_sha256(&sha256(&client_key), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        format!("{without_proof},p={}", STANDARD.encode(proof))
+    }
+
+    #[test]
+    fn plus_binds_the_exchange_to_the_certificate() {
+        let hash = [7u8; 32];
+        let plus = Binding {
+            end_point: Some(&hash),
+            plus: true,
+        };
+        let first = "p=tls-server-end-point,,n=,r=abc";
+        let (server_first, exchange) = rfc_verifier("pencil")
+            .client_first_with_nonce(first.as_bytes(), plus, "xyz")
+            .unwrap();
+        let mut cbind = b"p=tls-server-end-point,,".to_vec();
+        cbind.extend_from_slice(&hash);
+        let good = client_final("pencil", first, &server_first, &cbind);
+        assert!(
+            exchange
+                .client_final(good.as_bytes())
+                .unwrap()
+                .starts_with("v=")
+        );
+        // A client that saw another certificate (a man in the middle's) fails.
+        let (server_first, exchange) = rfc_verifier("pencil")
+            .client_first_with_nonce(first.as_bytes(), plus, "xyz")
+            .unwrap();
+        let mut other = b"p=tls-server-end-point,,".to_vec();
+        other.extend_from_slice(&[8u8; 32]);
+        let bad = client_final("pencil", first, &server_first, &other);
+        assert_eq!(
+            exchange.client_final(bad.as_bytes()),
+            Err(ScramError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn binding_flags_are_checked_as_postgres_does() {
+        let hash = [7u8; 32];
+        let offered = |plus| Binding {
+            end_point: Some(&hash),
+            plus,
+        };
+        let v = rfc_verifier("pencil");
+        // -PLUS offered, the client says it could bind but thinks we cannot.
+        assert_eq!(
+            v.client_first(b"y,,n=,r=abc", offered(false)).unwrap_err(),
+            ScramError::Downgrade
+        );
+        // Over plain TCP (nothing offered) "y" is fine, "n" always is without -PLUS.
+        assert!(v.client_first(b"y,,n=,r=abc", Binding::default()).is_ok());
+        assert!(v.client_first(b"n,,n=,r=abc", offered(false)).is_ok());
+        assert!(matches!(
+            v.client_first(b"n,,n=,r=abc", offered(true)),
+            Err(ScramError::Malformed(_))
+        ));
+        assert_eq!(
+            v.client_first(b"p=tls-unique,,n=,r=abc", offered(true))
+                .unwrap_err(),
+            ScramError::BindingType("tls-unique".into())
+        );
     }
 
     #[test]

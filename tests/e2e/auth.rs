@@ -96,11 +96,17 @@ async fn auth_request(port: u16) -> (i32, Vec<u8>) {
 /// `psql -c "SELECT 42"` as `user` with `password` and `sslmode`: whether
 /// it succeeded, and its output.
 pub fn psql_login(port: u16, user: &str, password: &str, sslmode: &str) -> (bool, String) {
+    psql_with(port, user, password, &[("PGSSLMODE", sslmode)])
+}
+
+/// `psql -c "SELECT 42"` as `user`, with libpq settings in `env`:
+/// (success, stdout and stderr).
+pub fn psql_with(port: u16, user: &str, password: &str, env: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new("psql")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user])
         .args(["-d", "demo", "-X", "-w", "-c", "SELECT 42"])
         .env("PGPASSWORD", password)
-        .env("PGSSLMODE", sslmode)
+        .envs(env.iter().copied())
         .output()
         .expect("psql must be installed (Debian: postgresql-client; .ci/run installs it)");
     let text =

@@ -12,7 +12,7 @@ use sfsql::config::{ServerConfig, UserConfig};
 use sfsql::server::{self, Verifier};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::auth::{psql_login, serve_config};
+use crate::auth::{psql_login, psql_with, serve_config};
 use crate::common::{rows, start_demo};
 
 fn fixture(name: &str) -> PathBuf {
@@ -81,6 +81,60 @@ async fn sslmode_require_works_with_a_certificate_and_fails_without() {
             .await
             .expect("join");
     assert!(!ok && out.contains("does not support SSL"), "{out}");
+}
+
+/// psql as demo with `PGSSLMODE` and `PGCHANNELBINDING`: (success, output).
+async fn psql_binding(port: u16, sslmode: &'static str, binding: &'static str) -> (bool, String) {
+    tokio::task::spawn_blocking(move || {
+        psql_with(
+            port,
+            "demo",
+            "demo",
+            &[("PGSSLMODE", sslmode), ("PGCHANNELBINDING", binding)],
+        )
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_binding_require_logs_in_with_scram_sha_256_plus_over_tls() {
+    let demo = start_demo(50, &[]).await;
+    let server = serve_config(&demo, &config(true)).await;
+    let port = server.addr.port();
+
+    // tokio-postgres binds to the certificate it was shown.
+    let conn = format!(
+        "host=localhost port={port} user=demo dbname=demo sslmode=require channel_binding=require"
+    );
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{conn} password=demo"), trusting_the_test_cert())
+            .await
+            .expect("SCRAM-SHA-256-PLUS login");
+    tokio::spawn(connection);
+    assert_eq!(
+        rows(&client, "SELECT 1").await,
+        vec![vec![Some("1".into())]]
+    );
+    let wrong = tokio_postgres::connect(&format!("{conn} password=nope"), trusting_the_test_cert())
+        .await
+        .err()
+        .expect("a wrong password fails with binding too");
+    assert_eq!(wrong.code().map(|c| c.code()), Some("28P01"), "{wrong:?}");
+
+    // libpq (psql): channel_binding=require succeeds only because the
+    // server offered -PLUS and proved the binding.
+    let (ok, out) = psql_binding(port, "require", "require").await;
+    assert!(ok && out.contains("42"), "{out}");
+
+    // Over plain TCP there is nothing to bind to: libpq refuses to go on.
+    let plain = serve_config(&demo, &config(false)).await;
+    let plain_port = plain.addr.port();
+    let (ok, out) = psql_binding(plain_port, "disable", "require").await;
+    assert!(!ok && out.contains("channel binding"), "{out}");
+    // ...and without binding the same server still logs in with SCRAM-SHA-256.
+    let (ok, out) = psql_binding(plain_port, "disable", "prefer").await;
+    assert!(ok && out.contains("42"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
