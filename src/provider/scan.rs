@@ -82,6 +82,24 @@ impl ScanSpec {
         .map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.sobject)))
     }
 
+    /// The statements of a plain scan, and whether they go as composite
+    /// requests: a WHERE whose `IN` list does not fit in one URI (and that
+    /// has no ORDER BY or LIMIT, whose statements may stop early) is split
+    /// into statements of about a page of keys each instead, five to a
+    /// composite request, as a join's key lookup is.
+    fn plain_statements(&self) -> Result<(Vec<String>, bool)> {
+        let uri = self.statements(None)?;
+        if uri.len() <= 1
+            || self.limit.is_some()
+            || !self.order_by.is_empty()
+            || self.select.is_empty()
+        {
+            return Ok((uri, false));
+        }
+        let statements = self.statements_within(None, Budget::composite(COMPOSITE_LOOKUP_KEYS))?;
+        Ok((statements, true))
+    }
+
     /// How a key lookup by `keys` is sent: as one GET while it fits in a
     /// URI, else as composite requests of statements that each ask for
     /// about one page of records.
@@ -152,9 +170,14 @@ pub struct SObjectScanExec {
     /// What the translator knows of each output column, parallel to `schema`.
     fields: Vec<FieldInfo>,
     spec: ScanSpec,
-    /// The statements of a plain scan, run one after the other; their
-    /// results are disjoint.
+    /// The statements of a plain scan; their results are disjoint. Run
+    /// one after the other as GETs, or, when `composite`, as query
+    /// subrequests of composite requests.
     statements: Vec<String>,
+    /// A long `IN` list (an UPDATE's target keys, a literal list) split
+    /// into statements of about a page of keys each, sent five to a
+    /// `POST /composite` rather than as one GET per URI-sized piece.
+    composite: bool,
     lookup: Option<Lookup>,
     /// Records above which the scan runs as a Bulk query job; `None` when
     /// it never does (a LIMIT at or under the threshold, `count(*)`,
@@ -196,14 +219,17 @@ impl SObjectScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        let statements = spec.statements(None)?;
-        let bulk_above = bulk_above(&spec, &fields, statements.len(), options);
+        let (statements, composite) = spec.plain_statements()?;
+        // A composite key list is bounded by its keys: REST.
+        let bulk_above =
+            bulk_above(&spec, &fields, statements.len(), options).filter(|_| !composite);
         Ok(SObjectScanExec {
             client,
             api_names: fields.iter().map(|f| f.api_name.clone()).collect(),
             schema,
             fields,
             statements,
+            composite,
             spec,
             lookup: None,
             bulk_above,
@@ -244,6 +270,7 @@ impl SObjectScanExec {
             api_names: self.api_names.clone(),
             fields: self.fields.clone(),
             statements: spec.statements(None)?,
+            composite: false,
             spec,
             lookup: None,
             // The first `limit` records in order: never a Bulk job.
@@ -264,6 +291,14 @@ impl SObjectScanExec {
             "query"
         };
         let used = self.used.lock().ok().and_then(|u| *u);
+        if self.composite {
+            let n = self.statements.len();
+            let calls = n.div_ceil(MAX_COMPOSITE_QUERIES);
+            let run = if used.is_some() { " (as run)" } else { "" };
+            return format!(
+                "composite {op}, {n} statements of up to {COMPOSITE_LOOKUP_KEYS} keys in {calls} composite requests for their first pages{run}"
+            );
+        }
         match (used, self.bulk_above) {
             (Some(how), _) => format!("{how} {op} (as run)"),
             (None, Some(n)) => {
@@ -341,6 +376,7 @@ impl SObjectScanExec {
             fields: self.fields.clone(),
             spec: self.spec.clone(),
             statements: self.statements.clone(),
+            composite: self.composite,
             lookup: Some(Lookup { column, slot }),
             // Key lookups are bounded by their keys: REST.
             bulk_above: None,
@@ -498,14 +534,15 @@ impl DisplayAs for SObjectScanExec {
                 for (i, s) in self.statements.iter().enumerate() {
                     write!(f, "[{}] {s} ", i + 1)?;
                 }
-                Ok(())
+                write!(f, "method={}", self.method())
             }
             (_, n) => {
                 let shown: String = first.chars().take(400).collect();
                 let ellipsis = if shown.len() < first.len() { "..." } else { "" };
                 write!(
                     f,
-                    "SObjectScanExec: connection={conn}, {n} statements (IN list split; EXPLAIN VERBOSE shows all), first=[{shown}{ellipsis}]"
+                    "SObjectScanExec: connection={conn}, {n} statements (IN list split; EXPLAIN VERBOSE shows all), first=[{shown}{ellipsis}], method={}",
+                    self.method()
                 )
             }
         }
@@ -573,14 +610,15 @@ impl ExecutionPlan for SObjectScanExec {
             ),
             (None, None) => {
                 if let Ok(mut u) = self.used.lock() {
-                    *u = Some("REST");
+                    *u = Some(if self.composite { "composite" } else { "REST" });
                 }
-                self.page_batches(
-                    fetch_pages(client, self.statements.clone(), 1, all_rows)
-                        .map_err(external)
-                        .boxed(),
-                    convert,
-                )
+                let statements = self.statements.clone();
+                let pages = if self.composite {
+                    client.composite_query_pages(statements, all_rows, LOOKUP_CONCURRENCY)
+                } else {
+                    fetch_pages(client, statements, 1, all_rows)
+                };
+                self.page_batches(pages.map_err(external).boxed(), convert)
             }
             (Some(lookup), _) => {
                 let slot = Arc::clone(&lookup.slot);

@@ -1,5 +1,7 @@
 //! The UPDATE fetches target records by key: its query calls grow with the
 //! report's size, not the org's, and its writes are ceil(changed / 200).
+//! A key list longer than one URI goes as composite requests (five
+//! statements of about 1,800 keys each per call), as a join's lookup does.
 
 use serde_json::Value;
 
@@ -51,12 +53,27 @@ async fn update_fetches_by_key_and_writes_only_changes() {
     let sql = "UPDATE production.contact SET wm_nps_score__c = r.nps_score \
                FROM reports.big_report r WHERE lower(contact.email) = lower(r.account_email)";
 
+    // EXPLAIN says how the target is fetched before anything is sent.
+    let explain = rows(&client, &format!("EXPLAIN {sql}")).await;
+    let physical: Vec<&str> = explain
+        .iter()
+        .filter(|r| r[0].as_deref() == Some("physical_plan"))
+        .filter_map(|r| r[1].as_deref())
+        .collect();
+    assert!(
+        physical.iter().any(|p| p.contains("FROM Contact WHERE Email IN (")
+            && p.contains("method=composite query, 1 statements of up to 1800 keys in 1 composite requests")),
+        "{physical:?}"
+    );
+
     let before = demo.stats();
     let updated = command_count(&client, sql).await;
     let after = demo.stats();
     let queries = count(&after, "production", "query") - count(&before, "production", "query");
     let more =
         count(&after, "production", "query_more") - count(&before, "production", "query_more");
+    let composite =
+        count(&after, "production", "composite") - count(&before, "production", "composite");
     let writes = count(&after, "production", "collections_update")
         - count(&before, "production", "collections_update");
     let returned = after["production"]["records_returned"]
@@ -66,11 +83,15 @@ async fn update_fetches_by_key_and_writes_only_changes() {
             .as_u64()
             .unwrap_or(0);
 
-    // Fetched by key: a few IN-list statements, no paging through 20,000 rows.
-    let statements_bound = (r as u64).div_ceil(150) + 1;
-    assert!(
-        queries <= statements_bound,
-        "{queries} query calls for {r} keys"
+    // Fetched by key: the keys (one GET for the report's keys aside) in
+    // composite requests of five statements of up to 1,800 keys, no
+    // paging through 20,000 rows.
+    eprintln!("{r} keys: {queries} query GETs, {composite} composite requests, {returned} records");
+    assert_eq!(queries, 0, "no GET per URI-sized piece of the key list");
+    assert_eq!(
+        composite,
+        (r as u64).div_ceil(1_800).div_ceil(5),
+        "composite requests for {r} keys"
     );
     assert_eq!(more, 0, "no queryMore: nothing was scanned");
     assert!(
