@@ -139,16 +139,56 @@ pub fn logs(store: &Store, name: &str, errors: bool) -> Result<String, Scheduler
 /// `sfsql jobs run NAME [--dry-run]`: run now, in this process, with the
 /// job's retries: this process has no scheduler loop, so a retriable
 /// failure's retry is taken off the queue and run here after its backoff.
-/// Each retry is announced on stderr.
+/// Each retry is announced on stderr. On a terminal, the writes' progress
+/// is a bar redrawn in place on stderr; elsewhere (pipes, CI, logs) it is
+/// one plain line per request.
 pub async fn run(
     scheduler: &Scheduler,
     name: &str,
     dry_run: bool,
 ) -> Result<String, SchedulerError> {
-    run_retrying(scheduler, name, dry_run, tokio::time::sleep, |line| {
-        eprintln!("{line}")
-    })
-    .await
+    use std::io::IsTerminal;
+    let terminal =
+        std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+    if !terminal {
+        return run_retrying(scheduler, name, dry_run, tokio::time::sleep, |line| {
+            eprintln!("{line}")
+        })
+        .await;
+    }
+    // Erase the line the cursor is on: the bar, redrawn in place.
+    const CLEAR: &str = "\r\x1b[2K";
+    let (tx, snapshots) = tokio::sync::watch::channel(Default::default());
+    let start = std::time::Instant::now();
+    let draw = || {
+        use std::io::Write;
+        let line = crate::session::progress::bar_line(name, &snapshots.borrow(), start.elapsed());
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{CLEAR}{line}");
+        let _ = err.flush();
+    };
+    // The bar says what the progress lines say; other lines (retries)
+    // go above it.
+    let work = crate::session::progress::scope_bar(
+        tx,
+        run_retrying(scheduler, name, dry_run, tokio::time::sleep, |line| {
+            if !line.starts_with("progress: ") {
+                eprintln!("{CLEAR}{line}");
+            }
+        }),
+    );
+    tokio::pin!(work);
+    let mut redraw = tokio::time::interval(std::time::Duration::from_millis(200));
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = redraw.tick() => draw(),
+        }
+    };
+    // The bar's last state stays above the summary.
+    draw();
+    eprintln!();
+    result
 }
 
 /// [`run`] with the wait between attempts and the announcements given

@@ -6,17 +6,79 @@
 //! picks the channel up with [`wrap`] (a task-local, so the statement
 //! router's signatures stay as they are) and reports through a
 //! [`WriteSink`] that also feeds the run log.
+//!
+//! A terminal (`sfsql jobs run` on a TTY) also asks for a [`Snapshot`]
+//! after each request or Bulk poll through [`scope_bar`], and draws it
+//! with [`bar_line`] in place of the lines.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::watch;
 
 use crate::dml::{OutcomeStatus, RecordOutcome, WriteSink};
 use crate::salesforce::JobProgress;
 
 tokio::task_local! {
     static PROGRESS: UnboundedSender<String>;
+    static BAR: watch::Sender<Snapshot>;
+}
+
+/// Where the write going on stands, for a progress bar.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Records the statement sends (0: no write has started yet).
+    pub to_send: usize,
+    /// Records sent and answered so far, and how many of those failed.
+    pub sent: usize,
+    pub failed: usize,
+    /// API requests so far.
+    pub calls: usize,
+    /// Through Bulk API 2.0: the last job state polled, and the records
+    /// Salesforce has processed and failed over all the statement's jobs.
+    pub bulk_state: Option<String>,
+    pub processed: u64,
+    pub bulk_failed: u64,
+}
+
+/// `work` with `tx` receiving a [`Snapshot`] each time a write of it moves
+/// (with [`scope`] around or inside, which makes the writes report).
+pub async fn scope_bar<F: Future>(tx: watch::Sender<Snapshot>, work: F) -> F::Output {
+    BAR.scope(tx, work).await
+}
+
+const BAR_WIDTH: usize = 24;
+
+/// One line of a progress bar for `label` (the job's name), `elapsed`
+/// since it started: records done of those to send, how many succeeded
+/// and failed, the rate, and the Bulk job's state.
+pub fn bar_line(label: &str, s: &Snapshot, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    if s.to_send == 0 {
+        return format!("{label}: running… {secs:.1}s");
+    }
+    let done = s.sent.max(s.processed as usize).min(s.to_send);
+    let failed = s.failed.max(s.bulk_failed as usize).min(done);
+    let filled = done * BAR_WIDTH / s.to_send;
+    let rate = if secs >= 0.1 {
+        format!("{:.0} records/s", done as f64 / secs)
+    } else {
+        "- records/s".into()
+    };
+    let bulk = s
+        .bulk_state
+        .as_deref()
+        .map(|state| format!(" · Bulk job {state}"))
+        .unwrap_or_default();
+    format!(
+        "{label} [{}{}] {done}/{} sent · {} succeeded · {failed} failed · {rate}{bulk} · {secs:.1}s",
+        "#".repeat(filled),
+        "-".repeat(BAR_WIDTH - filled),
+        s.to_send,
+        done - failed,
+    )
 }
 
 /// Run `work` with a progress channel; returns the receiving end's lines
@@ -35,12 +97,22 @@ pub async fn scope<F: Future>(tx: UnboundedSender<String>, work: F) -> F::Output
 /// records.
 pub fn wrap(inner: Option<Arc<dyn WriteSink>>, to_send: usize) -> Option<Arc<dyn WriteSink>> {
     match PROGRESS.try_with(|tx| tx.clone()) {
-        Ok(tx) => Some(Arc::new(ProgressSink {
-            inner,
-            tx,
-            to_send,
-            tally: Mutex::new(Tally::default()),
-        })),
+        Ok(tx) => {
+            let bar = BAR.try_with(|b| b.clone()).ok();
+            if let Some(bar) = &bar {
+                bar.send_replace(Snapshot {
+                    to_send,
+                    ..Snapshot::default()
+                });
+            }
+            Some(Arc::new(ProgressSink {
+                inner,
+                tx,
+                bar,
+                to_send,
+                tally: Mutex::new(Tally::default()),
+            }))
+        }
         Err(_) => inner,
     }
 }
@@ -58,8 +130,27 @@ struct Tally {
 struct ProgressSink {
     inner: Option<Arc<dyn WriteSink>>,
     tx: UnboundedSender<String>,
+    /// A terminal's bar, if one is drawn.
+    bar: Option<watch::Sender<Snapshot>>,
     to_send: usize,
     tally: Mutex<Tally>,
+}
+
+impl ProgressSink {
+    /// The bar's snapshot of `tally`, if a bar is drawn.
+    fn snapshot(&self, tally: &Tally) {
+        let Some(bar) = &self.bar else { return };
+        let last = tally.jobs.last();
+        bar.send_replace(Snapshot {
+            to_send: self.to_send,
+            sent: tally.sent,
+            failed: tally.failed,
+            calls: tally.calls,
+            bulk_state: last.map(|j| j.1.clone()),
+            processed: tally.jobs.iter().map(|j| j.2).sum(),
+            bulk_failed: tally.jobs.iter().map(|j| j.3).sum(),
+        });
+    }
 }
 
 impl WriteSink for ProgressSink {
@@ -83,6 +174,7 @@ impl WriteSink for ProgressSink {
                 .iter()
                 .filter(|o| o.status == OutcomeStatus::Failed)
                 .count();
+            self.snapshot(&tally);
             // One request for the whole statement: its summary says it all.
             if tally.calls <= 1 && tally.sent >= self.to_send {
                 return;
@@ -119,6 +211,7 @@ impl WriteSink for ProgressSink {
                 Some(j) => (j.1, j.2, j.3) = now,
                 None => tally.jobs.push((job.job_id.clone(), now.0, now.1, now.2)),
             }
+            self.snapshot(&tally);
             let processed: u64 = tally.jobs.iter().map(|j| j.2).sum();
             let failed: u64 = tally.jobs.iter().map(|j| j.3).sum();
             let percent = (processed as usize * 100)
@@ -167,6 +260,76 @@ mod tests {
             message: None,
             fields: vec![],
         }
+    }
+
+    #[test]
+    fn the_bar_shows_records_rate_and_bulk_state() {
+        let at = Duration::from_secs(2);
+        assert_eq!(
+            bar_line("nps", &Snapshot::default(), Duration::from_millis(400)),
+            "nps: running… 0.4s"
+        );
+        let rest = Snapshot {
+            to_send: 1000,
+            sent: 400,
+            failed: 3,
+            calls: 2,
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            bar_line("nps", &rest, at),
+            "nps [#########---------------] 400/1000 sent · 397 succeeded · 3 failed · 200 records/s · 2.0s"
+        );
+        let bulk = Snapshot {
+            to_send: 10_000,
+            bulk_state: Some("InProgress".into()),
+            processed: 10_000,
+            bulk_failed: 2,
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            bar_line("nps", &bulk, Duration::from_millis(40)),
+            "nps [########################] 10000/10000 sent · 9998 succeeded · 2 failed · - records/s · Bulk job InProgress · 0.0s"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bar_gets_a_snapshot_as_the_write_moves() {
+        let (tx, _rx) = channel();
+        let (bar, snapshots) = watch::channel(Snapshot::default());
+        scope_bar(
+            bar,
+            scope(tx, async {
+                let sink = wrap(None, 3).expect("a progress sink under scope");
+                assert_eq!(snapshots.borrow().to_send, 3, "drawn before the first call");
+                sink.sent(
+                    &[
+                        outcome(OutcomeStatus::Updated),
+                        outcome(OutcomeStatus::Failed),
+                    ],
+                    1,
+                );
+                sink.job_progress(&JobProgress {
+                    job_id: "750A".into(),
+                    state: "UploadComplete".into(),
+                    processed: 1,
+                    failed: 0,
+                });
+            }),
+        )
+        .await;
+        assert_eq!(
+            *snapshots.borrow(),
+            Snapshot {
+                to_send: 3,
+                sent: 2,
+                failed: 1,
+                calls: 1,
+                bulk_state: Some("UploadComplete".into()),
+                processed: 1,
+                bulk_failed: 0,
+            }
+        );
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ mod roles;
 mod scheduler;
 mod scheduler_alerts;
 mod scheduler_catch_up;
+mod scheduler_cli;
 mod scheduler_crash;
 mod scheduler_cutoff;
 mod scheduler_loop;
