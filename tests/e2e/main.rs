@@ -26,6 +26,7 @@ mod scheduler_crash;
 mod scheduler_cutoff;
 mod scheduler_loop;
 mod scheduler_options;
+mod scheduler_overlap;
 mod scheduler_pause;
 mod scheduler_reload;
 mod scheduler_retention;

@@ -59,6 +59,14 @@ pub async fn next_done(done: &mut Receiver<RunDone>) -> RunDone {
         .expect("the scheduler is running")
 }
 
+/// The id of the next run to start (a bounded wait, not a sleep).
+pub async fn next_started(started: &mut Receiver<i64>) -> i64 {
+    tokio::time::timeout(Duration::from_secs(30), started.recv())
+        .await
+        .expect("a run starts")
+        .expect("the scheduler is running")
+}
+
 /// Wake the loop and wait until it has ticked (looked at clock and jobs).
 pub async fn tick(scheduler: &Scheduler) {
     let mut ticks = scheduler.ticks();

@@ -10,7 +10,7 @@ use sfsql::scheduler::{Clock, ManualClock};
 use tokio_postgres::Client;
 
 use crate::common::{TestDemo, rows};
-use crate::scheduler_loop::{at, demo_at_latency, next_done, tick};
+use crate::scheduler_loop::{at, demo_at_latency, next_done, next_started, tick};
 
 const NPS_QUIZ: &str = "UPDATE sandbox.contact SET wm_quiz_name__c = r.quiz_name \
     FROM reports.nps_score r WHERE lower(contact.email) = lower(r.account_email)";
@@ -222,10 +222,7 @@ async fn a_run_past_its_timeout_is_cancelled() {
     let mut done = scheduler.subscribe();
     clock.set(at(9, 0, 0));
     scheduler.wake();
-    let runid = tokio::time::timeout(Duration::from_secs(30), started.recv())
-        .await
-        .expect("a run starts")
-        .expect("started");
+    let runid = next_started(&mut started).await;
     clock.set(at(9, 5, 1));
     scheduler.wake();
     let run = next_done(&mut done).await;
