@@ -154,6 +154,20 @@ fn jobs_options(catalog: &std::path::Path, state_dir: Option<PathBuf>) -> Schedu
     opts
 }
 
+/// The state store with the job files of `sql/` loaded as `sfsql serve`
+/// loads them, so a file written since the server last looked shows at
+/// once. A file that cannot load is said on stderr; the stored jobs stay
+/// as they were.
+fn jobs_store(opts: &SchedulerOptions) -> Result<Store, BoxError> {
+    let store = Store::open(&opts.state_dir)?;
+    if let Some(dir) = &opts.sql_dir
+        && let Err(e) = scheduler::load_job_files(&store, dir, chrono::Utc::now())
+    {
+        eprintln!("warning: job files not loaded: {e}; the jobs are as last loaded");
+    }
+    Ok(store)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -263,11 +277,9 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         } => {
             let opts = jobs_options(&catalog, state_dir);
             let text = match command {
-                JobsCommand::List => {
-                    scheduler::cli::list(&Store::open(&opts.state_dir)?, chrono::Utc::now())?
-                }
+                JobsCommand::List => scheduler::cli::list(&jobs_store(&opts)?, chrono::Utc::now())?,
                 JobsCommand::Logs { name, errors } => {
-                    scheduler::cli::logs(&Store::open(&opts.state_dir)?, &name, errors)?
+                    scheduler::cli::logs(&jobs_store(&opts)?, &name, errors)?
                 }
                 JobsCommand::Run { name, dry_run } => {
                     let env = Env::default();

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 
 use super::{JobRef, Scheduler, SchedulerError, schedule};
-use crate::state::{RunRow, Store};
+use crate::state::{JobRow, RunRow, Store};
 
 fn when(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -57,7 +57,7 @@ pub fn list(store: &Store, now: DateTime<Utc>) -> Result<String, SchedulerError>
                 j.jobid.to_string(),
                 j.jobname.clone(),
                 format!("{} ({})", j.schedule, j.timezone),
-                if j.active { "active" } else { "paused" }.into(),
+                state(j),
                 when(next),
                 last.map(|r| format!("{} {}", when(Some(r.start_time)), r.status))
                     .unwrap_or_else(|| "-".into()),
@@ -68,6 +68,16 @@ pub fn list(store: &Store, now: DateTime<Utc>) -> Result<String, SchedulerError>
         &["id", "job", "schedule", "state", "next run", "last run"],
         rows,
     ))
+}
+
+/// `active`; `inactive` (`cron.alter_job(id, active := false)`); or
+/// paused until a connection's login, saying what to run.
+fn state(job: &JobRow) -> String {
+    match (&job.paused, job.active) {
+        (_, false) => "inactive".into(),
+        (Some(p), true) => format!("paused until `sfsql login {}`", p.connection),
+        (None, true) => "active".into(),
+    }
 }
 
 fn run_line(r: &RunRow) -> Vec<String> {
@@ -292,5 +302,55 @@ where
         Ok(_) => Ok((text, Ok(()))),
         Err(e @ SchedulerError::RunFailed { .. }) => Ok((text, Err(e))),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::state::{JobOptions, JobSource, JobSpec};
+
+    #[test]
+    fn list_says_whether_each_job_runs_and_when() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let now = Utc
+            .with_ymd_and_hms(2026, 3, 2, 8, 0, 0)
+            .single()
+            .expect("t");
+        let id = |name: &str, schedule: &str| {
+            store
+                .upsert_job(
+                    &JobSpec {
+                        name: name.into(),
+                        schedule: schedule.into(),
+                        command: "UPDATE production.contact SET title = 'x'".into(),
+                        timezone: "UTC".into(),
+                        source: JobSource::Sql,
+                        username: "demo".into(),
+                        options: JobOptions::default(),
+                    },
+                    now,
+                )
+                .expect("job")
+        };
+        id("daily", "0 9 * * *");
+        let off = id("off", "0 9 * * *");
+        let paused = id("paused", "30 9 * * *");
+        store
+            .alter_job(off, None, None, Some(false), None, now)
+            .expect("deactivate");
+        store
+            .pause_jobs(&[paused], "production", "paused: ...", now)
+            .expect("pause");
+        assert_eq!(
+            list(&store, now).expect("list"),
+            "id  job     schedule          state                                  next run                 last run\n\
+             1   daily   0 9 * * * (UTC)   active                                 2026-03-02 09:00:00 UTC  -\n\
+             2   off     0 9 * * * (UTC)   inactive                               -                        -\n\
+             3   paused  30 9 * * * (UTC)  paused until `sfsql login production`  2026-03-02 09:30:00 UTC  -\n"
+        );
     }
 }

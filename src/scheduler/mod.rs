@@ -304,6 +304,53 @@ pub async fn start(
     })
 }
 
+/// Load `sql/*.sql` jobs into `store`, replacing earlier versions and
+/// unscheduling jobs whose file is gone (their runs stay in the log). A
+/// file named like a `cron.schedule` job is an error naming both, and then
+/// nothing changes, as for a file that does not parse. Returns the jobs'
+/// names.
+pub fn load_job_files(
+    store: &Store,
+    dir: &Path,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, SchedulerError> {
+    let jobs = files::load_dir(dir)?;
+    for job in &jobs {
+        if let Some(existing) = store.job_by_name(&job.name)?
+            && existing.source == JobSource::Sql
+        {
+            return Err(StateError::DefinedTwice {
+                name: job.name.clone(),
+                first: existing.source.describe(&job.name, Some(existing.jobid)),
+                second: JobSource::File(job.path.clone()).describe(&job.name, None),
+            }
+            .into());
+        }
+    }
+    let mut names = Vec::new();
+    for job in jobs {
+        store.upsert_job(
+            &JobSpec {
+                name: job.name.clone(),
+                schedule: job.schedule,
+                command: job.command,
+                timezone: job.timezone,
+                source: JobSource::File(job.path),
+                username: "sfsql".into(),
+                options: job.options,
+            },
+            now,
+        )?;
+        names.push(job.name);
+    }
+    let removed = store.remove_file_jobs_except(&names)?;
+    if !removed.is_empty() {
+        tracing::info!(?removed, "jobs whose file is gone were unscheduled");
+    }
+    tracing::info!(jobs = names.len(), dir = %dir.display(), "job files loaded");
+    Ok(names)
+}
+
 impl Scheduler {
     pub fn store(&self) -> &Store {
         &self.store
@@ -421,47 +468,9 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Load `sql/*.sql` jobs, replacing earlier versions and unscheduling
-    /// jobs whose file is gone (their runs stay in the log). A file named
-    /// like a `cron.schedule` job is an error naming both, and then
-    /// nothing changes, as for a file that does not parse.
+    /// [`load_job_files`] into this scheduler's store.
     pub fn load_files(&self, dir: &Path) -> Result<Vec<String>, SchedulerError> {
-        let jobs = files::load_dir(dir)?;
-        for job in &jobs {
-            if let Some(existing) = self.store.job_by_name(&job.name)?
-                && existing.source == JobSource::Sql
-            {
-                return Err(StateError::DefinedTwice {
-                    name: job.name.clone(),
-                    first: existing.source.describe(&job.name, Some(existing.jobid)),
-                    second: JobSource::File(job.path.clone()).describe(&job.name, None),
-                }
-                .into());
-            }
-        }
-        let now = self.clock.now();
-        let mut names = Vec::new();
-        for job in jobs {
-            self.store.upsert_job(
-                &JobSpec {
-                    name: job.name.clone(),
-                    schedule: job.schedule,
-                    command: job.command,
-                    timezone: job.timezone,
-                    source: JobSource::File(job.path),
-                    username: "sfsql".into(),
-                    options: job.options,
-                },
-                now,
-            )?;
-            names.push(job.name);
-        }
-        let removed = self.store.remove_file_jobs_except(&names)?;
-        if !removed.is_empty() {
-            tracing::info!(?removed, "jobs whose file is gone were unscheduled");
-        }
-        tracing::info!(jobs = names.len(), dir = %dir.display(), "job files loaded");
-        Ok(names)
+        load_job_files(&self.store, dir, self.clock.now())
     }
 
     /// Reload the job files when `sql/` changed since `seen` (a file

@@ -64,6 +64,19 @@ pub async fn error_of(client: &Client, sql: &str) -> (String, String) {
     (db.code().code().to_string(), db.message().to_string())
 }
 
+/// Make the simulator's `org` refuse the next `count` records written with
+/// a validation rule's error (FIELD_CUSTOM_VALIDATION_EXCEPTION).
+pub async fn fail_records(base_url: &str, org: &str, count: usize) {
+    reqwest::Client::new()
+        .post(format!(
+            "{base_url}/__sim/fail_records?org={org}&code=FIELD_CUSTOM_VALIDATION_EXCEPTION&count={count}"
+        ))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("inject failures");
+}
+
 pub fn repo_catalog() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use sfsql::simulator::{self, SimConfig};
 use tokio::sync::mpsc;
 
-use crate::common::{connect_port, copy_dir, error_of, repo_catalog, rows};
+use crate::common::{connect_port, copy_dir, error_of, fail_records, repo_catalog, rows};
 use crate::scheduler_crash::serve_with;
 
 const SECRET: &str = "s3cr3t-token-xyz";
@@ -132,15 +132,7 @@ async fn failed_runs_and_failed_records_post_to_the_webhook() {
     assert!(rx.try_recv().is_err(), "no alert for a good run");
 
     // 10 of 120 records refused by a validation rule: over 5%.
-    reqwest::Client::new()
-        .post(format!(
-            "{}/__sim/fail_records?org=sandbox&code=FIELD_CUSTOM_VALIDATION_EXCEPTION&count=10",
-            sim.base_url()
-        ))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("inject failures");
+    fail_records(&sim.base_url(), "sandbox", 10).await;
     let nps = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/nps_to_contact.sql"),
     )

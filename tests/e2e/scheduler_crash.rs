@@ -6,7 +6,7 @@
 //! `cron.job_run_records` (written, or `unknown` for the batch in flight).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use sfsql::simulator::{self, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimConfig, SimHandle};
@@ -194,6 +194,14 @@ async fn kill_9_mid_run_leaves_an_interrupted_run_with_its_records() {
     );
 }
 
+/// The exit status and output of `child` once it ends.
+pub async fn wait_output(child: Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the child runs")
+}
+
 /// `sfsql jobs run NAME` over `dir`'s catalog and state directory, its
 /// stderr kept for the test to read.
 pub fn jobs_run(dir: &Path, sim: &SimHandle, name: &str) -> Child {
@@ -254,10 +262,7 @@ async fn a_start_leaves_the_runs_of_another_live_process_alone() {
         "the run of the live `sfsql jobs run` is left running"
     );
 
-    let out = tokio::task::spawn_blocking(move || cli.wait_with_output())
-        .await
-        .expect("task")
-        .expect("sfsql jobs run");
+    let out = wait_output(cli).await;
     assert!(
         out.status.success(),
         "{}",
