@@ -52,18 +52,24 @@ pub fn arrow_type(field: &FieldDescribe) -> Option<DataType> {
     })
 }
 
+/// Field metadata: the sObjects a reference field points to, comma-separated.
+pub const REFERENCES: &str = "sfsql.references";
+
 /// The Arrow field for a Salesforce field: lower-case name, nullable, and
-/// the Salesforce label and API name in metadata.
+/// the Salesforce label, API name, type and reference targets in metadata.
 pub fn arrow_field(field: &FieldDescribe) -> Option<Field> {
     let data_type = arrow_type(field)?;
-    let metadata = [
+    let mut metadata: std::collections::HashMap<String, String> = [
         ("comment".to_string(), field.label.clone()),
         ("sfsql.api_name".to_string(), field.name.clone()),
         ("sfsql.type".to_string(), field.field_type.clone()),
-    ];
-    Some(
-        Field::new(field.name.to_ascii_lowercase(), data_type, true).with_metadata(metadata.into()),
-    )
+    ]
+    .into();
+    if !field.reference_to.is_empty() {
+        // What the catalogs publish as foreign keys (one target only).
+        metadata.insert(REFERENCES.to_string(), field.reference_to.join(","));
+    }
+    Some(Field::new(field.name.to_ascii_lowercase(), data_type, true).with_metadata(metadata))
 }
 
 /// One field value as Salesforce sent it: a JSON value of a REST query

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{RecordBatch, new_null_array};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session};
 use datafusion::datasource::MemTable;
@@ -289,23 +289,22 @@ impl TableProvider for ColumnsOnDemand {
             .reload(state, &self.class, &self.namespace)
             .await?;
         if !self.describe {
-            let width = self.attributes.schema().fields().len();
-            if projection.is_some_and(|p| p.iter().all(|i| *i < width)) {
-                return self
-                    .attributes
-                    .scan(state, projection, filters, limit)
-                    .await;
-            }
             let schema = self.schema();
+            let keyed: BTreeSet<i32> = self
+                .info
+                .salesforce_schemas()
+                .iter()
+                .filter_map(|(name, _)| self.comments.namespace_oid(name))
+                .collect();
             let batches = read_all(state, &self.attributes)
                 .await?
                 .into_iter()
                 .map(|b| {
-                    let mut columns = b.columns().to_vec();
+                    let mut columns = with_keys(&b, &keyed)?;
                     columns.push(new_null_array(&reloptions_type(), b.num_rows()));
-                    RecordBatch::try_new(Arc::clone(&schema), columns)
+                    Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
                 })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>>>()?;
             return MemTable::try_new(schema, vec![batches])?
                 .scan(state, projection, filters, limit)
                 .await;
@@ -350,6 +349,49 @@ impl TableProvider for ColumnsOnDemand {
             .scan(state, projection, filters, limit)
             .await
     }
+}
+
+/// pg_class's columns with `relhasindex` and `relhastriggers` true for the
+/// sObject tables (kind `r` in a Salesforce schema, namespaces `keyed`):
+/// each has its `id` key and may have foreign keys (see `super::keys`),
+/// and psql's `\d` looks for indexes and foreign keys only when these say
+/// there are some.
+fn with_keys(batch: &RecordBatch, keyed: &BTreeSet<i32>) -> Result<Vec<ArrayRef>> {
+    use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+    use datafusion::arrow::datatypes::Int32Type;
+    let schema = batch.schema();
+    let column = |name: &str| schema.index_of(name).ok().map(|i| batch.column(i));
+    let (Some(namespace), Some(kind)) = (column("relnamespace"), column("relkind")) else {
+        return Ok(batch.columns().to_vec());
+    };
+    let (Some(namespace), Some(kind)) = (
+        namespace.as_primitive_opt::<Int32Type>(),
+        kind.as_string_opt::<i32>(),
+    ) else {
+        return Ok(batch.columns().to_vec());
+    };
+    let has_keys: Vec<bool> = (0..batch.num_rows())
+        .map(|i| {
+            kind.is_valid(i)
+                && kind.value(i) == "r"
+                && namespace.is_valid(i)
+                && keyed.contains(&namespace.value(i))
+        })
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    for name in ["relhasindex", "relhastriggers"] {
+        let Ok(i) = schema.index_of(name) else {
+            continue;
+        };
+        let Some(old) = columns[i].as_boolean_opt() else {
+            continue;
+        };
+        let new: BooleanArray = (0..old.len())
+            .map(|row| Some(has_keys[row] || (old.is_valid(row) && old.value(row))))
+            .collect();
+        columns[i] = Arc::new(new);
+    }
+    Ok(columns)
 }
 
 fn reloptions_type() -> DataType {

@@ -26,7 +26,7 @@ use super::catalog::{SfsqlCatalogInfo, as_salesforce};
 /// Which pg_class oid is which (schema, table), and the labels behind them.
 #[derive(Debug)]
 pub struct Comments {
-    info: SfsqlCatalogInfo,
+    pub(super) info: SfsqlCatalogInfo,
     relations: RwLock<HashMap<i32, (String, String)>>,
     namespaces: RwLock<HashMap<String, i32>>,
 }
@@ -161,12 +161,15 @@ impl Comments {
     }
 
     /// `col_description` and `obj_description` over these comments, and
-    /// `pg_get_indexdef` over the keys of [`super::keys`].
-    pub fn udfs(self: &Arc<Self>) -> [ScalarUDF; 3] {
+    /// `pg_get_indexdef` and `pg_get_constraintdef` over the keys of
+    /// [`super::keys`].
+    pub fn udfs(self: &Arc<Self>) -> [ScalarUDF; 4] {
+        use super::keys::{Definition, KeyDef};
         [
             ScalarUDF::new_from_impl(Description::new("col_description", Arc::clone(self))),
             ScalarUDF::new_from_impl(Description::new("obj_description", Arc::clone(self))),
-            ScalarUDF::new_from_impl(super::keys::IndexDef::new(Arc::clone(self))),
+            ScalarUDF::new_from_impl(KeyDef::new(Definition::Index, Arc::clone(self))),
+            ScalarUDF::new_from_impl(KeyDef::new(Definition::Constraint, Arc::clone(self))),
         ]
     }
 }

@@ -1,6 +1,9 @@
 //! Keys and comments in the catalogs that ORMs and BI tools reflect from:
 //! `pg_constraint` and `pg_index` carry each sObject table's primary key
-//! (`id`), and `pg_description` carries the Salesforce labels that
+//! (`id`), `pg_constraint` also a foreign key for each reference field that
+//! points to one sObject (`contact.accountid` → `account.id`; polymorphic
+//! ones like `task.whoid` have no single target and get none), and
+//! `pg_description` carries the Salesforce labels that
 //! `col_description`/`obj_description` answer (SQLAlchemy reads comments
 //! by joining `pg_description`, not through those functions).
 //!
@@ -46,6 +49,10 @@ use super::comments::{Comments, int64s, read_all, value};
 /// hands out (from 16384 up), inside `oid`'s `Int32`.
 const CONSTRAINT_OID: i32 = 1 << 29;
 const INDEX_OID: i32 = 1 << 30;
+/// Foreign key on column `a` of the table with oid `n`:
+/// `FOREIGN_KEY_OID + n * COLUMNS + a`, above the index oids.
+const FOREIGN_KEY_OID: i32 = (1 << 30) + (1 << 28);
+const COLUMNS: i32 = 2048;
 
 /// Which catalog a [`KeyCatalog`] serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,18 +262,12 @@ impl PartitionStream for Rows {
 type Row = Vec<(&'static str, ScalarValue)>;
 
 /// The primary key (`id`) of every described sObject table: a `p`
-/// constraint named `<table>_pkey` and its unique index.
+/// constraint named `<table>_pkey` and its unique index; in
+/// `pg_constraint` also its foreign keys (see [`foreign_keys`]).
 fn key_rows(kind: Kind, info: &SfsqlCatalogInfo, comments: &Comments) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (oid, schema, table) in comments.relations() {
-        let Some(provider) = info.salesforce_schema(&schema) else {
-            continue;
-        };
-        // `<object>_all` is listed as a view: no key of its own.
-        let Some(described) = as_salesforce(&provider)
-            .filter(|s| !s.is_deleted_variant(&table))
-            .and_then(|s| s.described_schema(&table))
-        else {
+        let Some(described) = described_table(info, &schema, &table) else {
             continue;
         };
         let Some(position) = described.fields().iter().position(|f| f.name() == "id") else {
@@ -276,27 +277,26 @@ fn key_rows(kind: Kind, info: &SfsqlCatalogInfo, comments: &Comments) -> Result<
         let key = one(ScalarValue::Int16(Some(attnum)));
         let namespace = comments.namespace_oid(&schema);
         let row: Row = match kind {
-            Kind::Constraint => vec![
-                ("oid", ScalarValue::Int32(Some(oid + CONSTRAINT_OID))),
-                ("conname", ScalarValue::from(format!("{table}_pkey"))),
-                ("connamespace", ScalarValue::Int32(namespace)),
-                ("contype", ScalarValue::from("p")),
-                ("condeferrable", ScalarValue::Boolean(Some(false))),
-                ("condeferred", ScalarValue::Boolean(Some(false))),
-                ("convalidated", ScalarValue::Boolean(Some(true))),
-                ("conrelid", ScalarValue::Int32(Some(oid))),
-                ("contypid", ScalarValue::Int32(Some(0))),
-                ("conindid", ScalarValue::Int32(Some(oid + INDEX_OID))),
-                ("conparentid", ScalarValue::Int32(Some(0))),
-                ("confrelid", ScalarValue::Int32(Some(0))),
-                ("confupdtype", ScalarValue::from(" ")),
-                ("confdeltype", ScalarValue::from(" ")),
-                ("confmatchtype", ScalarValue::from(" ")),
-                ("conislocal", ScalarValue::Boolean(Some(true))),
-                ("coninhcount", ScalarValue::Int16(Some(0))),
-                ("connoinherit", ScalarValue::Boolean(Some(true))),
-                ("conkey", key),
-            ],
+            Kind::Constraint => {
+                for fk in foreign_keys(comments, &schema, &described) {
+                    rows.extend(foreign_key_row(oid, &table, namespace, &fk));
+                }
+                constraint_row(
+                    oid + CONSTRAINT_OID,
+                    format!("{table}_pkey"),
+                    namespace,
+                    "p",
+                    oid,
+                    vec![
+                        ("conindid", ScalarValue::Int32(Some(oid + INDEX_OID))),
+                        ("confrelid", ScalarValue::Int32(Some(0))),
+                        ("confupdtype", ScalarValue::from(" ")),
+                        ("confdeltype", ScalarValue::from(" ")),
+                        ("confmatchtype", ScalarValue::from(" ")),
+                        ("conkey", key),
+                    ],
+                )
+            }
             _ => vec![
                 ("indexrelid", ScalarValue::Int32(Some(oid + INDEX_OID))),
                 ("indrelid", ScalarValue::Int32(Some(oid))),
@@ -324,58 +324,367 @@ fn key_rows(kind: Kind, info: &SfsqlCatalogInfo, comments: &Comments) -> Result<
     Ok(rows)
 }
 
-/// `pg_get_indexdef(index_oid[, column, pretty])` for the key indexes:
-/// `CREATE UNIQUE INDEX contact_pkey ON sandbox.contact USING btree (id)`,
-/// or with a column number above 0 that column's name (`id`). NULL for
-/// any other oid (sfsql keeps no other indexes).
+/// The schema of a described sObject table (not an `_all` view: those
+/// are listed as views, without keys of their own).
+fn described_table(info: &SfsqlCatalogInfo, schema: &str, table: &str) -> Option<SchemaRef> {
+    let provider = info.salesforce_schema(schema)?;
+    as_salesforce(&provider)
+        .filter(|s| !s.is_deleted_variant(table))
+        .and_then(|s| s.described_schema(table))
+}
+
+/// A `pg_constraint` row: the columns every constraint has, then `rest`.
+fn constraint_row(
+    oid: i32,
+    name: String,
+    namespace: Option<i32>,
+    contype: &str,
+    relation: i32,
+    rest: Row,
+) -> Row {
+    let mut row = vec![
+        ("oid", ScalarValue::Int32(Some(oid))),
+        ("conname", ScalarValue::from(name)),
+        ("connamespace", ScalarValue::Int32(namespace)),
+        ("contype", ScalarValue::from(contype)),
+        ("condeferrable", ScalarValue::Boolean(Some(false))),
+        ("condeferred", ScalarValue::Boolean(Some(false))),
+        ("convalidated", ScalarValue::Boolean(Some(true))),
+        ("conrelid", ScalarValue::Int32(Some(relation))),
+        ("contypid", ScalarValue::Int32(Some(0))),
+        ("conparentid", ScalarValue::Int32(Some(0))),
+        ("conislocal", ScalarValue::Boolean(Some(true))),
+        ("coninhcount", ScalarValue::Int16(Some(0))),
+        ("connoinherit", ScalarValue::Boolean(Some(true))),
+    ];
+    row.extend(rest);
+    row
+}
+
+/// A reference field that points to exactly one sObject listed in the
+/// same schema: a foreign key to that table's `id`.
+#[derive(Debug, PartialEq)]
+struct ForeignKey {
+    attnum: i32,
+    column: String,
+    target_oid: i32,
+    target: String,
+}
+
+/// The foreign keys of a described table. The referenced table need not
+/// be described: every sObject's `id` is its first column (describe lists
+/// `Id` first), so its key is column 1 until its describe says otherwise.
+fn foreign_keys(comments: &Comments, schema: &str, described: &Schema) -> Vec<ForeignKey> {
+    described
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, field)| {
+            let targets = field.metadata().get(crate::provider::arrow::REFERENCES)?;
+            if targets.contains(',') {
+                return None;
+            }
+            let target = targets.to_ascii_lowercase();
+            Some(ForeignKey {
+                attnum: i32::try_from(i + 1).ok().filter(|a| *a < COLUMNS)?,
+                column: field.name().clone(),
+                target_oid: comments.relation_oid(schema, &target)?,
+                target,
+            })
+        })
+        .collect()
+}
+
+/// The `f` row of `fk`; none when its oid would not fit (relation oids
+/// stay far below that in practice).
+fn foreign_key_row(oid: i32, table: &str, namespace: Option<i32>, fk: &ForeignKey) -> Option<Row> {
+    let attnum = i16::try_from(fk.attnum).ok()?;
+    let constraint = oid
+        .checked_mul(COLUMNS)?
+        .checked_add(fk.attnum)?
+        .checked_add(FOREIGN_KEY_OID)?;
+    Some(constraint_row(
+        constraint,
+        format!("{table}_{}_fkey", fk.column),
+        namespace,
+        "f",
+        oid,
+        vec![
+            (
+                "conindid",
+                ScalarValue::Int32(Some(fk.target_oid + INDEX_OID)),
+            ),
+            ("confrelid", ScalarValue::Int32(Some(fk.target_oid))),
+            // NO ACTION on update and delete, MATCH SIMPLE: what a plain
+            // REFERENCES clause makes.
+            ("confupdtype", ScalarValue::from("a")),
+            ("confdeltype", ScalarValue::from("a")),
+            ("confmatchtype", ScalarValue::from("s")),
+            ("conkey", one(ScalarValue::Int16(Some(attnum)))),
+            ("confkey", one(ScalarValue::Int16(Some(1)))),
+        ],
+    ))
+}
+
+/// Which definition a [`KeyDef`] prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Definition {
+    /// `pg_get_indexdef(index_oid[, column, pretty])` for the key indexes:
+    /// `CREATE UNIQUE INDEX contact_pkey ON sandbox.contact USING btree (id)`,
+    /// or with a column number above 0 that column's name (`id`).
+    Index,
+    /// `pg_get_constraintdef(constraint_oid[, pretty])`: `PRIMARY KEY (id)`,
+    /// or `FOREIGN KEY (accountid) REFERENCES sandbox.account(id)` — the
+    /// text SQLAlchemy and psql's `\d` parse.
+    Constraint,
+}
+
+/// `pg_get_indexdef` or `pg_get_constraintdef` for sfsql's keys. NULL for
+/// any other oid (sfsql keeps no other indexes or constraints).
 #[derive(Debug)]
-pub(super) struct IndexDef {
+pub(super) struct KeyDef {
+    definition: Definition,
     comments: Arc<Comments>,
     signature: Signature,
 }
 
-impl IndexDef {
-    pub(super) fn new(comments: Arc<Comments>) -> Self {
-        IndexDef {
+impl KeyDef {
+    pub(super) fn new(definition: Definition, comments: Arc<Comments>) -> Self {
+        KeyDef {
+            definition,
             comments,
             signature: Signature::variadic_any(Volatility::Stable),
         }
     }
 
-    fn definition(&self, index: i64, column: i64) -> Option<String> {
-        let oid = i32::try_from(index).ok()?.checked_sub(INDEX_OID)?;
-        let (_, schema, table) = self
-            .comments
+    /// Schema and table of relation `oid`.
+    fn relation(&self, oid: i32) -> Option<(String, String)> {
+        self.comments
             .relations()
             .into_iter()
-            .find(|(o, _, _)| *o == oid)?;
+            .find(|(o, _, _)| *o == oid)
+            .map(|(_, schema, table)| (schema, table))
+    }
+
+    fn index(&self, index: i64, column: i64) -> Option<String> {
+        let oid = i32::try_from(index).ok()?.checked_sub(INDEX_OID)?;
+        let (schema, table) = self.relation(oid)?;
         match column {
             0 => Some(format!(
-                "CREATE UNIQUE INDEX {table}_pkey ON {schema}.{table} USING btree (id)"
+                "CREATE UNIQUE INDEX {} ON {}.{} USING btree (id)",
+                quote_ident(&format!("{table}_pkey")),
+                quote_ident(&schema),
+                quote_ident(&table)
             )),
             1 => Some("id".to_string()),
             _ => None,
         }
     }
+
+    fn constraint(&self, constraint: i64) -> Option<String> {
+        let constraint = i32::try_from(constraint).ok()?;
+        if (CONSTRAINT_OID..INDEX_OID).contains(&constraint) {
+            self.relation(constraint - CONSTRAINT_OID)?;
+            return Some("PRIMARY KEY (id)".to_string());
+        }
+        let key = constraint.checked_sub(FOREIGN_KEY_OID)?;
+        let (oid, attnum) = (key / COLUMNS, key % COLUMNS);
+        let (schema, table) = self.relation(oid)?;
+        let described = described_table(&self.comments.info, &schema, &table)?;
+        let field = described.fields().get(usize::try_from(attnum - 1).ok()?)?;
+        let target = field.metadata().get(crate::provider::arrow::REFERENCES)?;
+        (!target.contains(',')).then(|| {
+            format!(
+                "FOREIGN KEY ({}) REFERENCES {}.{}(id)",
+                quote_ident(field.name()),
+                quote_ident(&schema),
+                quote_ident(&target.to_ascii_lowercase())
+            )
+        })
+    }
 }
 
-impl PartialEq for IndexDef {
+/// `name` as PostgreSQL's `quote_ident` writes it: bare when it is a plain
+/// lower-case identifier and not a keyword PostgreSQL reserves (sObjects
+/// `User`, `Order`, `Group` and `Case` are), else in double quotes.
+fn quote_ident(name: &str) -> String {
+    const RESERVED: &[&str] = &[
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "authorization",
+        "between",
+        "bigint",
+        "binary",
+        "bit",
+        "boolean",
+        "both",
+        "case",
+        "cast",
+        "char",
+        "character",
+        "check",
+        "coalesce",
+        "collate",
+        "collation",
+        "column",
+        "concurrently",
+        "constraint",
+        "create",
+        "cross",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_schema",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "dec",
+        "decimal",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "exists",
+        "extract",
+        "false",
+        "fetch",
+        "float",
+        "for",
+        "foreign",
+        "freeze",
+        "from",
+        "full",
+        "grant",
+        "greatest",
+        "group",
+        "grouping",
+        "having",
+        "ilike",
+        "in",
+        "initially",
+        "inner",
+        "inout",
+        "int",
+        "integer",
+        "intersect",
+        "interval",
+        "into",
+        "is",
+        "isnull",
+        "join",
+        "lateral",
+        "leading",
+        "least",
+        "left",
+        "like",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "national",
+        "natural",
+        "nchar",
+        "none",
+        "normalize",
+        "not",
+        "notnull",
+        "null",
+        "nullif",
+        "numeric",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "out",
+        "outer",
+        "overlaps",
+        "overlay",
+        "placing",
+        "position",
+        "precision",
+        "primary",
+        "real",
+        "references",
+        "returning",
+        "right",
+        "row",
+        "select",
+        "session_user",
+        "setof",
+        "similar",
+        "smallint",
+        "some",
+        "substring",
+        "symmetric",
+        "system_user",
+        "table",
+        "tablesample",
+        "then",
+        "time",
+        "timestamp",
+        "to",
+        "trailing",
+        "treat",
+        "trim",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "values",
+        "varchar",
+        "variadic",
+        "verbose",
+        "when",
+        "where",
+        "window",
+        "with",
+    ];
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain && !RESERVED.contains(&name) {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+impl PartialEq for KeyDef {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.comments, &other.comments)
+        self.definition == other.definition && Arc::ptr_eq(&self.comments, &other.comments)
     }
 }
 
-impl Eq for IndexDef {}
+impl Eq for KeyDef {}
 
-impl std::hash::Hash for IndexDef {
+impl std::hash::Hash for KeyDef {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "pg_get_indexdef".hash(state);
+        self.definition.hash(state);
     }
 }
 
-impl ScalarUDFImpl for IndexDef {
+impl ScalarUDFImpl for KeyDef {
     fn name(&self) -> &str {
-        "pg_get_indexdef"
+        match self.definition {
+            Definition::Index => "pg_get_indexdef",
+            Definition::Constraint => "pg_get_constraintdef",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -389,17 +698,25 @@ impl ScalarUDFImpl for IndexDef {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let (oids, columns) = (int64s(arrays.first())?, int64s(arrays.get(1))?);
-        let out: StringArray = (0..rows)
-            .map(|i| {
-                let column = if columns.is_some() {
-                    value(&columns, i)?
-                } else {
-                    0
-                };
-                self.definition(value(&oids, i)?, column)
-            })
-            .collect();
+        let oids = int64s(arrays.first())?;
+        let out: StringArray = match self.definition {
+            Definition::Index => {
+                let columns = int64s(arrays.get(1))?;
+                (0..rows)
+                    .map(|i| {
+                        let column = if columns.is_some() {
+                            value(&columns, i)?
+                        } else {
+                            0
+                        };
+                        self.index(value(&oids, i)?, column)
+                    })
+                    .collect()
+            }
+            Definition::Constraint => (0..rows)
+                .map(|i| self.constraint(value(&oids, i)?))
+                .collect(),
+        };
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
@@ -512,6 +829,17 @@ fn parse_vector(text: &str) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_quoted_as_postgres_quotes_them() {
+        assert_eq!(quote_ident("account"), "account");
+        assert_eq!(quote_ident("wm_nps_score__c"), "wm_nps_score__c");
+        assert_eq!(quote_ident("user"), "\"user\"");
+        assert_eq!(quote_ident("case"), "\"case\"");
+        assert_eq!(quote_ident("Mixed"), "\"Mixed\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("1st"), "\"1st\"");
+    }
 
     #[test]
     fn int2vectors_parse_in_every_spelling() {

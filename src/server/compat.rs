@@ -49,9 +49,14 @@ pub fn server_version() -> String {
 pub fn register_functions(ctx: &SessionContext) {
     // col_description and obj_description answer Salesforce labels
     // (provider::Comments, registered with the engine).
-    for name in ["shobj_description", "pg_get_serial_sequence"] {
+    for name in [
+        "shobj_description",
+        "pg_get_serial_sequence",
+        "pg_get_triggerdef",
+    ] {
         ctx.register_udf(ScalarUDF::new_from_impl(AlwaysNull::new(name)));
     }
+    ctx.register_udtf("pg_partition_ancestors", Arc::new(PartitionAncestors));
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
     ctx.register_udf(super::regtype::name_udf());
     ctx.register_udf(super::regtype::names_udf());
@@ -189,8 +194,10 @@ fn size_pretty(size: i64) -> String {
 }
 
 /// `shobj_description` (psql `\l+`): sfsql keeps no comments on databases
-/// or roles, so the description is NULL, as for an object without one; `pg_get_serial_sequence` (SQLAlchemy) is NULL as for a column
-/// without a sequence.
+/// or roles, so the description is NULL, as for an object without one;
+/// `pg_get_serial_sequence` (SQLAlchemy) is NULL as for a column without a
+/// sequence; `pg_get_triggerdef` (psql `\d`) names no trigger: sfsql
+/// tables have none.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct AlwaysNull {
     name: &'static str,
@@ -221,6 +228,46 @@ impl ScalarUDFImpl for AlwaysNull {
 
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+    }
+}
+
+/// Whether `query` reads `pg_partition_ancestors(...)` in its FROM clause.
+fn reads_partition_ancestors(query: &ast::Query) -> bool {
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let is_ancestors = |factor: &ast::TableFactor| {
+        matches!(factor, ast::TableFactor::Table { name, args: Some(_), .. }
+            if name.0.last().and_then(ObjectNamePart::as_ident)
+                .is_some_and(|n| n.value.eq_ignore_ascii_case("pg_partition_ancestors")))
+    };
+    select
+        .from
+        .iter()
+        .any(|t| is_ancestors(&t.relation) || t.joins.iter().any(|j| is_ancestors(&j.relation)))
+}
+
+/// `pg_partition_ancestors(regclass)` in a FROM clause, as psql's `\d`
+/// reads a table's triggers (`... WITH ORDINALITY AS a(relid, depth)`;
+/// the ordinality column is served as `depth`): no rows, as PostgreSQL
+/// answers for a table that is not a partition (sfsql has no partitions).
+/// In a select list the scalar function of datafusion-pg-catalog answers.
+#[derive(Debug)]
+struct PartitionAncestors;
+
+impl datafusion::catalog::TableFunctionImpl for PartitionAncestors {
+    fn call(
+        &self,
+        _: &[Expr],
+    ) -> datafusion::error::Result<Arc<dyn datafusion::datasource::TableProvider>> {
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+            Field::new("relid", DataType::Int32, false),
+            Field::new("depth", DataType::Int64, false),
+        ]));
+        Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+            schema,
+            vec![vec![]],
+        )?))
     }
 }
 
@@ -259,6 +306,16 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
         // its slot (see `keep_placeholders`).
         if let ast::Expr::Subquery(q) = expr
             && lookup_value(q).is_some_and(|(value, inner)| reads(value, &inner).0)
+        {
+            *expr = null_text();
+            changed = true;
+            return ControlFlow::Continue(());
+        }
+        // psql `\d`'s trigger list looks a trigger's parent up among
+        // `pg_partition_ancestors(...)`, which DataFusion cannot decorrelate;
+        // sfsql has no partitions, so that set is empty and the value NULL.
+        if let ast::Expr::Subquery(q) = expr
+            && reads_partition_ancestors(q)
         {
             *expr = null_text();
             changed = true;

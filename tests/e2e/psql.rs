@@ -56,6 +56,16 @@ async fn psql_lists_and_describes_tables_and_runs_the_walkthrough() {
 
     let d = run("\\d sandbox.contact").await.expect("join");
     assert!(d.contains("wm_nps_score__c") && d.contains("email"), "{d}");
+    // A reference field with one target is a foreign key; `user` is
+    // quoted as PostgreSQL quotes a reserved word.
+    assert!(
+        d.contains("Foreign-key constraints:")
+            && d.contains(
+                "\"contact_accountid_fkey\" FOREIGN KEY (accountid) REFERENCES sandbox.account(id)"
+            )
+            && d.contains("FOREIGN KEY (ownerid) REFERENCES sandbox.\"user\"(id)"),
+        "{d}"
+    );
     assert_eq!(
         describes(),
         before + 1,

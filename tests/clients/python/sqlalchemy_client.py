@@ -36,10 +36,22 @@ assert inspector.get_table_comment("contact", schema="sandbox")["text"] == "Cont
 assert columns["email"]["comment"] == "Email", columns["email"]
 assert inspector.get_indexes("contact", schema="sandbox") == []
 assert inspector.get_unique_constraints("contact", schema="sandbox") == []
+# Reference fields with one target are foreign keys to that table's id;
+# polymorphic ones (Task.WhoId: Contact or Lead) are not.
+fks = {tuple(f["constrained_columns"]): f for f in inspector.get_foreign_keys("contact", schema="sandbox")}
+account_fk = fks[("accountid",)]
+assert (account_fk["referred_schema"], account_fk["referred_table"], account_fk["referred_columns"]) == (
+    "sandbox", "account", ["id"]), account_fk
+assert account_fk["name"] == "contact_accountid_fkey", account_fk
+assert fks[("ownerid",)]["referred_table"] == "user", fks
+inspector.get_columns("task", schema="sandbox")
+task_fks = [f["constrained_columns"] for f in inspector.get_foreign_keys("task", schema="sandbox")]
+assert ["whoid"] not in task_fks and ["whatid"] not in task_fks, task_fks
 # A Table loaded from the catalog, as ORMs and BI tools on SQLAlchemy do,
 # then queried through its columns.
 contact = sa.Table("contact", sa.MetaData(), schema="sandbox", autoload_with=engine)
 assert [c.name for c in contact.primary_key] == ["id"], contact.primary_key
+assert [fk.target_fullname for fk in contact.c.accountid.foreign_keys] == ["sandbox.account.id"]
 with engine.connect() as conn:
     rows = conn.execute(
         sa.select(contact.c.id, contact.c.email).where(contact.c.email.like("a%")).limit(3)
@@ -51,4 +63,4 @@ frame = pd.read_sql(
 assert len(frame) == 5 and list(frame.columns) == ["id", "email"], frame
 assert frame["email"].str.startswith("e").all(), frame
 print(f"sqlalchemy ok schemas={len(schemas)} tables={len(tables)} columns={len(columns)} "
-      f"pk={pk['constrained_columns']} autoload={len(contact.c)} frame={len(frame)}")
+      f"pk={pk['constrained_columns']} fks={len(fks)} autoload={len(contact.c)} frame={len(frame)}")
