@@ -115,38 +115,16 @@ pub fn is_retriable(e: &StatementError) -> bool {
 }
 
 impl Scheduler {
-    /// Run `job` now. `Ok(None)`: another server already ran this slot.
-    pub async fn run_job(
-        &self,
-        job: &JobRow,
-        trigger: Trigger,
-        slot: Option<DateTime<Utc>>,
-        dry_run: bool,
-        attempt: u32,
-    ) -> Result<Option<RunDone>, SchedulerError> {
-        let Some(runid) = self.begin_job_run(job, trigger, slot, dry_run, attempt)? else {
-            return Ok(None);
-        };
-        self.execute_run(job, runid, trigger, dry_run, attempt)
-            .await
-            .map(Some)
-    }
-
-    /// Log the run as `running` (or `skipped`: an error saying which run
-    /// still goes). `Ok(None)`: another server already ran this slot.
-    fn begin_job_run(
-        &self,
-        job: &JobRow,
-        trigger: Trigger,
-        slot: Option<DateTime<Utc>>,
-        dry_run: bool,
-        attempt: u32,
-    ) -> Result<Option<i64>, SchedulerError> {
+    /// Log a manual run of `job` as `running`, returning its id; while
+    /// another run of the job goes, it is logged `skipped` and the error
+    /// says which run goes.
+    fn begin_manual_run(&self, job: &JobRow, dry_run: bool) -> Result<i64, SchedulerError> {
         let begin = self.store.begin_run(
-            &new_run(job, trigger, dry_run, slot, attempt),
+            &new_run(job, Trigger::Manual, dry_run, None, 1),
             self.clock.now(),
         )?;
-        begun(job, begin)
+        // Only a scheduled slot can be claimed by another process.
+        begun(job, begin)?.ok_or_else(|| SchedulerError::BadCall("the run was not started".into()))
     }
 
     /// Execute the begun run `runid` and finish it with its outcome.
@@ -386,9 +364,9 @@ impl Scheduler {
     /// its last run has not passed.
     pub async fn run_now(&self, job: &JobRef, dry_run: bool) -> Result<RunDone, SchedulerError> {
         let row = self.manual_run_allowed(job)?;
-        self.run_job(&row, Trigger::Manual, None, dry_run, 1)
-            .await?
-            .ok_or_else(|| SchedulerError::BadCall("the run was not started".into()))
+        let runid = self.begin_manual_run(&row, dry_run)?;
+        self.execute_run(&row, runid, Trigger::Manual, dry_run, 1)
+            .await
     }
 
     /// "Run now" without waiting: `cron.run(name, wait := false)`. The run
@@ -396,22 +374,30 @@ impl Scheduler {
     /// own task; its end shows in `cron.job_run_details`.
     pub fn start_now(self: &Arc<Self>, job: &JobRef, dry_run: bool) -> Result<i64, SchedulerError> {
         let row = self.manual_run_allowed(job)?;
-        let runid = self
-            .begin_job_run(&row, Trigger::Manual, None, dry_run, 1)?
-            .ok_or_else(|| SchedulerError::BadCall("the run was not started".into()))?;
+        let runid = self.begin_manual_run(&row, dry_run)?;
+        self.spawn_run(row, runid, Trigger::Manual, dry_run, 1);
+        Ok(runid)
+    }
+
+    /// Execute the begun run `runid` of `job` in its own task; its end
+    /// is logged.
+    fn spawn_run(
+        self: &Arc<Self>,
+        job: JobRow,
+        runid: i64,
+        trigger: Trigger,
+        dry_run: bool,
+        attempt: u32,
+    ) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            match me
-                .execute_run(&row, runid, Trigger::Manual, dry_run, 1)
-                .await
-            {
+            match me.execute_run(&job, runid, trigger, dry_run, attempt).await {
                 Ok(done) => tracing::info!(
-                    job = %row.jobname, runid, message = %done.message, "run finished"
+                    job = %job.jobname, runid, message = %done.message, "run finished"
                 ),
-                Err(e) => tracing::warn!(job = %row.jobname, error = %e, "run did not succeed"),
+                Err(e) => tracing::warn!(job = %job.jobname, error = %e, "run did not succeed"),
             }
         });
-        Ok(runid)
     }
 
     /// The job, if a manual run may start now: not paused (a login since
@@ -462,18 +448,7 @@ impl Scheduler {
                 return;
             }
         };
-        let me = Arc::clone(self);
-        tokio::spawn(async move {
-            match me
-                .execute_run(&job, runid, w.trigger, w.dry_run, w.attempt)
-                .await
-            {
-                Ok(done) => tracing::info!(
-                    job = %job.jobname, runid, message = %done.message, "run finished"
-                ),
-                Err(e) => tracing::warn!(job = %job.jobname, error = %e, "run did not succeed"),
-            }
-        });
+        self.spawn_run(job, runid, w.trigger, w.dry_run, w.attempt);
     }
 
     /// One tick: queue every due slot (after its delay), start what is
