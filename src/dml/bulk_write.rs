@@ -4,12 +4,14 @@
 //! other fields alone) and each record's outcome read back from the job's
 //! results.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::changeset::{Action, ChangeSet, RecordChange, WriteOp};
-use super::write::{OutcomeStatus, RecordOutcome, UpdateSummary, WriteSink};
+use super::write::{OutcomeStatus, RecordOutcome, SINK_BATCH, WriteSink, announce};
 use crate::salesforce::{
-    BulkIngestWriter, BulkOperation, BulkRecordResult, PollPolicy, SalesforceClient,
+    BulkIngestWriter, BulkOperation, BulkRecordResult, JobEvents, JobResults, PollPolicy,
+    SalesforceClient,
 };
 
 /// How a change set is written.
@@ -189,16 +191,20 @@ fn bulk_operation(op: &WriteOp) -> (BulkOperation, OutcomeStatus) {
     }
 }
 
-/// Writes the `changed` records of `set` through one or more Bulk jobs:
-/// an `Id` column for updates and deletes, then one column per field sent
-/// (an empty cell leaves a field alone).
+/// Writes the records of `set` at `changed` through one or more Bulk
+/// jobs: an `Id` column for updates and deletes, then one column per field
+/// sent (an empty cell leaves a field alone). Rows are encoded as the
+/// upload fills; each job's records go to the sink (in batches) before it
+/// starts and with their outcomes when it is read back, and each outcome
+/// is handed to `settle` with its position in `set`. Returns the calls
+/// made and the jobs' ids.
 pub async fn write_through_bulk(
     client: &Arc<SalesforceClient>,
     set: &ChangeSet,
-    changed: &[&RecordChange],
-    summary: &mut UpdateSummary,
+    changed: &[usize],
     sink: Option<&Arc<dyn WriteSink>>,
-) {
+    settle: &mut (dyn FnMut(usize, RecordOutcome) + Send),
+) -> (usize, Vec<String>) {
     let (operation, done) = bulk_operation(&set.op);
     let with_id = matches!(operation, BulkOperation::Update | BulkOperation::Delete);
     let mut columns: Vec<String> = if with_id {
@@ -207,34 +213,35 @@ pub async fn write_through_bulk(
         vec![]
     };
     if operation != BulkOperation::Delete {
-        for r in changed {
-            for c in &r.changes {
+        for &i in changed {
+            for c in &set.records[i].changes {
                 if !columns.iter().any(|k| k.eq_ignore_ascii_case(&c.field)) {
-                    columns.push(c.field.clone());
+                    columns.push(c.field.to_string());
                 }
             }
         }
     }
-    let rows = changed
-        .iter()
-        .map(|r| {
-            let mut row = vec![None; columns.len()];
-            if with_id {
-                row[0] = Some(serde_json::Value::String(r.id.clone().unwrap_or_default()));
+    let mut rows = changed.iter().map(|&i| {
+        let r = &set.records[i];
+        let mut row = vec![None; columns.len()];
+        if with_id {
+            row[0] = Some(serde_json::Value::String(r.id.clone().unwrap_or_default()));
+        }
+        for c in &r.changes {
+            if let Some(k) = columns
+                .iter()
+                .position(|k| k.eq_ignore_ascii_case(&c.field))
+            {
+                row[k] = Some(c.new.clone());
             }
-            for c in &r.changes {
-                if let Some(i) = columns
-                    .iter()
-                    .position(|k| k.eq_ignore_ascii_case(&c.field))
-                {
-                    row[i] = Some(c.new.clone());
-                }
-            }
-            row
-        })
-        .collect();
+        }
+        row
+    });
     let mut writer = BulkIngestWriter::new(Arc::clone(client), &set.sobject, operation)
-        .poll(PollPolicy::default());
+        .poll(PollPolicy::default())
+        // Updates and deletes name their records: no need to keep the Ids
+        // Salesforce echoes.
+        .saved_ids(!with_id);
     if let Some(sink) = sink {
         let sink = Arc::clone(sink);
         writer = writer.observe(Arc::new(move |job| sink.job_progress(job)));
@@ -242,32 +249,89 @@ pub async fn write_through_bulk(
     if let WriteOp::Upsert { external_id } = &set.op {
         writer = writer.external_id(external_id);
     }
-    match writer.write(&columns, rows).await {
-        Ok(report) => {
-            summary.write_calls += report.calls;
-            summary.bulk_jobs.extend(report.job_ids);
-            for (r, result) in changed.iter().zip(report.results) {
-                let done = match &result {
-                    BulkRecordResult::Saved { created: true, .. } => OutcomeStatus::Created,
-                    _ => done,
-                };
-                summary.push(bulk_outcome(
-                    r.id.as_deref().unwrap_or_default(),
-                    r.match_key.as_deref(),
-                    result,
-                    done,
-                ));
-            }
-        }
+    let mut events = Events {
+        set,
+        changed,
+        sink: sink.map(|s| s.as_ref()),
+        done,
+        settle,
+    };
+    match writer.write_jobs(&columns, &mut rows, &mut events).await {
+        Ok(report) => (report.calls, report.job_ids),
         Err(e) => {
             let reason = format!("not sent: {e}");
-            for r in changed {
-                summary.push(bulk_outcome(
-                    r.id.as_deref().unwrap_or_default(),
-                    r.match_key.as_deref(),
-                    BulkRecordResult::Unprocessed(reason.clone()),
-                    done,
-                ));
+            for batch in changed.chunks(SINK_BATCH) {
+                let outcomes: Vec<RecordOutcome> = batch
+                    .iter()
+                    .map(|&i| {
+                        let r = &set.records[i];
+                        bulk_outcome(
+                            r.id.as_deref().unwrap_or_default(),
+                            r.match_key.as_deref(),
+                            BulkRecordResult::Unprocessed(reason.clone()),
+                            done,
+                        )
+                    })
+                    .collect();
+                if let Some(sink) = sink {
+                    sink.not_sent(&outcomes);
+                }
+                for (&i, o) in batch.iter().zip(outcomes) {
+                    (events.settle)(i, o);
+                }
+            }
+            (0, vec![])
+        }
+    }
+}
+
+/// A Bulk write's jobs as they go: records announced to the sink before
+/// each job, outcomes reported and settled after it.
+struct Events<'a> {
+    set: &'a ChangeSet,
+    changed: &'a [usize],
+    sink: Option<&'a dyn WriteSink>,
+    done: OutcomeStatus,
+    settle: &'a mut (dyn FnMut(usize, RecordOutcome) + Send),
+}
+
+impl JobEvents for Events<'_> {
+    fn sending(&mut self, rows: Range<usize>) {
+        let records: Vec<&RecordChange> = self.changed[rows]
+            .iter()
+            .map(|&i| &self.set.records[i])
+            .collect();
+        announce(self.sink, &records, "in a Bulk API 2.0 job");
+    }
+
+    fn finished(&mut self, rows: Range<usize>, results: JobResults, calls: usize) {
+        let positions = &self.changed[rows];
+        let batches = positions.len().div_ceil(SINK_BATCH);
+        for (b, batch) in positions.chunks(SINK_BATCH).enumerate() {
+            let outcomes: Vec<RecordOutcome> = batch
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| {
+                    let r = &self.set.records[i];
+                    let result = results.get(b * SINK_BATCH + k);
+                    let done = match &result {
+                        BulkRecordResult::Saved { created: true, .. } => OutcomeStatus::Created,
+                        _ => self.done,
+                    };
+                    bulk_outcome(
+                        r.id.as_deref().unwrap_or_default(),
+                        r.match_key.as_deref(),
+                        result,
+                        done,
+                    )
+                })
+                .collect();
+            if let Some(sink) = self.sink {
+                // The job's calls count once, with its last batch.
+                sink.sent(&outcomes, if b + 1 == batches { calls } else { 0 });
+            }
+            for (&i, o) in batch.iter().zip(outcomes) {
+                (self.settle)(i, o);
             }
         }
     }

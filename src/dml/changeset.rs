@@ -2,7 +2,10 @@
 //! which fields, from what to what; and the ambiguity checks of DESIGN.md
 //! decision 4.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -20,8 +23,8 @@ use super::{DmlError, DmlOptions, MatchPolicy};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldChange {
-    /// API name of the field.
-    pub field: String,
+    /// API name of the field (shared by every record that changes it).
+    pub field: Arc<str>,
     pub old: Value,
     pub new: Value,
 }
@@ -106,7 +109,7 @@ impl RecordChange {
             changes: record
                 .into_iter()
                 .map(|(field, new)| FieldChange {
-                    field,
+                    field: field.into(),
                     old: Value::Null,
                     new,
                 })
@@ -196,9 +199,15 @@ pub async fn build_change_set(
         }
     }
     let sql = plan.change_set_sql(key_filter.as_deref());
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    let rows = decode_rows(plan, &batches)?;
-    let records = merge_and_diff(plan, rows, opts.on_multiple_matches)?;
+    // Batch by batch: the query's rows are diffed as they arrive and only
+    // the records' changes are kept.
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let mut diff = Diff::new(plan, opts.on_multiple_matches, opts.dry_run);
+    while let Some(batch) = stream.next().await {
+        diff.add(&batch?)?;
+    }
+    drop(stream);
+    let records = diff.finish()?;
     check_changes(plan, &records)?;
     Ok(ChangeSet {
         connection: plan.connection.clone(),
@@ -243,25 +252,113 @@ pub fn key_literals(batches: &[RecordBatch]) -> Result<Option<Vec<String>>, DmlE
     Ok(Some(out))
 }
 
-struct Row {
-    id: String,
-    key: Option<String>,
-    new: Vec<Value>,
-    old: Vec<Value>,
-    /// LastModifiedDate, when the plan reads it.
-    modified: Value,
+/// The records of which source keys match several targets.
+#[derive(Debug)]
+enum KeyRecords {
+    One(u32),
+    Many(Vec<u32>),
 }
 
-fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, DmlError> {
-    let schema = plan.table.schema_of_columns(
-        &plan
-            .assignments
-            .iter()
-            .map(|a| a.column.clone())
-            .collect::<Vec<_>>(),
-    );
-    let mut rows = Vec::new();
-    for batch in batches {
+impl KeyRecords {
+    fn add(&mut self, record: u32) {
+        match self {
+            KeyRecords::One(first) if *first != record => {
+                *self = KeyRecords::Many(vec![*first, record]);
+            }
+            KeyRecords::Many(all) if !all.contains(&record) => all.push(record),
+            _ => {}
+        }
+    }
+}
+
+/// The change-set query's rows merged by target record and diffed, batch
+/// by batch. A record matched by several rows is kept once (rows with
+/// different new values are a conflict); the ambiguity checks of DESIGN.md
+/// decision 4 run at the end.
+struct Diff<'a> {
+    plan: &'a UpdatePlan,
+    policy: MatchPolicy,
+    /// Keep each field's current value (a dry run shows it; a write only
+    /// needs the new one).
+    keep_old: bool,
+    /// The assigned fields' Salesforce types and API names.
+    types: Vec<DataType>,
+    fields: Vec<Arc<str>>,
+    records: Vec<RecordChange>,
+    /// Record by hash of its Id (records whose Id hashes like another's
+    /// are in `collided`). Only used when the statement has a FROM: a
+    /// target alone yields each record once.
+    by_id: HashMap<u64, u32>,
+    collided: HashMap<String, u32>,
+    /// Further source keys of records matched by several, in order seen.
+    more_keys: HashMap<u32, Vec<String>>,
+    /// The records each source key matched.
+    by_key: HashMap<String, KeyRecords>,
+    /// LastModifiedDate per record, for `newest`.
+    modified: Vec<Value>,
+    conflicts: Vec<String>,
+}
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
+impl<'a> Diff<'a> {
+    fn new(plan: &'a UpdatePlan, policy: MatchPolicy, keep_old: bool) -> Self {
+        let types = plan.table.schema_of_columns(
+            &plan
+                .assignments
+                .iter()
+                .map(|a| a.column.clone())
+                .collect::<Vec<_>>(),
+        );
+        Diff {
+            plan,
+            policy,
+            keep_old,
+            types,
+            fields: plan
+                .assignments
+                .iter()
+                .map(|a| Arc::from(a.field.api_name.as_str()))
+                .collect(),
+            records: Vec::new(),
+            by_id: HashMap::new(),
+            collided: HashMap::new(),
+            more_keys: HashMap::new(),
+            by_key: HashMap::new(),
+            modified: Vec::new(),
+            conflicts: Vec::new(),
+        }
+    }
+
+    /// The record already holding `id`, if any.
+    fn find(&self, id: &str) -> Option<u32> {
+        match self.by_id.get(&id_hash(id)) {
+            Some(&i) if self.records[i as usize].id.as_deref() == Some(id) => Some(i),
+            Some(_) => self.collided.get(id).copied(),
+            None => None,
+        }
+    }
+
+    fn remember(&mut self, id: &str, index: u32) {
+        match self.by_id.entry(id_hash(id)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(index);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(id.to_string(), index);
+            }
+        }
+    }
+
+    fn add(&mut self, batch: &RecordBatch) -> Result<(), DmlError> {
+        let plan = self.plan;
         let ids = cast_with_options(batch.column(0), &DataType::Utf8, &CastOptions::default())
             .map_err(datafusion::error::DataFusionError::from)?;
         let keys = cast_with_options(batch.column(1), &DataType::Utf8, &CastOptions::default())
@@ -269,7 +366,7 @@ fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, D
         let mut news = Vec::new();
         let mut olds = Vec::new();
         for (i, a) in plan.assignments.iter().enumerate() {
-            let target_type = &schema[i];
+            let target_type = &self.types[i];
             let new = batch.column(2 + 2 * i);
             let strict = CastOptions {
                 safe: false,
@@ -289,139 +386,219 @@ fn decode_rows(plan: &UpdatePlan, batches: &[RecordBatch]) -> Result<Vec<Row>, D
             .then(|| Arc::clone(batch.column(2 + 2 * plan.assignments.len())));
         let ids = ids.as_string::<i32>();
         let keys = keys.as_string::<i32>();
+        // Without FROM each target record comes once: no merging needed.
+        let merge = !plan.from_sql.is_empty();
         for r in 0..batch.num_rows() {
             if ids.is_null(r) {
                 continue;
             }
-            let new = news
-                .iter()
-                .map(|a| to_json(a, r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let old = olds
-                .iter()
-                .map(|a| to_json(a, r))
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.push(Row {
-                id: ids.value(r).to_string(),
-                key: (!keys.is_null(r)).then(|| keys.value(r).to_string()),
-                new,
-                old,
-                modified: match &modified {
-                    Some(m) => to_json(m, r)?,
-                    None => Value::Null,
-                },
-            });
-        }
-    }
-    Ok(rows)
-}
-
-use std::sync::Arc;
-
-fn merge_and_diff(
-    plan: &UpdatePlan,
-    rows: Vec<Row>,
-    policy: MatchPolicy,
-) -> Result<Vec<RecordChange>, DmlError> {
-    let sobject = plan.sobject();
-    let mut by_id: HashMap<String, usize> = HashMap::new();
-    let mut merged: Vec<(Row, Vec<String>)> = Vec::new();
-    let mut conflicts = Vec::new();
-    let mut ids_by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for row in rows {
-        if let Some(k) = &row.key {
-            let ids = ids_by_key.entry(k.clone()).or_default();
-            if !ids.contains(&row.id) {
-                ids.push(row.id.clone());
-            }
-        }
-        match by_id.get(&row.id) {
-            Some(&i) => {
-                let (first, keys) = &mut merged[i];
-                if let Some(k) = &row.key
-                    && !keys.contains(k)
-                {
-                    keys.push(k.clone());
+            let id = ids.value(r);
+            let key = (!keys.is_null(r)).then(|| keys.value(r));
+            let seen = if merge { self.find(id) } else { None };
+            let index = match seen {
+                Some(index) => {
+                    self.again(index, key, &news, &olds, r)?;
+                    index
                 }
-                if first.new != row.new && conflicts.len() < 5 {
-                    conflicts.push(format!("{} (keys: {})", row.id, keys.join(", ")));
+                None => {
+                    let index = u32::try_from(self.records.len()).map_err(|_| {
+                        DmlError::Invalid(
+                            "a change set holds at most 4,294,967,295 records; split the statement with a WHERE condition".into(),
+                        )
+                    })?;
+                    let mut changes = Vec::new();
+                    for (i, field) in self.fields.iter().enumerate() {
+                        let new = to_json(&news[i], r)?;
+                        let old = to_json(&olds[i], r)?;
+                        if new != old {
+                            changes.push(FieldChange {
+                                field: Arc::clone(field),
+                                old: if self.keep_old { old } else { Value::Null },
+                                new,
+                            });
+                        }
+                    }
+                    self.records.push(RecordChange::update(
+                        id.to_string(),
+                        key.map(str::to_string),
+                        changes,
+                    ));
+                    if merge {
+                        self.remember(id, index);
+                    }
+                    if let Some(m) = &modified {
+                        self.modified.push(to_json(m, r)?);
+                    }
+                    index
+                }
+            };
+            if let Some(k) = key {
+                match self.by_key.get_mut(k) {
+                    Some(records) => records.add(index),
+                    None => {
+                        self.by_key.insert(k.to_string(), KeyRecords::One(index));
+                    }
                 }
             }
-            None => {
-                by_id.insert(row.id.clone(), merged.len());
-                let keys = row.key.iter().cloned().collect();
-                merged.push((row, keys));
+        }
+        Ok(())
+    }
+
+    /// Another row for record `index`: note its key, and a conflict when
+    /// its new values differ from the first row's.
+    fn again(
+        &mut self,
+        index: u32,
+        key: Option<&str>,
+        news: &[ArrayRef],
+        olds: &[ArrayRef],
+        r: usize,
+    ) -> Result<(), DmlError> {
+        let record = &self.records[index as usize];
+        if let Some(k) = key
+            && record.match_key.as_deref() != Some(k)
+        {
+            if record.match_key.is_none() {
+                // Only possible when the first row had a null key.
+                self.records[index as usize].match_key = Some(k.to_string());
+            } else {
+                let more = self.more_keys.entry(index).or_default();
+                if !more.iter().any(|m| m == k) {
+                    more.push(k.to_string());
+                }
             }
         }
+        if self.conflicts.len() >= 5 {
+            return Ok(());
+        }
+        let record = &self.records[index as usize];
+        // The first row's new value of each field: its change, or (no
+        // change) the record's current value, which this row reads too.
+        let mut differs = false;
+        for (i, field) in self.fields.iter().enumerate() {
+            let new = to_json(&news[i], r)?;
+            let first = match record.changes.iter().find(|c| c.field == *field) {
+                Some(c) => c.new.clone(),
+                None => to_json(&olds[i], r)?,
+            };
+            if new != first {
+                differs = true;
+                break;
+            }
+        }
+        if differs {
+            let keys = self.keys_of(index).join(", ");
+            self.conflicts.push(format!(
+                "{} (keys: {keys})",
+                record.id.as_deref().unwrap_or_default()
+            ));
+        }
+        Ok(())
     }
-    if !conflicts.is_empty() {
-        return Err(DmlError::Ambiguous(format!(
-            "{sobject} records are matched by several source rows with different values: {}; make the source return one row per record (GROUP BY the key, or filter duplicates)",
-            conflicts.join("; ")
-        )));
+
+    fn keys_of(&self, index: u32) -> Vec<&str> {
+        let record = &self.records[index as usize];
+        record
+            .match_key
+            .as_deref()
+            .into_iter()
+            .chain(
+                self.more_keys
+                    .get(&index)
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str),
+            )
+            .collect()
     }
-    if policy == MatchPolicy::Newest {
-        let modified: HashMap<&str, &Value> = merged
-            .iter()
-            .map(|(r, _)| (r.id.as_str(), &r.modified))
-            .collect();
-        let (winners, losers) = newest_per_key(&ids_by_key, &modified);
-        merged.retain(|(r, _)| winners.contains(&r.id) || !losers.contains(&r.id));
+
+    fn id_of(&self, index: u32) -> &str {
+        self.records[index as usize]
+            .id
+            .as_deref()
+            .unwrap_or_default()
     }
-    if policy == MatchPolicy::Error {
-        let multi: Vec<String> = ids_by_key
-            .iter()
-            .filter(|(_, ids)| ids.len() > 1)
-            .take(5)
-            .map(|(k, ids)| format!("'{k}' matches {} records ({})", ids.len(), ids.join(", ")))
-            .collect();
-        if !multi.is_empty() {
-            let total = ids_by_key.values().filter(|ids| ids.len() > 1).count();
+
+    fn finish(mut self) -> Result<Vec<RecordChange>, DmlError> {
+        let sobject = self.plan.sobject();
+        if !self.conflicts.is_empty() {
             return Err(DmlError::Ambiguous(format!(
-                "{total} source key(s) match several {sobject} records: {}; nothing was written. Clean up the duplicates, narrow the WHERE, SET sfsql.on_multiple_matches = 'newest' to update the most recently modified one, or = 'all' to update every match",
-                multi.join("; ")
+                "{sobject} records are matched by several source rows with different values: {}; make the source return one row per record (GROUP BY the key, or filter duplicates)",
+                self.conflicts.join("; ")
             )));
         }
-    }
-    Ok(merged
-        .into_iter()
-        .map(|(row, keys)| {
-            let changes = plan
-                .assignments
+        let mut multi: Vec<(&String, &Vec<u32>)> = self
+            .by_key
+            .iter()
+            .filter_map(|(k, r)| match r {
+                KeyRecords::Many(all) => Some((k, all)),
+                KeyRecords::One(_) => None,
+            })
+            .collect();
+        multi.sort_by(|a, b| a.0.cmp(b.0));
+        let mut drop_records: HashSet<u32> = HashSet::new();
+        if self.policy == MatchPolicy::Newest {
+            let (winners, losers) = newest_per_key(&multi, &self.modified, |i| self.id_of(i));
+            drop_records = losers.difference(&winners).copied().collect();
+        }
+        if self.policy == MatchPolicy::Error && !multi.is_empty() {
+            let shown: Vec<String> = multi
                 .iter()
-                .zip(row.new.iter().zip(row.old.iter()))
-                .filter(|(_, (new, old))| new != old)
-                .map(|(a, (new, old))| FieldChange {
-                    field: a.field.api_name.clone(),
-                    old: old.clone(),
-                    new: new.clone(),
+                .take(5)
+                .map(|(k, all)| {
+                    let ids: Vec<&str> = all.iter().map(|&i| self.id_of(i)).collect();
+                    format!("'{k}' matches {} records ({})", all.len(), ids.join(", "))
                 })
                 .collect();
-            RecordChange::update(row.id, (!keys.is_empty()).then(|| keys.join(", ")), changes)
-        })
-        .collect())
+            return Err(DmlError::Ambiguous(format!(
+                "{} source key(s) match several {sobject} records: {}; nothing was written. Clean up the duplicates, narrow the WHERE, SET sfsql.on_multiple_matches = 'newest' to update the most recently modified one, or = 'all' to update every match",
+                multi.len(),
+                shown.join("; ")
+            )));
+        }
+        drop(multi);
+        let mut more_keys = std::mem::take(&mut self.more_keys);
+        let records = std::mem::take(&mut self.records);
+        Ok(records
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !drop_records.contains(&(*i as u32)))
+            .map(|(i, mut r)| {
+                if let Some(more) = more_keys.remove(&(i as u32))
+                    && let Some(first) = &mut r.match_key
+                {
+                    for k in more {
+                        first.push_str(", ");
+                        first.push_str(&k);
+                    }
+                }
+                r
+            })
+            .collect())
+    }
 }
 
 /// For each key matching several records, the most recently modified
 /// record wins (ties: the greater Id, so the choice is stable). Returns
 /// (winners, losers); a record that wins for any key is kept.
-fn newest_per_key(
-    ids_by_key: &BTreeMap<String, Vec<String>>,
-    modified: &HashMap<&str, &Value>,
-) -> (HashSet<String>, HashSet<String>) {
+fn newest_per_key<'r>(
+    multi: &[(&String, &Vec<u32>)],
+    modified: &[Value],
+    id_of: impl Fn(u32) -> &'r str,
+) -> (HashSet<u32>, HashSet<u32>) {
     let mut winners = HashSet::new();
     let mut losers = HashSet::new();
-    for ids in ids_by_key.values().filter(|ids| ids.len() > 1) {
-        let stamp = |id: &String| {
-            modified
-                .get(id.as_str())
+    for (_, records) in multi {
+        let newest = records.iter().max_by_key(|&&i| {
+            let stamp = modified
+                .get(i as usize)
                 .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        if let Some(best) = ids.iter().max_by_key(|id| (stamp(id), (*id).clone())) {
-            winners.insert(best.clone());
-            losers.extend(ids.iter().filter(|id| *id != best).cloned());
+                .unwrap_or_default();
+            (stamp, id_of(i))
+        });
+        if let Some(&best) = newest {
+            winners.insert(best);
+            losers.extend(records.iter().filter(|&&i| i != best));
         }
     }
     (winners, losers)

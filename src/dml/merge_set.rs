@@ -172,7 +172,7 @@ pub async fn build_merge_set(
                         problem(&label, format!("{}: {why}", a.column));
                     }
                     changes.push(FieldChange {
-                        field: a.field.api_name.clone(),
+                        field: a.field.api_name.as_str().into(),
                         old: old.clone(),
                         new: new.clone(),
                     });

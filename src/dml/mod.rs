@@ -32,7 +32,8 @@ pub use update::{UpdatePlan, plan_update, table_ref, target_name as update_targe
 pub use upsert::{Conflict, build_upsert_set};
 pub use validate::{check_value, required_on_create};
 pub use write::{
-    OutcomeStatus, RecordOutcome, UpdateSummary, WriteOptions, WriteSink, apply, dry_run_summary,
+    FIRST_FAILURES, OutcomeStatus, RecordOutcome, SINK_BATCH, UpdateSummary, WriteOptions,
+    WriteSink, apply, dry_run_summary,
 };
 
 use thiserror::Error;

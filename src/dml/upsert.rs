@@ -214,7 +214,7 @@ pub async fn build_upsert_set(
                         let new = r.get(f).cloned().unwrap_or(Value::Null);
                         let old = existing.values.get(f).cloned().unwrap_or(Value::Null);
                         (new != old).then(|| FieldChange {
-                            field: f.clone(),
+                            field: f.as_str().into(),
                             old,
                             new,
                         })
@@ -229,7 +229,7 @@ pub async fn build_upsert_set(
                     change.changes.insert(
                         0,
                         FieldChange {
-                            field: ext.clone(),
+                            field: ext.as_str().into(),
                             old: key_value.clone(),
                             new: key_value,
                         },

@@ -78,6 +78,15 @@ impl RecordOutcome {
     }
 }
 
+/// How many failed or unknown outcomes a summary keeps for the client's
+/// notice when it does not keep every outcome.
+pub const FIRST_FAILURES: usize = 5;
+
+/// Records told to a [`WriteSink`] at a time when a write reports many at
+/// once (a Bulk job, unchanged records), so the run log stores them in
+/// batches rather than holding one list of the whole write.
+pub const SINK_BATCH: usize = 10_000;
+
 #[derive(Debug, Clone, Default)]
 pub struct UpdateSummary {
     pub matched: usize,
@@ -95,10 +104,27 @@ pub struct UpdateSummary {
     pub retried: usize,
     /// Bulk API 2.0 jobs the write went through (empty for Collections).
     pub bulk_jobs: Vec<String>,
+    /// Every record's outcome in the change set's order, when kept
+    /// ([`WriteOptions::keep_outcomes`]: RETURNING, dry runs, writes no run
+    /// log stores). Otherwise empty: the run log has them.
     pub outcomes: Vec<RecordOutcome>,
+    /// Whether `push` keeps each outcome in `outcomes`.
+    pub keep_outcomes: bool,
+    /// The first failed or unknown outcomes, for the client's notice.
+    pub first_failures: Vec<RecordOutcome>,
 }
 
 impl UpdateSummary {
+    /// An empty summary of `matched` records that keeps every outcome or
+    /// only counts them.
+    pub fn new(matched: usize, keep_outcomes: bool) -> UpdateSummary {
+        UpdateSummary {
+            matched,
+            keep_outcomes,
+            ..UpdateSummary::default()
+        }
+    }
+
     pub(crate) fn push(&mut self, outcome: RecordOutcome) {
         match outcome.status {
             OutcomeStatus::Updated => self.updated += 1,
@@ -109,12 +135,41 @@ impl UpdateSummary {
             OutcomeStatus::Skipped => self.skipped += 1,
             OutcomeStatus::Failed => self.failed += 1,
         }
-        self.outcomes.push(outcome);
+        if matches!(
+            outcome.status,
+            OutcomeStatus::Failed | OutcomeStatus::Unknown
+        ) && self.first_failures.len() < FIRST_FAILURES
+        {
+            self.first_failures.push(outcome.clone());
+        }
+        if self.keep_outcomes {
+            self.outcomes.push(outcome);
+        }
+    }
+
+    /// Add the counts of `part` (a MERGE's step) whose outcomes are not
+    /// kept.
+    fn absorb(&mut self, part: UpdateSummary) {
+        self.updated += part.updated;
+        self.created += part.created;
+        self.deleted += part.deleted;
+        self.unknown += part.unknown;
+        self.unchanged += part.unchanged;
+        self.skipped += part.skipped;
+        self.failed += part.failed;
+        let room = FIRST_FAILURES.saturating_sub(self.first_failures.len());
+        self.first_failures
+            .extend(part.first_failures.into_iter().take(room));
     }
 
     /// Records written successfully (what the command tag counts).
     pub fn succeeded(&self) -> usize {
         self.updated + self.created + self.deleted
+    }
+
+    /// Failed and unknown outcomes: what the notice lists the first of.
+    pub fn failures(&self) -> usize {
+        self.failed + self.unknown
     }
 }
 
@@ -149,6 +204,9 @@ pub struct WriteOptions {
     pub bulk_threshold: usize,
     /// Where each request's outcomes are reported as they come.
     pub sink: Option<Arc<dyn WriteSink>>,
+    /// Keep every outcome in the summary (RETURNING needs them; the run
+    /// log, when there is one, stores them as they come).
+    pub keep_outcomes: bool,
 }
 
 impl Default for WriteOptions {
@@ -159,22 +217,98 @@ impl Default for WriteOptions {
             backoff: Duration::from_millis(100),
             bulk_threshold: super::DEFAULT_BULK_THRESHOLD,
             sink: None,
+            keep_outcomes: true,
         }
     }
 }
 
 /// Tell the sink `records` go out now (`how`), each `unknown` until its
 /// answer: what stays in the log if the answer never comes back.
-fn announce(sink: Option<&dyn WriteSink>, records: &[&RecordChange], how: &str) {
+pub(super) fn announce(sink: Option<&dyn WriteSink>, records: &[&RecordChange], how: &str) {
     if let Some(sink) = sink {
         let message = format!(
             "sent {how}, but sfsql stopped before Salesforce answered: check this record before rerunning"
         );
-        let flying: Vec<_> = records
-            .iter()
-            .map(|r| RecordOutcome::failed(r, OutcomeStatus::Unknown, "UNKNOWN_OUTCOME", &message))
-            .collect();
-        sink.sending(&flying);
+        for batch in records.chunks(SINK_BATCH) {
+            let flying: Vec<_> = batch
+                .iter()
+                .map(|r| {
+                    RecordOutcome::failed(r, OutcomeStatus::Unknown, "UNKNOWN_OUTCOME", &message)
+                })
+                .collect();
+            sink.sending(&flying);
+        }
+    }
+}
+
+/// Where a write settles each record's outcome: kept by position when the
+/// summary keeps outcomes (so they come out in the set's order), counted
+/// at once otherwise. Either way each record is settled once.
+struct Settle {
+    /// Outcomes by position, when kept.
+    slots: Vec<Option<RecordOutcome>>,
+    /// Positions settled, when outcomes are only counted.
+    done: Vec<bool>,
+}
+
+impl Settle {
+    fn new(records: usize, keep: bool) -> Settle {
+        if keep {
+            Settle {
+                slots: vec![None; records],
+                done: vec![],
+            }
+        } else {
+            Settle {
+                slots: vec![],
+                done: vec![false; records],
+            }
+        }
+    }
+
+    fn put(&mut self, summary: &mut UpdateSummary, i: usize, outcome: RecordOutcome) {
+        if summary.keep_outcomes {
+            self.slots[i] = Some(outcome);
+        } else if !std::mem::replace(&mut self.done[i], true) {
+            summary.push(outcome);
+        }
+    }
+
+    /// Record the kept outcomes in order; a record without one (which no
+    /// path should leave) is `unknown`, never silently dropped.
+    fn finish(self, summary: &mut UpdateSummary, records: &[RecordChange]) {
+        let missing = |r: &RecordChange| {
+            RecordOutcome::failed(r, OutcomeStatus::Unknown, "UNKNOWN_OUTCOME", "no result")
+        };
+        if summary.keep_outcomes {
+            for (slot, r) in self.slots.into_iter().zip(records) {
+                summary.push(slot.unwrap_or_else(|| missing(r)));
+            }
+        } else {
+            for (done, r) in self.done.into_iter().zip(records) {
+                if !done {
+                    summary.push(missing(r));
+                }
+            }
+        }
+    }
+}
+
+/// `records` skipped for `reason`, never sent, as told to the sink (in
+/// batches) and settled at `positions`.
+fn skip_all(
+    sink: Option<&dyn WriteSink>,
+    records: &[RecordChange],
+    positions: &[usize],
+    reason: &str,
+    settle: &mut Settle,
+    summary: &mut UpdateSummary,
+) {
+    for batch in positions.chunks(SINK_BATCH) {
+        let refs: Vec<&RecordChange> = batch.iter().map(|&i| &records[i]).collect();
+        for (&i, o) in batch.iter().zip(skipped(sink, &refs, reason)) {
+            settle.put(summary, i, o);
+        }
     }
 }
 
@@ -198,10 +332,35 @@ fn skipped(
     outcomes
 }
 
+/// Unchanged records cost no call: their outcomes go to the sink in
+/// batches and are settled.
+fn settle_unchanged(
+    sink: Option<&dyn WriteSink>,
+    records: &[RecordChange],
+    settle: &mut Settle,
+    summary: &mut UpdateSummary,
+) {
+    let positions: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i].action == Action::Unchanged)
+        .collect();
+    for batch in positions.chunks(SINK_BATCH) {
+        let outcomes: Vec<RecordOutcome> = batch
+            .iter()
+            .map(|&i| RecordOutcome::of(&records[i], OutcomeStatus::Unchanged))
+            .collect();
+        if let Some(sink) = sink {
+            sink.not_sent(&outcomes);
+        }
+        for (&i, o) in batch.iter().zip(outcomes) {
+            settle.put(summary, i, o);
+        }
+    }
+}
+
 /// Write every changed record of `set`; unchanged records cost no call.
-/// One outcome per record of the set, in the set's order (so RETURNING can
-/// pair them). A MERGE's records are written by action: updates, then
-/// creates, then deletes, each as its own change set.
+/// One outcome per record of the set, in the set's order when kept (so
+/// RETURNING can pair them). A MERGE's records are written by action:
+/// updates, then creates, then deletes, each as its own change set.
 pub async fn apply(
     client: &Arc<SalesforceClient>,
     set: &ChangeSet,
@@ -210,23 +369,14 @@ pub async fn apply(
     if set.op != WriteOp::Merge {
         return apply_one(client, set, opts).await;
     }
-    let mut summary = UpdateSummary {
-        matched: set.records.len(),
-        ..Default::default()
-    };
-    let mut slots: Vec<Option<RecordOutcome>> = set
-        .records
-        .iter()
-        .map(|r| {
-            (r.action == Action::Unchanged).then(|| RecordOutcome::of(r, OutcomeStatus::Unchanged))
-        })
-        .collect();
-    let unchanged: Vec<RecordOutcome> = slots.iter().flatten().cloned().collect();
-    if let Some(sink) = opts.sink.as_deref()
-        && !unchanged.is_empty()
-    {
-        sink.not_sent(&unchanged);
-    }
+    let mut summary = UpdateSummary::new(set.records.len(), opts.keep_outcomes);
+    let mut settle = Settle::new(set.records.len(), opts.keep_outcomes);
+    settle_unchanged(
+        opts.sink.as_deref(),
+        &set.records,
+        &mut settle,
+        &mut summary,
+    );
     for (action, op) in [
         (Action::Update, WriteOp::Update),
         (Action::Create, WriteOp::Create),
@@ -243,15 +393,22 @@ pub async fn apply(
             records: positions.iter().map(|&i| set.records[i].clone()).collect(),
             ..set.clone_empty()
         };
-        let written = apply_one(client, &part, opts).await;
+        let mut written = apply_one(client, &part, opts).await;
         summary.write_calls += written.write_calls;
         summary.retried += written.retried;
-        summary.bulk_jobs.extend(written.bulk_jobs);
-        for (&i, o) in positions.iter().zip(written.outcomes) {
-            slots[i] = Some(o);
+        summary.bulk_jobs.append(&mut written.bulk_jobs);
+        if opts.keep_outcomes {
+            for (&i, o) in positions.iter().zip(written.outcomes) {
+                settle.put(&mut summary, i, o);
+            }
+        } else {
+            for &i in &positions {
+                settle.done[i] = true;
+            }
+            summary.absorb(written);
         }
     }
-    push_outcomes(&mut summary, slots, &set.records);
+    settle.finish(&mut summary, &set.records);
     summary
 }
 
@@ -261,49 +418,34 @@ async fn apply_one(
     set: &ChangeSet,
     opts: &WriteOptions,
 ) -> UpdateSummary {
-    let mut summary = UpdateSummary {
-        matched: set.records.len(),
-        ..Default::default()
-    };
+    let mut summary = UpdateSummary::new(set.records.len(), opts.keep_outcomes);
+    let mut settle = Settle::new(set.records.len(), opts.keep_outcomes);
     let sink = opts.sink.as_deref();
-    let mut slots: Vec<Option<RecordOutcome>> = vec![None; set.records.len()];
-    let mut changed = Vec::new();
-    let mut unchanged = Vec::new();
-    for (i, r) in set.records.iter().enumerate() {
-        if r.action == Action::Unchanged {
-            let o = RecordOutcome::of(r, OutcomeStatus::Unchanged);
-            unchanged.push(o.clone());
-            slots[i] = Some(o);
-        } else {
-            changed.push(i);
-        }
-    }
-    if let Some(sink) = sink
-        && !unchanged.is_empty()
-    {
-        sink.not_sent(&unchanged);
-    }
+    settle_unchanged(sink, &set.records, &mut settle, &mut summary);
+    let changed: Vec<usize> = (0..set.records.len())
+        .filter(|&i| set.records[i].action != Action::Unchanged)
+        .collect();
     let mut stop: Option<String> = None;
     if WriteMethod::for_op(&set.op, changed.len(), opts.bulk_threshold) == WriteMethod::Bulk {
-        let records: Vec<&RecordChange> = changed.iter().map(|&i| &set.records[i]).collect();
-        let outcomes = match sink.and_then(|s| s.stop_reason()) {
-            Some(reason) => skipped(sink, &records, &reason),
+        match sink.and_then(|s| s.stop_reason()) {
+            Some(reason) => skip_all(
+                sink,
+                &set.records,
+                &changed,
+                &reason,
+                &mut settle,
+                &mut summary,
+            ),
             None => {
-                announce(sink, &records, "in a Bulk API 2.0 job");
-                let mut bulk = UpdateSummary::default();
-                write_through_bulk(client, set, &records, &mut bulk, opts.sink.as_ref()).await;
-                summary.write_calls += bulk.write_calls;
-                summary.bulk_jobs = bulk.bulk_jobs;
-                if let Some(sink) = sink {
-                    sink.sent(&bulk.outcomes, bulk.write_calls);
-                }
-                bulk.outcomes
+                let mut put = |i, o| settle.put(&mut summary, i, o);
+                let (calls, jobs) =
+                    write_through_bulk(client, set, &changed, opts.sink.as_ref(), &mut put).await;
+                summary.write_calls += calls;
+                summary.bulk_jobs = jobs;
             }
-        };
-        for (&i, o) in changed.iter().zip(outcomes) {
-            slots[i] = Some(o);
         }
-        changed.clear();
+        settle.finish(&mut summary, &set.records);
+        return summary;
     }
     for chunk in changed.chunks(COLLECTIONS_BATCH) {
         let records: Vec<&RecordChange> = chunk.iter().map(|&i| &set.records[i]).collect();
@@ -323,25 +465,11 @@ async fn apply_one(
             outcomes
         };
         for (&i, o) in chunk.iter().zip(outcomes) {
-            slots[i] = Some(o);
+            settle.put(&mut summary, i, o);
         }
     }
-    push_outcomes(&mut summary, slots, &set.records);
+    settle.finish(&mut summary, &set.records);
     summary
-}
-
-/// Record one outcome per record, in order; a record without one (which
-/// no path should leave) is `unknown`, never silently dropped.
-fn push_outcomes(
-    summary: &mut UpdateSummary,
-    slots: Vec<Option<RecordOutcome>>,
-    records: &[RecordChange],
-) {
-    for (slot, r) in slots.into_iter().zip(records) {
-        summary.push(slot.unwrap_or_else(|| {
-            RecordOutcome::failed(r, OutcomeStatus::Unknown, "UNKNOWN_OUTCOME", "no result")
-        }));
-    }
 }
 
 /// One Collections call for `chunk`, then calls for its locked records
@@ -446,7 +574,7 @@ async fn send(
                     m.insert("id".into(), Value::String(id.clone()));
                 }
                 for c in &r.changes {
-                    m.insert(c.field.clone(), c.new.clone());
+                    m.insert(c.field.to_string(), c.new.clone());
                 }
                 Value::Object(m)
             })
@@ -518,10 +646,7 @@ fn request_failure(op: &WriteOp, e: &SalesforceError) -> (OutcomeStatus, String,
 
 /// The outcomes a dry run predicts; no call is made.
 pub fn dry_run_summary(set: &ChangeSet) -> UpdateSummary {
-    let mut summary = UpdateSummary {
-        matched: set.records.len(),
-        ..Default::default()
-    };
+    let mut summary = UpdateSummary::new(set.records.len(), true);
     for r in &set.records {
         summary.push(RecordOutcome::of(r, r.action.predicted()));
     }

@@ -3,7 +3,6 @@
 //! backoff, and every record's result read back from the job's successful,
 //! failed and unprocessed result files.
 
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +76,8 @@ pub enum BulkRecordResult {
 }
 
 /// Results of one `write`, one per record in input order, and the cost.
+/// [`BulkIngestWriter::write_jobs`] leaves `results` empty: it hands each
+/// job's results to its [`JobEvents`] instead.
 #[derive(Debug, Clone, Default)]
 pub struct BulkReport {
     pub results: Vec<BulkRecordResult>,
@@ -85,6 +86,121 @@ pub struct BulkReport {
     pub polls: usize,
     /// Every request the write made (jobs, uploads, polls, results).
     pub calls: usize,
+}
+
+/// One record's result as a job holds it: small, with the texts that
+/// every record of a job shares (why it was not processed, the job's
+/// failure) kept once per job.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Not (yet) listed in the job's results.
+    Unlisted,
+    /// The Id is kept for inserts and upserts (and when asked for).
+    Saved {
+        id: Option<Box<str>>,
+        created: bool,
+    },
+    Failed(Box<SaveError>),
+    /// [`JobResults::reason`].
+    Unprocessed,
+    /// [`JobResults::reason`].
+    Unknown,
+    /// [`JobResults::job_error`].
+    JobFailed,
+}
+
+/// The results of the rows of one job, in input order.
+#[derive(Debug, Clone)]
+pub struct JobResults {
+    slots: Vec<Slot>,
+    reason: String,
+    job_error: Option<SaveError>,
+}
+
+const UNLISTED: &str = "Salesforce's results for the job did not list this record";
+
+impl JobResults {
+    fn new(rows: usize) -> JobResults {
+        JobResults {
+            slots: vec![Slot::Unlisted; rows],
+            reason: String::new(),
+            job_error: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The result of the job's `i`th row.
+    pub fn get(&self, i: usize) -> BulkRecordResult {
+        match &self.slots[i] {
+            Slot::Unlisted => BulkRecordResult::Unknown(UNLISTED.to_string()),
+            Slot::Saved { id, created } => BulkRecordResult::Saved {
+                id: id.as_deref().unwrap_or_default().to_string(),
+                created: *created,
+            },
+            Slot::Failed(e) => BulkRecordResult::Failed(SaveError::clone(e)),
+            Slot::Unprocessed => BulkRecordResult::Unprocessed(self.reason.clone()),
+            Slot::Unknown => BulkRecordResult::Unknown(self.reason.clone()),
+            Slot::JobFailed => {
+                BulkRecordResult::Failed(self.job_error.clone().unwrap_or_else(|| SaveError {
+                    status_code: "REQUEST_FAILED".into(),
+                    message: String::new(),
+                    fields: vec![],
+                }))
+            }
+        }
+    }
+
+    /// Every row ends as `result` (a job that stopped as a whole).
+    fn mark_all(&mut self, result: BulkRecordResult) {
+        let slot = match result {
+            BulkRecordResult::Unprocessed(reason) => {
+                self.reason = reason;
+                Slot::Unprocessed
+            }
+            BulkRecordResult::Unknown(reason) => {
+                self.reason = reason;
+                Slot::Unknown
+            }
+            BulkRecordResult::Failed(e) => {
+                self.job_error = Some(e);
+                Slot::JobFailed
+            }
+            BulkRecordResult::Saved { id, created } => Slot::Saved {
+                id: Some(id.into()),
+                created,
+            },
+        };
+        self.slots.fill(slot);
+    }
+}
+
+/// What a streaming write ([`BulkIngestWriter::write_jobs`]) tells its
+/// caller about each job, so that no more than one job's results are held.
+pub trait JobEvents: Send {
+    /// Input rows `rows` go out in a job now (nothing is sent before this).
+    fn sending(&mut self, rows: std::ops::Range<usize>);
+    /// The final results of input rows `rows`, after `calls` requests for
+    /// their job. Rows of a job never started (an earlier job stopped the
+    /// write) come here without `sending`.
+    fn finished(&mut self, rows: std::ops::Range<usize>, results: JobResults, calls: usize);
+}
+
+/// [`JobEvents`] that keep every result, for [`BulkIngestWriter::write`].
+struct Collect(Vec<BulkRecordResult>);
+
+impl JobEvents for Collect {
+    fn sending(&mut self, _rows: std::ops::Range<usize>) {}
+
+    fn finished(&mut self, _rows: std::ops::Range<usize>, results: JobResults, _calls: usize) {
+        self.0.extend((0..results.len()).map(|i| results.get(i)));
+    }
 }
 
 /// The fields of a Bulk job's info that the client reads (ingest and query).
@@ -115,6 +231,9 @@ pub struct BulkIngestWriter {
     max_upload_bytes: usize,
     poll: PollPolicy,
     observer: Option<JobObserver>,
+    /// Keep the Id Salesforce reports for records that are saved (inserts
+    /// and upserts always keep it).
+    saved_ids: bool,
 }
 
 /// What one poll of a Bulk job said.
@@ -148,7 +267,15 @@ impl BulkIngestWriter {
             max_upload_bytes: MAX_UPLOAD_BYTES,
             poll: PollPolicy::default(),
             observer: None,
+            saved_ids: true,
         }
+    }
+
+    /// Whether results of updates and deletes carry the saved record's Id
+    /// (the caller may know it already: it sent it).
+    pub fn saved_ids(mut self, keep: bool) -> Self {
+        self.saved_ids = keep;
+        self
     }
 
     /// `observer` hears each poll of each job this writer runs.
@@ -182,46 +309,54 @@ impl BulkIngestWriter {
         columns: &[String],
         rows: Vec<Vec<Option<Value>>>,
     ) -> Result<BulkReport, SalesforceError> {
-        if rows.len() > DAILY_RECORD_LIMIT {
+        let mut all = Collect(Vec::with_capacity(rows.len()));
+        let mut report = self
+            .write_jobs(columns, &mut rows.into_iter(), &mut all)
+            .await?;
+        report.results = all.0;
+        Ok(report)
+    }
+
+    /// [`write`](Self::write) that streams: rows are encoded as they come,
+    /// and each job's results go to `events` as soon as the job is read
+    /// back, so memory holds one upload and one job's results at a time.
+    pub async fn write_jobs(
+        &self,
+        columns: &[String],
+        rows: &mut (dyn ExactSizeIterator<Item = Vec<Option<Value>>> + Send),
+        events: &mut dyn JobEvents,
+    ) -> Result<BulkReport, SalesforceError> {
+        let total = rows.len();
+        if total > DAILY_RECORD_LIMIT {
             return Err(SalesforceError::Decode {
                 connection: self.client.name().to_string(),
                 what: "Bulk ingest".into(),
                 detail: format!(
-                    "{} records exceed Salesforce's {DAILY_RECORD_LIMIT} Bulk records per 24 hours; \
-                     split the write by a WHERE condition over several days",
-                    rows.len()
+                    "{total} records exceed Salesforce's {DAILY_RECORD_LIMIT} Bulk records per 24 hours; \
+                     split the write by a WHERE condition over several days"
                 ),
             });
         }
-        let mut report = BulkReport {
-            // Every row reaches a job or is marked by `run_chunk`; a row its
-            // job's results do not list keeps this.
-            results: vec![
-                BulkRecordResult::Unknown(
-                    "Salesforce's results for the job did not list this record".into()
-                );
-                rows.len()
-            ],
-            ..BulkReport::default()
-        };
+        let mut report = BulkReport::default();
         let mut chunks = CsvChunks::new(columns, self.max_upload_bytes);
-        let mut keys: HashMap<u64, Vec<usize>> = HashMap::with_capacity(rows.len());
+        // (hash of the row's cells, row within its job) for the job being
+        // filled: how result rows, which echo the input, find their row.
+        let mut keys: Vec<(u64, u32)> = Vec::new();
         let mut start = 0;
         let mut stop: Option<String> = None;
-        for (i, row) in rows.into_iter().enumerate() {
+        for (i, row) in rows.enumerate() {
             let cells: Vec<String> = row.iter().map(|c| encode_cell(c.as_ref())).collect();
-            keys.entry(row_hash(cells.iter().map(String::as_str)))
-                .or_default()
-                .push(i);
+            let hash = row_hash(cells.iter().map(String::as_str));
             if let Some(full) = chunks.push(&cells) {
-                self.run_chunk(full, start..i, &mut keys, &mut report, &mut stop)
+                let job_keys = std::mem::take(&mut keys);
+                self.run_chunk(full, start..i, job_keys, events, &mut report, &mut stop)
                     .await;
                 start = i;
             }
+            keys.push((hash, (i - start) as u32));
         }
         if let Some(last) = chunks.finish() {
-            let end = report.results.len();
-            self.run_chunk(last, start..end, &mut keys, &mut report, &mut stop)
+            self.run_chunk(last, start..total, keys, events, &mut report, &mut stop)
                 .await;
         }
         Ok(report)
@@ -232,44 +367,42 @@ impl BulkIngestWriter {
         &self,
         csv: Vec<u8>,
         range: std::ops::Range<usize>,
-        keys: &mut HashMap<u64, Vec<usize>>,
+        mut keys: Vec<(u64, u32)>,
+        events: &mut dyn JobEvents,
         report: &mut BulkReport,
         stop: &mut Option<String>,
     ) {
-        let mark = |report: &mut BulkReport, result: BulkRecordResult| {
-            for r in &mut report.results[range.clone()] {
-                *r = result.clone();
-            }
-        };
+        let mut results = JobResults::new(range.len());
         if let Some(reason) = stop {
-            mark(report, BulkRecordResult::Unprocessed(reason.clone()));
+            drop(csv);
+            results.mark_all(BulkRecordResult::Unprocessed(reason.clone()));
+            events.finished(range, results, 0);
             return;
         }
-        match self.run_job(csv, keys, report).await {
-            Ok(()) => {}
-            Err((sent, e)) => {
-                let message = e.to_string();
-                if matches!(
-                    e,
-                    SalesforceError::LoginFailed { .. } | SalesforceError::MissingSecret { .. }
-                ) || e.code() == Some("REQUEST_LIMIT_EXCEEDED")
-                {
-                    *stop = Some(format!("not sent: an earlier call failed: {message}"));
-                }
-                mark(
-                    report,
-                    if sent {
-                        BulkRecordResult::Unknown(message)
-                    } else {
-                        BulkRecordResult::Failed(SaveError {
-                            status_code: e.code().unwrap_or("REQUEST_FAILED").to_string(),
-                            message,
-                            fields: vec![],
-                        })
-                    },
-                );
+        keys.sort_unstable();
+        events.sending(range.clone());
+        let calls_before = report.calls;
+        if let Err((sent, e)) = self.run_job(csv, &mut keys, &mut results, report).await {
+            let message = e.to_string();
+            if matches!(
+                e,
+                SalesforceError::LoginFailed { .. } | SalesforceError::MissingSecret { .. }
+            ) || e.code() == Some("REQUEST_LIMIT_EXCEEDED")
+            {
+                *stop = Some(format!("not sent: an earlier call failed: {message}"));
             }
+            results.mark_all(if sent {
+                BulkRecordResult::Unknown(message)
+            } else {
+                BulkRecordResult::Failed(SaveError {
+                    status_code: e.code().unwrap_or("REQUEST_FAILED").to_string(),
+                    message,
+                    fields: vec![],
+                })
+            });
         }
+        drop(keys);
+        events.finished(range, results, report.calls - calls_before);
     }
 
     /// Create, upload, close, poll, read results. The error says whether the
@@ -277,7 +410,8 @@ impl BulkIngestWriter {
     async fn run_job(
         &self,
         csv: Vec<u8>,
-        keys: &mut HashMap<u64, Vec<usize>>,
+        keys: &mut [(u64, u32)],
+        results: &mut JobResults,
         report: &mut BulkReport,
     ) -> Result<(), (bool, SalesforceError)> {
         let client = &self.client;
@@ -319,12 +453,12 @@ impl BulkIngestWriter {
         let processed = info.number_records_processed;
         let failed = info.number_records_failed;
         if processed > failed {
-            self.read_results(&path, "successfulResults", keys, report)
+            self.read_results(&path, "successfulResults", keys, results, report)
                 .await
                 .map_err(after)?;
         }
         if failed > 0 {
-            self.read_results(&path, "failedResults", keys, report)
+            self.read_results(&path, "failedResults", keys, results, report)
                 .await
                 .map_err(after)?;
         }
@@ -335,7 +469,7 @@ impl BulkIngestWriter {
                 info.state,
                 info.error_message.as_deref().unwrap_or("no message")
             );
-            self.read_unprocessed(&path, &reason, keys, report)
+            self.read_unprocessed(&path, reason, keys, results, report)
                 .await
                 .map_err(after)?;
         }
@@ -372,27 +506,36 @@ impl BulkIngestWriter {
         &self,
         path: &str,
         kind: &str,
-        keys: &mut HashMap<u64, Vec<usize>>,
+        keys: &mut [(u64, u32)],
+        results: &mut JobResults,
         report: &mut BulkReport,
     ) -> Result<(), SalesforceError> {
         report.calls += 1;
         let bytes = self.fetch_csv(path, kind).await?;
+        let keep_id = self.saved_ids
+            || matches!(
+                self.operation,
+                BulkOperation::Insert | BulkOperation::Upsert
+            );
         let mut reader = csv::Reader::from_reader(&bytes[..]);
-        for row in reader.records() {
-            let row = row.map_err(|e| self.bad_csv(kind, e))?;
+        let mut row = csv::StringRecord::new();
+        while reader
+            .read_record(&mut row)
+            .map_err(|e| self.bad_csv(kind, e))?
+        {
             let (Some(first), Some(second)) = (row.get(0), row.get(1)) else {
                 continue;
             };
             let Some(index) = take_key(keys, row.iter().skip(2)) else {
                 continue;
             };
-            report.results[index] = if kind == "successfulResults" {
-                BulkRecordResult::Saved {
-                    id: first.to_string(),
+            results.slots[index] = if kind == "successfulResults" {
+                Slot::Saved {
+                    id: keep_id.then(|| first.into()),
                     created: second.eq_ignore_ascii_case("true"),
                 }
             } else {
-                BulkRecordResult::Failed(parse_sf_error(second))
+                Slot::Failed(Box::new(parse_sf_error(second)))
             };
         }
         Ok(())
@@ -401,17 +544,22 @@ impl BulkIngestWriter {
     async fn read_unprocessed(
         &self,
         path: &str,
-        reason: &str,
-        keys: &mut HashMap<u64, Vec<usize>>,
+        reason: String,
+        keys: &mut [(u64, u32)],
+        results: &mut JobResults,
         report: &mut BulkReport,
     ) -> Result<(), SalesforceError> {
         report.calls += 1;
         let bytes = self.fetch_csv(path, "unprocessedrecords").await?;
+        results.reason = reason;
         let mut reader = csv::Reader::from_reader(&bytes[..]);
-        for row in reader.records() {
-            let row = row.map_err(|e| self.bad_csv("unprocessedrecords", e))?;
+        let mut row = csv::StringRecord::new();
+        while reader
+            .read_record(&mut row)
+            .map_err(|e| self.bad_csv("unprocessedrecords", e))?
+        {
             if let Some(index) = take_key(keys, row.iter()) {
-                report.results[index] = BulkRecordResult::Unprocessed(reason.to_string());
+                results.slots[index] = Slot::Unprocessed;
             }
         }
         Ok(())
@@ -460,17 +608,17 @@ pub(super) async fn wait_for_job(
     }
 }
 
-/// The input row whose cells hash like `cells`, removed from the pool so
-/// that identical rows are each matched once.
-fn take_key<'a>(
-    keys: &mut HashMap<u64, Vec<usize>>,
-    cells: impl Iterator<Item = &'a str>,
-) -> Option<usize> {
+/// The row of the job whose cells hash like `cells`, taken from the pool
+/// (sorted by hash) so that identical rows are each matched once.
+fn take_key<'a>(keys: &mut [(u64, u32)], cells: impl Iterator<Item = &'a str>) -> Option<usize> {
     let key = row_hash(cells);
-    let pool = keys.get_mut(&key)?;
-    let index = pool.pop();
-    if pool.is_empty() {
-        keys.remove(&key);
-    }
-    index
+    let first = keys.partition_point(|(h, _)| *h < key);
+    keys[first..]
+        .iter_mut()
+        .take_while(|(h, _)| *h == key)
+        .find(|(_, row)| *row != TAKEN)
+        .map(|(_, row)| std::mem::replace(row, TAKEN) as usize)
 }
+
+/// A pool entry already matched to a result row.
+const TAKEN: u32 = u32::MAX;

@@ -18,8 +18,8 @@ mod types;
 
 pub use analytics::{ReportCell, ReportColumn, ReportDescribe, ReportRun};
 pub use bulk::{
-    BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT, JobObserver,
-    JobProgress, MAX_UPLOAD_BYTES, PollPolicy,
+    BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT, JobEvents,
+    JobObserver, JobProgress, JobResults, MAX_UPLOAD_BYTES, PollPolicy,
 };
 pub use bulk_query::{BULK_PAGE_RECORDS, BulkQueryOptions, CsvPage};
 pub use client::{ApiUsage, MAX_BATCH, QueryPage, SalesforceClient};

@@ -14,7 +14,7 @@ use super::writes::DmlResult;
 use crate::dml::{self, Action, ChangeSet, OutcomeStatus, RecordOutcome, UpdateSummary, WriteOp};
 
 /// How many per-record failures a notice lists.
-const NOTICE_FAILURES: usize = 5;
+const NOTICE_FAILURES: usize = dml::FIRST_FAILURES;
 
 pub const DRY_RUN_COLUMNS: [&str; 7] = [
     "action",
@@ -104,7 +104,7 @@ pub fn write_output(result: DmlResult) -> Result<(StatementResult, Written), Dat
                 summary.retried
             ));
         }
-        notice.push_str(&failures_text(&summary, |_, f| {
+        notice.push_str(&failures_text(&summary, |f| {
             if f.id.is_empty() {
                 format!("key {}", f.match_key.as_deref().unwrap_or("-"))
             } else {
@@ -179,26 +179,13 @@ fn returning_batch(
 }
 
 /// The first failures (and unknown outcomes), one line each, labelled by
-/// `label(position, outcome)`.
-fn failures_text(
-    summary: &UpdateSummary,
-    label: impl Fn(usize, &RecordOutcome) -> String,
-) -> String {
-    let failing = summary
-        .outcomes
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| matches!(o.status, OutcomeStatus::Failed | OutcomeStatus::Unknown));
+/// `label(outcome)`.
+fn failures_text(summary: &UpdateSummary, label: impl Fn(&RecordOutcome) -> String) -> String {
     let mut text = String::new();
-    let mut total = 0;
-    for (i, f) in failing {
-        total += 1;
-        if total > NOTICE_FAILURES {
-            continue;
-        }
+    for f in summary.first_failures.iter().take(NOTICE_FAILURES) {
         text.push_str(&format!(
             "\n  {}: {}: {}{}",
-            label(i, f),
+            label(f),
             f.error_code.as_deref().unwrap_or("ERROR"),
             f.message.as_deref().unwrap_or(""),
             if f.fields.is_empty() {
@@ -208,6 +195,7 @@ fn failures_text(
             }
         ));
     }
+    let total = summary.failures();
     if total > NOTICE_FAILURES {
         text.push_str(&format!(
             "\n  ... and {} more failures",
@@ -272,7 +260,7 @@ fn dry_run_batch(set: &ChangeSet) -> Result<RecordBatch, DataFusionError> {
             .filter(|c| r.action == Action::Create || c.old != c.new)
         {
             rows.push(row(
-                Some(c.field.clone()),
+                Some(c.field.to_string()),
                 dml::display_value(&c.old),
                 dml::display_value(&c.new),
             ));

@@ -176,7 +176,9 @@ impl WriteSink for ProgressSink {
                 .count();
             self.snapshot(&tally);
             // One request for the whole statement: its summary says it all.
-            if tally.calls <= 1 && tally.sent >= self.to_send {
+            // A batch that made no call is part of a request (a Bulk job's
+            // records reported in batches): its last batch gives the line.
+            if calls == 0 || (tally.calls <= 1 && tally.sent >= self.to_send) {
                 return;
             }
             progress_line(&tally, self.to_send)

@@ -207,11 +207,16 @@ impl Engine {
         let summary = if opts.dry_run {
             let summary = dml::dry_run_summary(&set);
             if let Some(log) = &log {
-                log.not_sent(&summary.outcomes);
+                for batch in summary.outcomes.chunks(dml::SINK_BATCH) {
+                    log.not_sent(batch);
+                }
             }
             summary
         } else {
             let mut write_opts = opts.write_options();
+            // The run log stores every outcome as it comes; the summary
+            // keeps them only for RETURNING, or when no log stores them.
+            write_opts.keep_outcomes = !returning.is_empty() || log.is_none();
             write_opts.sink = super::progress::wrap(
                 log.clone().map(|l| l as Arc<dyn dml::WriteSink>),
                 set.changed().count(),

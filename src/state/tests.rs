@@ -322,6 +322,55 @@ fn client_writes_and_job_writes_are_logged_with_records() {
 }
 
 #[test]
+fn records_announced_and_settled_in_batches_keep_their_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let client = Origin::Client {
+        user: "demo".into(),
+    };
+    let log = store
+        .begin_write(&client, "UPDATE big", &target())
+        .expect("begin");
+    // A Bulk job of five records, announced in two batches...
+    let unknown = |id| outcome(id, OutcomeStatus::Unknown, None);
+    log.sending(&[unknown("003A"), unknown("003B"), unknown("003C")]);
+    log.sending(&[unknown("003D"), unknown("003E")]);
+    let runid = log.runid();
+    assert_eq!(store.run(runid).expect("run").expect("row").counts[4], 5);
+    // ...and settled in three that cut across them; the job's calls come
+    // with the last.
+    log.sent(&[outcome("003A", OutcomeStatus::Updated, None)], 0);
+    log.sent(
+        &[
+            outcome("003B", OutcomeStatus::Updated, None),
+            outcome("003C", OutcomeStatus::Failed, Some("INVALID_FIELD")),
+            outcome("003D", OutcomeStatus::Updated, None),
+        ],
+        0,
+    );
+    let run = store.run(runid).expect("run").expect("row");
+    assert_eq!(run.counts, [5, 3, 0, 0, 1, 0, 0, 1, 0], "one still unknown");
+    log.sent(&[outcome("003E", OutcomeStatus::Updated, None)], 6);
+    let run = store.run(runid).expect("run").expect("row");
+    assert_eq!(run.counts, [5, 4, 0, 0, 0, 0, 0, 1, 6]);
+    let records = store.records(Some(runid)).expect("records");
+    let seen: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.record_id.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("003A", "updated"),
+            ("003B", "updated"),
+            ("003C", "failed"),
+            ("003D", "updated"),
+            ("003E", "updated"),
+        ]
+    );
+}
+
+#[test]
 fn a_write_cut_short_leaves_every_record_sent_in_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");

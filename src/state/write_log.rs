@@ -79,8 +79,10 @@ pub struct StoreWriteLog {
 #[derive(Debug, Default)]
 struct LogState {
     next_seq: i64,
-    /// First seq and count of the records whose request is out.
-    in_flight: Option<(i64, usize)>,
+    /// Runs of records (first seq, count) whose request is out, oldest
+    /// first: `sent` settles them in the order `sending` announced them,
+    /// whether in one call or in batches.
+    in_flight: std::collections::VecDeque<(i64, usize)>,
     finished: bool,
     /// The first store failure, reported by `finish`.
     error: Option<String>,
@@ -144,37 +146,47 @@ impl WriteSink for StoreWriteLog {
         self.store_tx(|tx, state| {
             let base = self.insert(tx, state, records)?;
             bump_statuses(tx, self.runid, records)?;
-            state.in_flight = Some((base, records.len()));
+            match state.in_flight.back_mut() {
+                Some((first, n)) if *first + *n as i64 == base => *n += records.len(),
+                _ => state.in_flight.push_back((base, records.len())),
+            }
             Ok(())
         });
     }
 
     fn sent(&self, outcomes: &[RecordOutcome], calls: usize) {
         self.store_tx(|tx, state| {
-            match state.in_flight.take() {
-                Some((base, n)) if n == outcomes.len() => {
-                    let mut stmt = tx.prepare_cached(
-                        "UPDATE run_record SET record_id = ?3, status = ?4, error_code = ?5,
-                                message = ?6, fields = ?7
-                         WHERE runid = ?1 AND seq = ?2",
-                    )?;
-                    for (i, o) in outcomes.iter().enumerate() {
-                        stmt.execute(params![
-                            self.runid,
-                            base + i as i64,
-                            o.id,
-                            o.status.as_str(),
-                            o.error_code,
-                            o.message,
-                            fields(o),
-                        ])?;
-                    }
-                    bump(tx, self.runid, "rows_unknown", -(n as i64))?;
+            let mut rest = outcomes;
+            while !rest.is_empty() {
+                let Some((base, n)) = state.in_flight.pop_front() else {
+                    // Outcomes without a matching `sending`: stored as they come.
+                    self.insert(tx, state, rest)?;
+                    break;
+                };
+                let (now, later) = rest.split_at(n.min(rest.len()));
+                if n > now.len() {
+                    state
+                        .in_flight
+                        .push_front((base + now.len() as i64, n - now.len()));
                 }
-                // Outcomes without a matching `sending`: stored as they come.
-                _ => {
-                    self.insert(tx, state, outcomes)?;
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE run_record SET record_id = ?3, status = ?4, error_code = ?5,
+                            message = ?6, fields = ?7
+                     WHERE runid = ?1 AND seq = ?2",
+                )?;
+                for (i, o) in now.iter().enumerate() {
+                    stmt.execute(params![
+                        self.runid,
+                        base + i as i64,
+                        o.id,
+                        o.status.as_str(),
+                        o.error_code,
+                        o.message,
+                        fields(o),
+                    ])?;
                 }
+                bump(tx, self.runid, "rows_unknown", -(now.len() as i64))?;
+                rest = later;
             }
             bump_statuses(tx, self.runid, outcomes)?;
             bump(tx, self.runid, "api_calls", calls as i64)
