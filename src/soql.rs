@@ -419,7 +419,8 @@ pub fn render_literal(value: &ScalarValue, sf_type: &str) -> Option<String> {
     }
 }
 
-fn render_number(value: &ScalarValue) -> Option<String> {
+/// A number as SOQL writes it (report filter values too).
+pub fn render_number(value: &ScalarValue) -> Option<String> {
     Some(match value {
         ScalarValue::Int8(Some(v)) => v.to_string(),
         ScalarValue::Int16(Some(v)) => v.to_string(),

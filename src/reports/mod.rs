@@ -13,6 +13,7 @@ mod files;
 mod http;
 mod http_table;
 mod salesforce;
+mod salesforce_filters;
 mod types;
 mod view;
 

@@ -1,12 +1,14 @@
 //! The Reports and Dashboards REST API, as far as sfsql reads reports:
 //! describe (`analytics/reports/{id}/describe`) and a synchronous run with
-//! detail rows (`analytics/reports/{id}?includeDetails=true`).
+//! detail rows (`analytics/reports/{id}?includeDetails=true`), as saved
+//! (`GET`) or with filters and a sort of the caller's (`POST` with a
+//! `reportMetadata` body).
 
 use std::collections::HashMap;
 
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::{SalesforceClient, SalesforceError};
 
@@ -18,6 +20,36 @@ pub struct ReportDescribe {
     /// `TABULAR`, `SUMMARY`, `MATRIX` (or `MULTI_BLOCK`).
     pub format: String,
     pub columns: Vec<ReportColumn>,
+    /// The report's own filters (`reportFilters`), which a run with filters
+    /// of its own must send again: a `POST`'s filters replace the saved ones.
+    pub filters: Vec<ReportFilter>,
+    /// How the saved filters combine (`"(1 OR 2) AND 3"`); none is AND.
+    pub boolean_filter: Option<String>,
+}
+
+/// One `reportFilters` entry: a detail column's API name, an operator
+/// (`equals`, `notEqual`, `lessThan`, `greaterOrEqual`, `startsWith`, ...)
+/// and its value as text (`equals` takes a comma-separated list; an empty
+/// value stands for a blank).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReportFilter {
+    pub column: String,
+    pub operator: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// What a run asks for beyond the saved report.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// Every filter of the run, the report's own first; empty with no
+    /// `sort_by` runs the report as saved (`GET`).
+    pub filters: Vec<ReportFilter>,
+    pub boolean_filter: Option<String>,
+    /// A detail column to sort the rows by, ascending.
+    pub sort_by: Option<String>,
+    /// False asks for the record count only (no detail rows).
+    pub details: bool,
 }
 
 /// One detail column: its report API name (`CONTACT.EMAIL`), label and
@@ -58,6 +90,10 @@ struct Metadata {
     report_format: String,
     #[serde(default)]
     detail_columns: Vec<String>,
+    #[serde(default)]
+    report_filters: Option<Vec<ReportFilter>>,
+    #[serde(default)]
+    report_boolean_filter: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +163,16 @@ impl ReportJson {
             name: self.report_metadata.name.clone(),
             format: self.report_metadata.report_format.clone(),
             columns,
+            filters: self
+                .report_metadata
+                .report_filters
+                .clone()
+                .unwrap_or_default(),
+            boolean_filter: self
+                .report_metadata
+                .report_boolean_filter
+                .clone()
+                .filter(|b| !b.trim().is_empty()),
         }
     }
 }
@@ -147,8 +193,42 @@ impl SalesforceClient {
 
     /// Run the report now, with its detail rows (one call).
     pub async fn run_report(&self, id: &str) -> Result<ReportRun, SalesforceError> {
-        let path = Self::report_path(id, "?includeDetails=true");
-        let (_, bytes) = self.send(Method::GET, &path, None, true).await?;
+        self.run_report_with(
+            id,
+            &RunRequest {
+                details: true,
+                ..RunRequest::default()
+            },
+        )
+        .await
+    }
+
+    /// Run the report now with `request`'s filters and sort (one call): a
+    /// `POST` of `reportMetadata` when there are any, else a `GET`.
+    pub async fn run_report_with(
+        &self,
+        id: &str,
+        request: &RunRequest,
+    ) -> Result<ReportRun, SalesforceError> {
+        let path = Self::report_path(id, &format!("?includeDetails={}", request.details));
+        let (_, bytes) = if request.filters.is_empty() && request.sort_by.is_none() {
+            self.send(Method::GET, &path, None, true).await?
+        } else {
+            let sort_by: Vec<Value> = request
+                .sort_by
+                .iter()
+                .map(|c| json!({ "sortColumn": c, "sortOrder": "Asc" }))
+                .collect();
+            let body = json!({
+                "reportMetadata": {
+                    "reportFilters": request.filters,
+                    "reportBooleanFilter": request.boolean_filter,
+                    "sortBy": sort_by,
+                }
+            });
+            // A run changes nothing: it can be sent again.
+            self.send(Method::POST, &path, Some(&body), true).await?
+        };
         let mut json: ReportJson = self.decode("report run", &bytes)?;
         let describe = json.describe();
         let fact = json.fact_map.remove("T!T");

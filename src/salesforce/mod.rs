@@ -16,7 +16,9 @@ mod error;
 mod oauth;
 mod types;
 
-pub use analytics::{ReportCell, ReportColumn, ReportDescribe, ReportRun};
+pub use analytics::{
+    ReportCell, ReportColumn, ReportDescribe, ReportFilter, ReportRun, RunRequest,
+};
 pub use bulk::{
     BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT, JobEvents,
     JobObserver, JobProgress, JobResults, MAX_UPLOAD_BYTES, PollPolicy,

@@ -8,6 +8,15 @@
 //! count. A run returns at most 2,000 detail rows, as Salesforce does, with
 //! `allData: false` when there were more.
 //!
+//! `POST analytics/reports/{id}` runs the report with the body's
+//! `reportMetadata.reportFilters` (`{column, operator, value}`, at most 20,
+//! ANDed unless `reportBooleanFilter` says otherwise, which the simulator
+//! refuses) added to its own filter, compared as Salesforce compares
+//! them: text without case, `equals` a comma-separated list of values, an
+//! empty value a blank. Its `sortBy` (one `{sortColumn, sortOrder}`) orders
+//! the detail rows, blanks first when ascending, so the 2,000 a run
+//! returns are the first in that order.
+//!
 //! Report ids are the same in both orgs (a sandbox copy keeps them).
 
 use chrono::{NaiveDate, NaiveTime, Timelike};
@@ -344,11 +353,134 @@ fn cell(data_type: &str, v: &Value) -> Json {
     json!({ "label": label, "value": value })
 }
 
-/// The records of the report's object that its filter keeps, in id order.
-fn rows(org: &Org, def: &ReportDef) -> Result<(ObjId, Vec<u32>), ApiError> {
-    let soql_text = match def.filter {
-        Some(f) => format!("SELECT Id FROM {} WHERE {f} ORDER BY Id", def.object),
-        None => format!("SELECT Id FROM {} ORDER BY Id", def.object),
+fn bad_filter(message: String) -> ApiError {
+    ApiError::bad_request("BAD_REQUEST", message)
+}
+
+/// One filter value as a SOQL literal of its column's type.
+fn filter_literal(c: &Column, value: &str) -> Result<String, ApiError> {
+    let bad = || {
+        bad_filter(format!(
+            "Invalid value '{value}' for column {} ({})",
+            c.api, c.data_type
+        ))
+    };
+    Ok(match c.data_type {
+        "int" | "double" | "currency" | "percent" => {
+            value.parse::<f64>().map_err(|_| bad())?;
+            value.to_string()
+        }
+        "boolean" => match value.to_ascii_lowercase().as_str() {
+            v @ ("true" | "false") => v.to_string(),
+            _ => return Err(bad()),
+        },
+        "date" => {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| bad())?;
+            value.to_string()
+        }
+        "datetime" => chrono::DateTime::parse_from_rfc3339(value)
+            .map_err(|_| bad())?
+            .to_utc()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        "time" => return Err(bad()),
+        _ => format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'")),
+    })
+}
+
+/// A `reportFilters` entry as a SOQL condition on the column's field.
+fn filter_condition(def: &ReportDef, filter: &Json) -> Result<String, ApiError> {
+    let text = |k: &str| filter[k].as_str().unwrap_or_default().to_string();
+    let (column, operator, value) = (text("column"), text("operator"), text("value"));
+    let c = def
+        .columns
+        .iter()
+        .find(|c| c.api == column)
+        .ok_or_else(|| bad_filter(format!("Invalid report filter column: {column}")))?;
+    let field = c.field;
+    let like = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+            .replace('\'', "\\'")
+    };
+    let list = || -> Result<Vec<String>, ApiError> {
+        value
+            .split(',')
+            .map(|v| filter_literal(c, v.trim()))
+            .collect()
+    };
+    let one = || filter_literal(c, value.trim());
+    Ok(match operator.as_str() {
+        "equals" if value.is_empty() => format!("{field} = null"),
+        "notEqual" if value.is_empty() => format!("{field} != null"),
+        "equals" => format!("{field} IN ({})", list()?.join(", ")),
+        "notEqual" => format!("{field} NOT IN ({})", list()?.join(", ")),
+        "lessThan" => format!("{field} < {}", one()?),
+        "greaterThan" => format!("{field} > {}", one()?),
+        "lessOrEqual" => format!("{field} <= {}", one()?),
+        "greaterOrEqual" => format!("{field} >= {}", one()?),
+        "startsWith" => format!("{field} LIKE '{}%'", like(&value)),
+        "contains" => format!("{field} LIKE '%{}%'", like(&value)),
+        other => {
+            return Err(bad_filter(format!(
+                "Invalid report filter operator for column {column}: {other}"
+            )));
+        }
+    })
+}
+
+/// Custom filters a run takes at most, as in Salesforce.
+const MAX_REPORT_FILTERS: usize = 20;
+
+/// The records of the report's object that its filter and `run_metadata`'s
+/// filters keep, in the order of its `sortBy` (else id order).
+fn rows(org: &Org, def: &ReportDef, run_metadata: &Json) -> Result<(ObjId, Vec<u32>), ApiError> {
+    let mut conditions: Vec<String> = def.filter.iter().map(|f| format!("({f})")).collect();
+    if !run_metadata["reportBooleanFilter"].is_null() {
+        return Err(bad_filter(
+            "the simulator runs reportFilters ANDed only (reportBooleanFilter null)".into(),
+        ));
+    }
+    let filters = run_metadata["reportFilters"].as_array();
+    if filters.map_or(0, Vec::len) > MAX_REPORT_FILTERS {
+        return Err(bad_filter(format!(
+            "A report can have at most {MAX_REPORT_FILTERS} filters"
+        )));
+    }
+    for filter in filters.into_iter().flatten() {
+        conditions.push(filter_condition(def, filter)?);
+    }
+    let mut order = "Id".to_string();
+    if let Some(sort) = run_metadata["sortBy"].as_array().and_then(|s| s.first()) {
+        let column = sort["sortColumn"].as_str().unwrap_or_default();
+        let c = def
+            .columns
+            .iter()
+            .find(|c| c.api == column)
+            .ok_or_else(|| bad_filter(format!("Invalid sort column: {column}")))?;
+        let direction = if sort["sortOrder"]
+            .as_str()
+            .is_some_and(|o| o.eq_ignore_ascii_case("desc"))
+        {
+            "DESC NULLS LAST"
+        } else {
+            "ASC NULLS FIRST"
+        };
+        order = if c.field == "Id" {
+            format!("Id {direction}")
+        } else {
+            format!("{} {direction}, Id", c.field)
+        };
+    }
+    let soql_text = if conditions.is_empty() {
+        format!("SELECT Id FROM {} ORDER BY {order}", def.object)
+    } else {
+        format!(
+            "SELECT Id FROM {} WHERE {} ORDER BY {order}",
+            def.object,
+            conditions.join(" AND ")
+        )
     };
     let parsed = soql::parser::parse(&soql_text)?;
     let query = soql::compile(&soql_text, &parsed)?;
@@ -384,11 +516,20 @@ fn count(n: usize) -> Json {
 
 /// `GET analytics/reports/{id}` (`includeDetails=true` for detail rows):
 /// runs the report now.
-pub fn run(org: &Org, version: &str, id: &str, include_details: bool) -> Result<Json, ApiError> {
+pub fn run(
+    org: &Org,
+    version: &str,
+    id: &str,
+    include_details: bool,
+    run_metadata: &Json,
+) -> Result<Json, ApiError> {
     let def = find(id)?;
     let id = report_id(&def);
-    let (report_metadata, extended) = metadata(&def, &id);
-    let (obj, all) = rows(org, &def)?;
+    let (mut report_metadata, extended) = metadata(&def, &id);
+    let (obj, all) = rows(org, &def, run_metadata)?;
+    if let Some(filters) = run_metadata.get("reportFilters") {
+        report_metadata["reportFilters"] = filters.clone();
+    }
     let shown = &all[..all.len().min(MAX_DETAIL_ROWS)];
     let details = |rows: &[u32]| {
         if include_details {
@@ -471,7 +612,7 @@ mod tests {
     fn a_tabular_run_has_detail_rows_under_t_t() {
         let sim = sim(300);
         let id = id_of("Contacts by NPS").unwrap_or_default();
-        let body = run(&sim.orgs[1], "v62.0", &id, true).unwrap_or_default();
+        let body = run(&sim.orgs[1], "v62.0", &id, true, &Json::Null).unwrap_or_default();
         assert_eq!(body["reportMetadata"]["reportFormat"], "TABULAR");
         assert_eq!(body["allData"], true);
         assert_eq!(
@@ -491,7 +632,7 @@ mod tests {
         assert_eq!(cells.as_array().map(Vec::len), Some(CONTACT_NPS.len()));
         assert!(cells[4]["value"].is_f64());
         // Without details the fact map has the count only.
-        let body = run(&sim.orgs[1], "v62.0", &id, false).unwrap_or_default();
+        let body = run(&sim.orgs[1], "v62.0", &id, false, &Json::Null).unwrap_or_default();
         assert_eq!(body["factMap"]["T!T"]["rows"], json!([]));
     }
 
@@ -499,7 +640,7 @@ mod tests {
     fn more_than_2000_rows_are_cut_with_all_data_false() {
         let sim = sim(2_100);
         let id = id_of("All Contacts").unwrap_or_default();
-        let body = run(&sim.orgs[0], "v62.0", &id, true).unwrap_or_default();
+        let body = run(&sim.orgs[0], "v62.0", &id, true, &Json::Null).unwrap_or_default();
         assert_eq!(body["allData"], false);
         assert_eq!(
             body["factMap"]["T!T"]["rows"].as_array().map(Vec::len),
@@ -527,5 +668,126 @@ mod tests {
             find("00O000000000000AAA").err().map(|e| e.status.as_u16()),
             Some(404)
         );
+    }
+
+    /// The values of one column over a run's detail rows.
+    fn column_values(body: &Json, index: usize) -> Vec<Json> {
+        body["factMap"]["T!T"]["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["dataCells"][index]["value"].clone())
+            .collect()
+    }
+
+    fn count_of(body: &Json) -> u64 {
+        body["factMap"]["T!T"]["aggregates"][0]["value"]
+            .as_u64()
+            .unwrap_or(u64::MAX)
+    }
+
+    #[test]
+    fn report_filters_narrow_a_run_and_sort_by_orders_it() {
+        let sim = sim(300);
+        let id = id_of("Contacts by NPS").unwrap_or_default();
+        let org = &sim.orgs[1];
+        let all = run(org, "v62.0", &id, true, &Json::Null).unwrap_or_default();
+        let scores = column_values(&all, 4);
+        let high = scores.iter().filter(|v| v.as_f64() > Some(8.0)).count() as u64;
+        assert!(high > 0 && high < count_of(&all));
+        let filtered = |filters: Json| {
+            run(
+                org,
+                "v62.0",
+                &id,
+                true,
+                &json!({ "reportFilters": filters }),
+            )
+        };
+        let body = filtered(json!([
+            { "column": "Contact.WM_NPS_Score__c", "operator": "greaterThan", "value": "8" }
+        ]))
+        .unwrap_or_default();
+        assert_eq!(count_of(&body), high);
+        assert_eq!(
+            body["reportMetadata"]["reportFilters"][0]["operator"],
+            "greaterThan"
+        );
+        // Text without case; equals takes a comma-separated list.
+        let emails: Vec<String> = column_values(&all, 3)
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_uppercase))
+            .take(2)
+            .collect();
+        let body = filtered(json!([
+            { "column": "EMAIL", "operator": "equals", "value": emails.join(",") }
+        ]))
+        .unwrap_or_default();
+        assert_eq!(count_of(&body), 2);
+        let body = filtered(json!([
+            { "column": "EMAIL", "operator": "equals", "value": "" }
+        ]))
+        .unwrap_or_default();
+        let blanks = column_values(&all, 3)
+            .iter()
+            .filter(|v| v.is_null())
+            .count();
+        assert_eq!(count_of(&body), blanks as u64);
+        // Ranges on ids and dates; sortBy orders the detail rows.
+        let ids: Vec<String> = column_values(&all, 0)
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let body = run(
+            org,
+            "v62.0",
+            &id,
+            true,
+            &json!({
+                "reportFilters": [
+                    { "column": "CONTACT.ID", "operator": "greaterOrEqual", "value": ids[10] },
+                    { "column": "Contact.WM_Quiz_Date__c", "operator": "notEqual", "value": "" },
+                ],
+                "sortBy": [{ "sortColumn": "Contact.WM_NPS_Score__c", "sortOrder": "Desc" }],
+            }),
+        )
+        .unwrap_or_default();
+        let sorted = column_values(&body, 4);
+        assert!(!sorted.is_empty());
+        assert!(sorted.windows(2).all(|w| w[0].as_f64() >= w[1].as_f64()));
+        let quiz_dates = column_values(&body, 5);
+        assert!(quiz_dates.iter().all(|v| !v.is_null()));
+        let kept_ids = column_values(&body, 0);
+        assert!(
+            kept_ids
+                .iter()
+                .all(|v| v.as_str() >= Some(ids[10].as_str()))
+        );
+    }
+
+    #[test]
+    fn report_filters_salesforce_refuses_are_refused() {
+        let sim = sim(50);
+        let id = id_of("Contacts by NPS").unwrap_or_default();
+        let org = &sim.orgs[1];
+        let refused = |metadata: Json| run(org, "v62.0", &id, true, &metadata).is_err();
+        let one = json!({ "column": "EMAIL", "operator": "equals", "value": "a@b.c" });
+        assert!(refused(json!({ "reportFilters": vec![one.clone(); 21] })));
+        assert!(!refused(json!({ "reportFilters": vec![one.clone(); 20] })));
+        assert!(refused(
+            json!({ "reportFilters": [one.clone()], "reportBooleanFilter": "1" })
+        ));
+        assert!(refused(json!({ "reportFilters": [
+            { "column": "NOPE", "operator": "equals", "value": "x" }
+        ] })));
+        assert!(refused(json!({ "reportFilters": [
+            { "column": "EMAIL", "operator": "within", "value": "x" }
+        ] })));
+        assert!(refused(json!({ "reportFilters": [
+            { "column": "Contact.WM_NPS_Score__c", "operator": "lessThan", "value": "high" }
+        ] })));
+        assert!(refused(
+            json!({ "sortBy": [{ "sortColumn": "NOPE", "sortOrder": "Asc" }] })
+        ));
     }
 }

@@ -210,10 +210,20 @@ fn resource(
             Ok(Reply::ok(&analytics::describe(rest[2])?))
         }
         RequestKind::ReportRun => {
-            get_only()?;
+            require(&req.method, &[Method::GET, Method::POST])?;
             let details = url::form_urlencoded::parse(req.query.as_bytes())
                 .any(|(k, v)| k == "includeDetails" && v.eq_ignore_ascii_case("true"));
-            Ok(Reply::ok(&analytics::run(o, version, rest[2], details)?))
+            // POST runs it with the body's reportMetadata (its filters).
+            let body: Json = if req.method == Method::POST {
+                serde_json::from_slice(&req.body)
+                    .map_err(|e| ApiError::json_parser(e.to_string()))?
+            } else {
+                Json::Null
+            };
+            let run = analytics::run(o, version, rest[2], details, &body["reportMetadata"])?;
+            let rows = run["factMap"]["T!T"]["rows"].as_array().map_or(0, Vec::len);
+            o.stats().report_rows_returned += rows as u64;
+            Ok(Reply::ok(&run))
         }
         RequestKind::BlobRetrieve => {
             get_only()?;

@@ -91,6 +91,8 @@ pub struct OrgStats {
     /// Records in query and queryMore responses and in Bulk query result
     /// pages.
     pub records_returned: u64,
+    /// Detail rows in the fact maps of report runs.
+    pub report_rows_returned: u64,
     /// Records in Collections request bodies (ids for delete).
     pub records_written: u64,
     /// Records that Bulk 2.0 ingest jobs processed (failed ones included).

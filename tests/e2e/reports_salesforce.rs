@@ -1,14 +1,16 @@
 //! Salesforce analytics reports (`format = "salesforce"`) over a Postgres
 //! connection, against the simulator's Reports API over HTTP: the errors a
-//! user can meet (a summary report, an unknown id, a report cut at 2,000
-//! rows), each with its SQLSTATE and what to do, the server staying up.
+//! user can meet (a summary report, an unknown id), each with its SQLSTATE
+//! and what to do, the server staying up; a report over 2,000 rows read
+//! whole in sorted parts, and a WHERE sent as a report filter, with the
+//! runs each costs.
 
 use std::sync::Arc;
 
 use sfsql::scheduler::SystemClock;
 use sfsql::simulator::{SimConfig, report_id_of};
 
-use crate::common::{TestDemo, copy_dir, error_of, launch, repo_catalog};
+use crate::common::{TestDemo, copy_dir, error_of, launch, repo_catalog, rows};
 
 /// The demo with these Salesforce reports added to its catalog: (table,
 /// connection, report id).
@@ -85,22 +87,109 @@ async fn summary_and_unknown_reports_say_what_to_do() {
     assert!(!rows.is_empty());
 }
 
+/// The first cell of each row of a query.
+async fn column(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    rows(client, sql)
+        .await
+        .into_iter()
+        .map(|r| r.into_iter().next().flatten().unwrap_or_default())
+        .collect()
+}
+
+/// Every row of a query (EXPLAIN's plan lines), its cells joined by spaces.
+async fn lines(client: &tokio_postgres::Client, sql: &str) -> String {
+    rows(client, sql)
+        .await
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|c| c.unwrap_or_else(|| "NULL".into()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_report_cut_at_2000_rows_is_refused_not_returned_in_part() {
+async fn a_5000_row_report_is_read_whole_in_sorted_parts() {
     let all = report_id_of("All Contacts").expect("report");
-    let demo = demo_with(2_100, &[("all_contacts", "production", all)]).await;
+    let demo = demo_with(5_000, &[("all_contacts", "production", all)]).await;
     let client = demo.connect().await;
-    let (code, message) = error_of(&client, "SELECT count(*) FROM reports.all_contacts").await;
-    assert_eq!(code, "54000", "{message}");
-    assert!(
-        message.contains(
-            "(All Contacts) has 2100 detail rows and the Reports API returns only the first 2,000"
+    let runs = |demo: &TestDemo| requests(demo, "production", "report_run");
+
+    // Every row once: 2,000 a run, sorted by the contact id, each run
+    // starting at the previous run's last id (1,999 new rows a run).
+    let whole = lines(
+        &client,
+        "SELECT count(*), count(DISTINCT contact_id), count(email), count(lead_source) \
+         FROM reports.all_contacts",
+    )
+    .await;
+    assert_eq!(runs(&demo), 3);
+    let object = lines(
+        &client,
+        "SELECT count(*), count(DISTINCT id), count(email), count(leadsource) FROM production.contact",
+    )
+    .await;
+    assert_eq!(whole, object);
+    assert!(whole.starts_with("5000 5000 "), "{whole}");
+    let ids = column(
+        &client,
+        "SELECT r.contact_id FROM reports.all_contacts r JOIN production.contact c \
+         ON c.id = r.contact_id AND (c.email IS NOT DISTINCT FROM r.email) \
+         AND (c.leadsource IS NOT DISTINCT FROM r.lead_source)",
+    )
+    .await;
+    assert_eq!(ids.len(), 5_000);
+    assert_eq!(runs(&demo), 6);
+
+    // count(*) alone reads the record count of one run.
+    assert_eq!(
+        column(&client, "SELECT count(*) FROM reports.all_contacts").await,
+        ["5000"]
+    );
+    assert_eq!(runs(&demo), 7);
+
+    // A WHERE goes with the run as a report filter: one run, fewer rows.
+    let sources = column(
+        &client,
+        "SELECT leadsource FROM production.contact WHERE leadsource IS NOT NULL \
+         GROUP BY leadsource ORDER BY count(*) LIMIT 1",
+    )
+    .await;
+    let source = &sources[0];
+    let filtered = format!(
+        "SELECT count(*), count(DISTINCT contact_id) FROM reports.all_contacts \
+         WHERE lead_source = '{source}'"
+    );
+    let counted = lines(&client, &filtered).await;
+    assert_eq!(runs(&demo), 8);
+    let expected = lines(
+        &client,
+        &format!(
+            "SELECT count(*), count(DISTINCT id) FROM production.contact WHERE leadsource = '{source}'"
         ),
-        "{message}"
+    )
+    .await;
+    assert_eq!(counted, expected);
+    let plan = lines(&client, &format!("EXPLAIN {filtered}")).await;
+    assert!(
+        plan.contains(&format!(
+            "SalesforceReportExec: connection=production, report_id={}, reportFilters=[LEAD_SOURCE equals \"{source}\"]",
+            report_id_of("All Contacts").unwrap_or_default()
+        )),
+        "{plan}"
     );
     assert!(
-        message.contains("query the object it reports on"),
-        "{message}"
+        plan.contains("runs sorted by CONTACT.ID and split on it"),
+        "{plan}"
     );
-    assert_eq!(requests(&demo, "production", "report_run"), 1);
+    // EXPLAIN ANALYZE says how many runs it took.
+    let analyzed = lines(
+        &client,
+        "EXPLAIN ANALYZE SELECT count(email) FROM reports.all_contacts",
+    )
+    .await;
+    assert!(analyzed.contains("runs=3 (as run)"), "{analyzed}");
 }

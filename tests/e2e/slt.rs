@@ -6,7 +6,8 @@
 //! `SIM <org> <counter>` returns a counter of `GET /__sim/stats` (`writes`
 //! sums every write request; otherwise a request kind such as
 //! `collections_update`, `sub.<kind>` for subrequests of composite
-//! requests such as `sub.query`, or `records_written`), and
+//! requests such as `sub.query`, `records_written`, `records_returned` or
+//! `report_rows_returned`), and
 //! `SIM RESET` zeroes the counters, and
 //! `SIM FAIL_RECORDS <org> <statusCode> <count>` makes the next records
 //! written fail with that per-record error (`POST /__sim/fail_records`).
@@ -207,6 +208,7 @@ async fn sim_statement(base: &str, args: &str) -> Result<DBOutput<DefaultColumnT
                 "writes" => crate::common::write_requests(org),
                 "records_written" => org["records_written"].as_u64().unwrap_or(0),
                 "records_returned" => org["records_returned"].as_u64().unwrap_or(0),
+                "report_rows_returned" => org["report_rows_returned"].as_u64().unwrap_or(0),
                 kind => match kind.strip_prefix("sub.") {
                     Some(sub) => org["composite_subrequests"][sub].as_u64().unwrap_or(0),
                     None => org["requests"][kind].as_u64().unwrap_or(0),
