@@ -417,3 +417,96 @@ fn register_tables(
         .map_err(setup)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use datafusion::prelude::{col, lit};
+
+    use super::*;
+    use crate::scheduler::ManualClock;
+    use crate::state::{BeginRun, JobOptions, JobSource, JobSpec, NewRun, Trigger};
+
+    fn table(kind: Kind, store: &Store) -> CronTable {
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+            .single()
+            .expect("t");
+        CronTable {
+            kind,
+            schema: schema_of(kind),
+            store: store.clone(),
+            clock: Arc::new(ManualClock::new(now)),
+            default_catch_up: CatchUp::Once,
+        }
+    }
+
+    /// `jobname = '...'` on the run log and `runid = n` on the records
+    /// reach the SQLite query: the scan reads only those rows.
+    #[test]
+    fn jobname_and_runid_filters_reach_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let now = chrono::Utc::now();
+        for name in ["a", "b"] {
+            let jobid = store
+                .upsert_job(
+                    &JobSpec {
+                        name: name.into(),
+                        schedule: "0 9 * * *".into(),
+                        command: "SELECT 1".into(),
+                        timezone: "UTC".into(),
+                        source: JobSource::Sql,
+                        username: "demo".into(),
+                        options: JobOptions::default(),
+                    },
+                    now,
+                )
+                .expect("job");
+            let run = NewRun {
+                jobid,
+                jobname: name.into(),
+                username: "demo".into(),
+                command: "SELECT 1".into(),
+                trigger: Trigger::Manual,
+                dry_run: false,
+                scheduled_for: None,
+                attempt: 1,
+            };
+            assert!(matches!(
+                store.begin_run(&run, now).expect("run"),
+                BeginRun::Started { .. }
+            ));
+        }
+        let details = table(Kind::RunDetails, &store);
+        let by_name = col("jobname").eq(lit("a"));
+        let by_status = col("status").eq(lit("running"));
+        assert_eq!(
+            details
+                .supports_filters_pushdown(&[&by_name, &by_status])
+                .expect("pushdown"),
+            [
+                TableProviderFilterPushDown::Inexact,
+                TableProviderFilterPushDown::Unsupported
+            ]
+        );
+        assert_eq!(details.batch(&[]).expect("all").num_rows(), 2);
+        let a = details.batch(&[by_name]).expect("a");
+        assert_eq!(a.num_rows(), 1);
+        let names = a
+            .column_by_name("jobname")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .expect("jobname");
+        assert_eq!(names.value(0), "a");
+
+        let records = table(Kind::RunRecords, &store);
+        let by_run = col("runid").eq(lit(1i64));
+        assert_eq!(
+            records
+                .supports_filters_pushdown(&[&by_run])
+                .expect("pushdown"),
+            [TableProviderFilterPushDown::Inexact]
+        );
+        assert_eq!(records.pushed(&by_run), Some(ScalarValue::Int64(Some(1))));
+    }
+}

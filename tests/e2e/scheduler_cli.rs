@@ -121,9 +121,9 @@ async fn jobs_run_on_a_terminal_draws_a_bar_in_place() {
     );
 }
 
-/// `sfsql jobs ...` over `dir`'s catalog and state directory: its exit
-/// status, stdout and stderr.
-async fn jobs(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+/// `sfsql jobs ...` over `dir`'s catalog and state directory and `sim`:
+/// its exit status, stdout and stderr.
+async fn jobs(dir: &std::path::Path, sim: &SimHandle, args: &[&str]) -> (bool, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sfsql"));
     command
         .args(["jobs", "--catalog"])
@@ -131,6 +131,9 @@ async fn jobs(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .arg("--state-dir")
         .arg(dir.join("state"))
         .args(args)
+        .env("SFSQL_SIM_URL", sim.base_url())
+        .env("SFSQL_DEMO_CLIENT_ID", DEMO_CLIENT_ID)
+        .env("SFSQL_DEMO_CLIENT_SECRET", DEMO_CLIENT_SECRET)
         .stdin(Stdio::null());
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
@@ -156,7 +159,8 @@ fn next_at(now: DateTime<Utc>, hour: u32, tz: chrono_tz::Tz) -> String {
 
 /// What a user sees of their jobs: `jobs list` has every job file as soon
 /// as it is written (no server needed), with its schedule, state, next run
-/// and last run; `jobs logs NAME` has each run with its counts and
+/// and last run; `jobs run --dry-run` writes nothing and is logged as a
+/// dry run; `jobs logs NAME` has each run with its counts and
 /// message; `--errors` adds each failed record with its code and message,
 /// and nothing of the records that went through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +174,7 @@ async fn jobs_list_and_logs_show_jobs_runs_and_failed_records() {
 
     // Before any run: both jobs, next runs in UTC, no last run.
     let now = Utc::now();
-    let (ok, list, err) = jobs(dir.path(), &["list"]).await;
+    let (ok, list, err) = jobs(dir.path(), &sim, &["list"]).await;
     assert!(ok, "{list}{err}");
     let (titles_next, paris_next) = (
         next_at(now, 3, chrono_tz::UTC),
@@ -209,6 +213,17 @@ async fn jobs_list_and_logs_show_jobs_runs_and_failed_records() {
         "{list}"
     );
 
+    // A dry run: what would change, nothing written.
+    let (ok, out, err) = jobs(dir.path(), &sim, &["run", "titles", "--dry-run"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("succeeded (dry run)") && l.contains("200 matched")),
+        "{out}"
+    );
+    assert_eq!(sim.stats()["sandbox"]["records_written"].as_u64(), Some(0));
+
     // A run where the org refuses 3 records of 200.
     fail_records(&sim.base_url(), "sandbox", 3).await;
     let out = wait_output(jobs_run(dir.path(), &sim, "titles")).await;
@@ -219,7 +234,7 @@ async fn jobs_list_and_logs_show_jobs_runs_and_failed_records() {
         text(&out.stderr)
     );
 
-    let (ok, list, err) = jobs(dir.path(), &["list"]).await;
+    let (ok, list, err) = jobs(dir.path(), &sim, &["list"]).await;
     assert!(ok, "{list}{err}");
     let titles = list.lines().nth(2).expect("titles");
     assert!(titles.starts_with("2   titles"), "{list}");
@@ -229,23 +244,27 @@ async fn jobs_list_and_logs_show_jobs_runs_and_failed_records() {
         "the last run, when and how: {list}"
     );
 
-    // The run: start, runtime, status, trigger, counts, message.
-    let (ok, logs, err) = jobs(dir.path(), &["logs", "titles"]).await;
+    // The runs: start, runtime, status, trigger, counts, message.
+    let (ok, logs, err) = jobs(dir.path(), &sim, &["logs", "titles"]).await;
     assert!(ok, "{logs}{err}");
     let lines: Vec<&str> = logs.lines().collect();
-    assert_eq!(lines.len(), 2, "{logs}");
+    assert_eq!(lines.len(), 3, "{logs}");
     assert!(lines[0].starts_with("run  start"), "{logs}");
+    assert!(
+        lines[1].starts_with("1 ") && lines[1].contains("succeeded (dry run)"),
+        "{logs}"
+    );
     for part in [
         "succeeded",
         "manual",
         "200 matched, 197 updated, 0 unchanged, 3 failed",
         "UPDATE 197",
     ] {
-        assert!(lines[1].contains(part), "{part:?} in {logs}");
+        assert!(lines[2].contains(part), "{part:?} in {logs}");
     }
 
     // --errors: the same, then one line per failed record.
-    let (ok, errors, err) = jobs(dir.path(), &["logs", "titles", "--errors"]).await;
+    let (ok, errors, err) = jobs(dir.path(), &sim, &["logs", "titles", "--errors"]).await;
     assert!(ok, "{errors}{err}");
     assert!(errors.starts_with(&logs), "{errors}");
     let failed: Vec<&str> = errors[logs.len()..].lines().collect();
@@ -255,14 +274,14 @@ async fn jobs_list_and_logs_show_jobs_runs_and_failed_records() {
         let (head, rest) = line
             .split_once(": FIELD_CUSTOM_VALIDATION_EXCEPTION: ")
             .expect(line);
-        assert!(head.starts_with("run 1: "), "{line}");
+        assert!(head.starts_with("run 2: "), "{line}");
         assert!(!rest.trim().is_empty(), "a message: {line}");
         ids.insert(head.to_string());
     }
     assert_eq!(ids.len(), 3, "three different records: {errors}");
 
     // A job that does not exist: an error saying how to see the jobs.
-    let (ok, out, err) = jobs(dir.path(), &["logs", "nosuch"]).await;
+    let (ok, out, err) = jobs(dir.path(), &sim, &["logs", "nosuch"]).await;
     assert!(!ok, "{out}");
     assert!(
         err.contains(
