@@ -139,3 +139,46 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store left at version 1 by an older sfsql: opening it applies
+    /// every later migration in order and keeps its jobs; a store newer
+    /// than this sfsql is refused, saying so.
+    #[test]
+    fn an_old_store_is_migrated_up_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let mut conn = Connection::open(&path).expect("open");
+        conn.execute_batch(MIGRATIONS[0]).expect("version 1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO job (jobname, schedule, command, source, username, created_at, updated_at)
+             VALUES ('old', '0 9 * * *', 'SELECT 1', 'sql', 'demo', 0, 0)",
+            [],
+        )
+        .expect("an old job");
+        migrate(&mut conn, &path).expect("migrate");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, current_version());
+        assert!(current_version() > 1);
+        let name: String = conn
+            .query_row("SELECT jobname FROM job", [], |r| r.get(0))
+            .expect("the job is kept");
+        assert_eq!(name, "old");
+        // Migrating again changes nothing.
+        migrate(&mut conn, &path).expect("again");
+
+        conn.pragma_update(None, "user_version", current_version() + 1)
+            .expect("newer");
+        let err = migrate(&mut conn, &path).expect_err("too new");
+        assert!(matches!(err, StateError::TooNew { found, known, .. }
+            if found == current_version() + 1 && known == current_version()));
+        assert!(err.to_string().contains("old.db"), "{err}");
+    }
+}
