@@ -281,3 +281,62 @@ async fn client_updates_are_logged_without_a_job() {
     .await;
     assert_eq!(dry, vec![Some("t".into()), Some("1".into())]);
 }
+
+/// Every seed job of the repository's `sql/` loads in the demo with its
+/// schedule and next run, runs, and shows in `cron.job_run_details` with
+/// what it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_seed_job_loads_runs_and_shows_in_the_log() {
+    let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&sql)
+        .expect("sql/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .map(|p| {
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).expect("seed"))
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let named: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let demo = start_demo_with_jobs(300, &[], Some(&named)).await;
+    let client = demo.connect().await;
+
+    let jobs = rows(
+        &client,
+        "SELECT jobname, split_part(source, ' ', 1), next_run IS NOT NULL FROM cron.job ORDER BY jobname",
+    )
+    .await;
+    let names: Vec<String> = files
+        .iter()
+        .map(|(n, _)| n.trim_end_matches(".sql").to_string())
+        .collect();
+    assert_eq!(
+        jobs,
+        names
+            .iter()
+            .map(|n| vec![Some(n.clone()), Some("file".into()), Some("t".into())])
+            .collect::<Vec<_>>()
+    );
+    for name in &names {
+        rows(&client, &format!("SELECT cron.run('{name}')")).await;
+    }
+    let log = rows(
+        &client,
+        "SELECT jobname, status, trigger, sobject IS NOT NULL, rows_matched > 0, api_calls > 0
+         FROM cron.job_run_details WHERE jobname IS NOT NULL ORDER BY jobname",
+    )
+    .await;
+    assert_eq!(
+        log,
+        names
+            .iter()
+            .map(|n| {
+                let mut row = vec![Some(n.clone())];
+                row.extend(["succeeded", "manual", "t", "t", "t"].map(|c| Some(c.to_string())));
+                row
+            })
+            .collect::<Vec<_>>()
+    );
+}
