@@ -21,10 +21,6 @@ use super::insert::InsertPlan;
 use super::update::quote_ident;
 use crate::salesforce::{FieldDescribe, SObjectDescribe};
 
-/// Keys per lookup statement; the provider splits further for SOQL's URI
-/// limit, this only bounds the SQL text.
-const LOOKUP_KEYS: usize = 1000;
-
 /// The ON CONFLICT clause of an upsert.
 #[derive(Debug, Clone)]
 pub struct Conflict {
@@ -280,51 +276,51 @@ async fn lookup(
         .is_some_and(|f| crate::soql::is_text_type(&f.field_type));
     let mut found: HashMap<String, Existing> = HashMap::new();
     let mut duplicates = Vec::new();
-    for chunk in rows.chunks(LOOKUP_KEYS) {
-        // Text keys compare case-insensitively (lower() on both sides,
-        // which SOQL answers by key as it compares text without case).
-        let (keys, target): (Vec<Value>, String) = if text_key {
-            (
-                chunk
-                    .iter()
-                    .map(|(k, _)| Value::String(k.clone()))
-                    .collect(),
-                format!("lower({})", quote_ident(&ext_col)),
-            )
-        } else {
-            (
-                chunk
-                    .iter()
-                    .filter_map(|(_, r)| r.get(&conflict.external_id).cloned())
-                    .collect(),
-                quote_ident(&ext_col),
-            )
-        };
-        let literals = literal_list(&keys)?;
-        let sql = format!(
-            "SELECT {} FROM {}.{} WHERE {target} IN ({})",
-            select.join(", "),
-            quote_ident(&plan.connection),
-            quote_ident(&plan.sobject().to_ascii_lowercase()),
-            literals.join(", ")
-        );
-        for batch in ctx.sql(&sql).await?.collect().await? {
-            for row in 0..batch.num_rows() {
-                let Some(id) = super::display_value(&to_json(batch.column(0), row)?) else {
-                    continue;
-                };
-                let Some(key) = match_key(&to_json(batch.column(1), row)?) else {
-                    continue;
-                };
-                let mut values = Map::new();
-                for (i, f) in conflict.update_fields.iter().enumerate() {
-                    values.insert(f.clone(), to_json(batch.column(2 + i), row)?);
-                }
-                if let Some(prev) = found.insert(key.clone(), Existing { id, values })
-                    && duplicates.len() < 5
-                {
-                    duplicates.push(format!("'{key}' ({} and others)", prev.id));
-                }
+    // One statement of every key: the provider splits its IN list into
+    // statements that fit SOQL and sends them as composite requests (five
+    // statements of up to 1,800 keys a call).
+    // Text keys compare case-insensitively (lower() on both sides,
+    // which SOQL answers by key as it compares text without case).
+    let (keys, target): (Vec<Value>, String) = if text_key {
+        (
+            rows.iter().map(|(k, _)| Value::String(k.clone())).collect(),
+            format!("lower({})", quote_ident(&ext_col)),
+        )
+    } else {
+        (
+            rows.iter()
+                .filter_map(|(_, r)| r.get(&conflict.external_id).cloned())
+                .collect(),
+            quote_ident(&ext_col),
+        )
+    };
+    let literals = literal_list(&keys)?;
+    if literals.is_empty() {
+        return Ok(found);
+    }
+    let sql = format!(
+        "SELECT {} FROM {}.{} WHERE {target} IN ({})",
+        select.join(", "),
+        quote_ident(&plan.connection),
+        quote_ident(&plan.sobject().to_ascii_lowercase()),
+        literals.join(", ")
+    );
+    for batch in ctx.sql(&sql).await?.collect().await? {
+        for row in 0..batch.num_rows() {
+            let Some(id) = super::display_value(&to_json(batch.column(0), row)?) else {
+                continue;
+            };
+            let Some(key) = match_key(&to_json(batch.column(1), row)?) else {
+                continue;
+            };
+            let mut values = Map::new();
+            for (i, f) in conflict.update_fields.iter().enumerate() {
+                values.insert(f.clone(), to_json(batch.column(2 + i), row)?);
+            }
+            if let Some(prev) = found.insert(key.clone(), Existing { id, values })
+                && duplicates.len() < 5
+            {
+                duplicates.push(format!("'{key}' ({} and others)", prev.id));
             }
         }
     }
