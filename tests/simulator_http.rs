@@ -529,6 +529,64 @@ async fn collections_update_reports_each_record() {
     assert_eq!(error_code(&body), "EXCEEDED_ID_LIMIT");
 }
 
+/// An update naming one record 14 times: Salesforce applies the first
+/// mention and 12 repeats in order and refuses the 13th repeat with
+/// DUPLICATE_VALUE; a delete naming a record twice finds it deleted the
+/// second time. The simulator counts every repeat.
+#[tokio::test]
+async fn repeated_ids_in_one_request_are_counted_and_refused_past_the_limit() {
+    let sim = sim(300).await;
+    let conn = login(&sim, "production").await;
+    let contacts = conn.ids("Contact", 2).await;
+    let mut records: Vec<Value> = (0..14)
+        .map(|i| json!({"attributes": {"type": "Contact"}, "id": contacts[0], "Title": format!("T{i}")}))
+        .collect();
+    records.push(json!({"attributes": {"type": "Contact"}, "id": contacts[1], "Title": "Other"}));
+    let (status, results) = conn
+        .send(
+            Method::PATCH,
+            &format!("{V}/composite/sobjects"),
+            Some(json!({"allOrNone": false, "records": records})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{results}");
+    let results = results.as_array().expect("array");
+    assert!(
+        results[..13].iter().all(|r| r["success"] == true),
+        "{results:?}"
+    );
+    assert_eq!(status_code(&results[13]), "DUPLICATE_VALUE");
+    let message = results[13]["errors"][0]["message"].as_str().expect("text");
+    assert_eq!(
+        message,
+        format!(
+            "Maximum number of duplicate updates in one batch (12 allowed). Attempt to update Id more than once in this Api call: {}",
+            &contacts[0][..15]
+        )
+    );
+    assert_eq!(results[14]["success"], true);
+    let (_, body) = conn
+        .query(&format!(
+            "SELECT Title FROM Contact WHERE Id = '{}'",
+            contacts[0]
+        ))
+        .await;
+    assert_eq!(
+        body["records"][0]["Title"], "T12",
+        "the last repeat applied wins"
+    );
+
+    let tasks = conn.ids("Task", 1).await;
+    let path = format!(
+        "{V}/composite/sobjects?ids={0},{0}&allOrNone=false",
+        tasks[0]
+    );
+    let (_, results) = conn.send(Method::DELETE, &path, None).await;
+    assert_eq!(results[0]["success"], true);
+    assert_eq!(status_code(&results[1]), "ENTITY_IS_DELETED");
+    assert_eq!(sim.stats()["production"]["duplicate_ids"], 14);
+}
+
 #[tokio::test]
 async fn all_or_none_rolls_back_everything() {
     let sim = sim(300).await;

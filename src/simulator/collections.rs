@@ -3,6 +3,8 @@
 //! HTTP 200 with one result per record, in order; with `allOrNone` any
 //! failure rolls back the whole request.
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use serde::Serialize;
 
@@ -176,8 +178,45 @@ pub(super) fn save_one(
     }
 }
 
+/// Repeats of an Id one update call may carry: Salesforce processes them
+/// in order and refuses every further repeat with `DUPLICATE_VALUE`.
+pub const DUPLICATE_UPDATES: usize = 12;
+
+/// The error of an update past [`DUPLICATE_UPDATES`] repeats, worded as
+/// Salesforce words it (with the record's 15-character Id).
+fn too_many_duplicates(id: &str) -> RecordError {
+    RecordError::new(
+        "DUPLICATE_VALUE",
+        format!(
+            "Maximum number of duplicate updates in one batch ({DUPLICATE_UPDATES} allowed). Attempt to update Id more than once in this Api call: {}",
+            &id[..id.len().min(15)]
+        ),
+        &[],
+    )
+}
+
+/// Counts the records of one request that repeat an Id named earlier in
+/// it (the simulator's `duplicate_ids` counter).
+#[derive(Default)]
+struct Repeats {
+    seen: HashSet<String>,
+    count: usize,
+}
+
+impl Repeats {
+    /// Whether `id` was named before in this request (and count it).
+    fn again(&mut self, id: &str) -> bool {
+        if self.seen.insert(id.to_string()) {
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+}
+
 /// `POST` / `PATCH /composite/sobjects`. Returns the results and the number
-/// of records in the body.
+/// of records in the body. An update naming a record more than once is
+/// applied in order, up to [`DUPLICATE_UPDATES`] repeats.
 pub fn save(org: &Org, op: Operation, body: &[u8]) -> Result<(Vec<SaveResult>, usize), ApiError> {
     let (all_or_none, records) = parse_body(body)?;
     let text = String::from_utf8_lossy(body);
@@ -186,15 +225,27 @@ pub fn save(org: &Org, op: Operation, body: &[u8]) -> Result<(Vec<SaveResult>, u
         .map(|r| read_record(r, &text, None))
         .collect::<Result<Vec<_>, _>>()?;
     let mut store = org.write();
-    let mut pending = Pending::default();
+    let mut pending = Pending::repeats_allowed();
+    let mut repeats = Repeats::default();
     let outcomes = parsed
         .iter()
-        .map(|rec| save_one(&store, op, rec, &mut pending))
+        .map(|rec| {
+            let id = rec.id.as_deref().and_then(canonical);
+            if op == Operation::Update
+                && let Some(id) = id
+                && repeats.again(&id)
+                && repeats.count > DUPLICATE_UPDATES
+            {
+                let error = too_many_duplicates(&id);
+                return Outcome::failed(Some(id), error);
+            }
+            save_one(&store, op, rec, &mut pending)
+        })
         .collect();
-    Ok((
-        finish(org, &mut store, outcomes, all_or_none),
-        records.len(),
-    ))
+    let results = finish(org, &mut store, outcomes, all_or_none);
+    drop(store);
+    org.stats().duplicate_ids += repeats.count as u64;
+    Ok((results, records.len()))
 }
 
 /// The index of `ext_field`, the external id field an upsert matches on
@@ -345,8 +396,22 @@ pub fn delete(org: &Org, query: &str) -> Result<(Vec<SaveResult>, usize), ApiErr
         return Err(convert::too_many_records());
     }
     let mut store = org.write();
-    let outcomes = ids.iter().map(|raw| delete_one(&store, raw)).collect();
-    Ok((finish(org, &mut store, outcomes, all_or_none), ids.len()))
+    // A repeated Id names a record its first mention already deletes.
+    let mut repeats = Repeats::default();
+    let outcomes = ids
+        .iter()
+        .map(|raw| match canonical(raw) {
+            Some(id) if repeats.again(&id) => Outcome::failed(
+                Some(id),
+                RecordError::new("ENTITY_IS_DELETED", "entity is deleted", &[]),
+            ),
+            _ => delete_one(&store, raw),
+        })
+        .collect();
+    let results = finish(org, &mut store, outcomes, all_or_none);
+    drop(store);
+    org.stats().duplicate_ids += repeats.count as u64;
+    Ok((results, ids.len()))
 }
 
 /// Checks one id of a delete.

@@ -95,6 +95,11 @@ pub struct OrgStats {
     pub report_rows_returned: u64,
     /// Records in Collections request bodies (ids for delete).
     pub records_written: u64,
+    /// Records of a Collections update or delete that repeat an Id named
+    /// earlier in the same request (Salesforce applies up to 12 repeats of
+    /// an update and refuses the rest with DUPLICATE_VALUE; a repeated
+    /// delete finds the record deleted).
+    pub duplicate_ids: u64,
     /// Records that Bulk 2.0 ingest jobs processed (failed ones included).
     pub bulk_records_processed: u64,
     /// Subrequests of composite requests by kind. A composite request is

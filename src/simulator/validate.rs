@@ -68,6 +68,19 @@ pub struct Prepared {
 pub struct Pending {
     unique: HashSet<(ObjId, usize, Box<str>)>,
     rows: HashSet<(ObjId, u32)>,
+    /// A Collections update applies a record's repeats in turn (their
+    /// number is limited by the caller); elsewhere a repeat is refused.
+    repeats_allowed: bool,
+}
+
+impl Pending {
+    /// For a Collections update: a record may be named again.
+    pub fn repeats_allowed() -> Pending {
+        Pending {
+            repeats_allowed: true,
+            ..Pending::default()
+        }
+    }
 }
 
 /// Whether `obj`'s row is live (not deleted).
@@ -290,6 +303,7 @@ pub fn prepare(
     }
     if let Some(row) = row
         && !pending.rows.insert((obj, row))
+        && !pending.repeats_allowed
     {
         return Err(vec![RecordError::new(
             "DUPLICATE_ID",

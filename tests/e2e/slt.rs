@@ -6,8 +6,9 @@
 //! `SIM <org> <counter>` returns a counter of `GET /__sim/stats` (`writes`
 //! sums every write request; otherwise a request kind such as
 //! `collections_update`, `sub.<kind>` for subrequests of composite
-//! requests such as `sub.query`, `records_written`, `records_returned` or
-//! `report_rows_returned`), and
+//! requests such as `sub.query`, `records_written`, `records_returned`,
+//! `report_rows_returned`, or `duplicate_ids`: records of a Collections
+//! request repeating an Id named before in it), and
 //! `SIM RESET` zeroes the counters, and
 //! `SIM FAIL_RECORDS <org> <statusCode> <count>` makes the next records
 //! written fail with that per-record error (`POST /__sim/fail_records`).
@@ -207,6 +208,7 @@ async fn sim_statement(base: &str, args: &str) -> Result<DBOutput<DefaultColumnT
             let value = match *counter {
                 "writes" => crate::common::write_requests(org),
                 "records_written" => org["records_written"].as_u64().unwrap_or(0),
+                "duplicate_ids" => org["duplicate_ids"].as_u64().unwrap_or(0),
                 "records_returned" => org["records_returned"].as_u64().unwrap_or(0),
                 "report_rows_returned" => org["report_rows_returned"].as_u64().unwrap_or(0),
                 kind => match kind.strip_prefix("sub.") {
