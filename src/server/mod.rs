@@ -33,6 +33,8 @@ mod auth;
 mod cancel;
 mod compat;
 mod copy;
+#[cfg(test)]
+mod encoding;
 mod errors;
 mod idle;
 mod json_build;
