@@ -168,7 +168,9 @@ pub enum DmlError {
     /// The run log cannot store the write, so it is not started.
     #[error("the run log cannot store this write, so nothing was written: {0}")]
     RunLog(String),
-    #[error("{0}")]
+    /// Shows the Salesforce error behind a failed lookup as it is, without
+    /// DataFusion's "External error: " wrapping.
+    #[error("{}", SalesforceError::in_datafusion(.0).map_or_else(|| .0.to_string(), |sf| sf.to_string()))]
     Plan(#[from] datafusion::error::DataFusionError),
     #[error("{0}")]
     Salesforce(#[from] SalesforceError),
@@ -190,7 +192,9 @@ impl DmlError {
             DmlError::TooManyRows(_) => "54000",
             DmlError::Value(_) => "22P02",
             DmlError::RunLog(_) => "58030",
-            DmlError::Plan(_) => "42000",
+            DmlError::Plan(e) => {
+                SalesforceError::in_datafusion(e).map_or("42000", SalesforceError::sqlstate)
+            }
             DmlError::Salesforce(e) => e.sqlstate(),
         }
     }

@@ -18,7 +18,7 @@ pub enum SalesforceError {
         description: String,
     },
 
-    #[error("connection {connection}: Salesforce answered {status} {code}: {message}")]
+    #[error("connection {connection}: Salesforce answered {status} {code}: {message}{}", advice(.code))]
     Api {
         connection: String,
         status: u16,
@@ -100,14 +100,29 @@ impl SalesforceError {
     }
 
     /// The SQLSTATE a Postgres client sees: 28000 for credentials, 08006
-    /// when Salesforce could not be reached, 58000 for anything else it said.
+    /// when Salesforce could not be reached, 42P01 for an sObject that is
+    /// not there, 42000 for a query Salesforce refused as written, 53400
+    /// when the org's API request limit is used up, 58000 for anything else
+    /// it said.
     pub fn sqlstate(&self) -> &'static str {
-        if self.is_auth() {
-            "28000"
-        } else if matches!(self, SalesforceError::Transport { .. }) {
-            "08006"
-        } else {
-            "58000"
+        match self {
+            e if e.is_auth() => "28000",
+            SalesforceError::Transport { .. } => "08006",
+            SalesforceError::UnknownSObject { .. } => "42P01",
+            SalesforceError::Api { code, .. } => match code.as_str() {
+                "INVALID_FIELD" | "MALFORMED_QUERY" => "42000",
+                "REQUEST_LIMIT_EXCEEDED" => "53400",
+                _ => "58000",
+            },
+            _ => "58000",
+        }
+    }
+
+    /// The Salesforce error at the root of a DataFusion error, if any.
+    pub fn in_datafusion(e: &datafusion::error::DataFusionError) -> Option<&SalesforceError> {
+        match e.find_root() {
+            datafusion::error::DataFusionError::External(ext) => ext.downcast_ref(),
+            _ => None,
         }
     }
 
@@ -122,5 +137,17 @@ impl SalesforceError {
             SalesforceError::Api { code, .. } => Some(code),
             _ => None,
         }
+    }
+}
+
+/// What to do about a Salesforce error code whose message does not say it.
+fn advice(code: &str) -> &'static str {
+    match code {
+        "REQUEST_LIMIT_EXCEEDED" => {
+            " (the org's API request limit is used up: wait until Salesforce's 24-hour window \
+             frees requests, or ask an admin to raise the limit; EXPLAIN of a write shows the \
+             daily requests left)"
+        }
+        _ => "",
     }
 }

@@ -31,10 +31,8 @@ impl ErrorHandler for SqlStateErrors {
 fn classify(err: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
     if let Some(df) = err.downcast_ref::<DataFusionError>() {
         let root = df.find_root();
-        if let DataFusionError::External(ext) = root
-            && let Some(sf) = ext.downcast_ref::<SalesforceError>()
-        {
-            return (salesforce_sqlstate(sf), sf.to_string());
+        if let Some(sf) = SalesforceError::in_datafusion(df) {
+            return (sf.sqlstate(), sf.to_string());
         }
         if let DataFusionError::External(ext) = root
             && let Some(report) = ext.downcast_ref::<crate::reports::HttpReportError>()
@@ -65,18 +63,4 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
         return ("42601", parse.to_string());
     }
     ("XX000", err.to_string())
-}
-
-fn salesforce_sqlstate(e: &SalesforceError) -> &'static str {
-    match e {
-        e if e.is_auth() => "28000",
-        SalesforceError::Transport { .. } => "08006",
-        SalesforceError::UnknownSObject { .. } => "42P01",
-        SalesforceError::Api { code, .. }
-            if code == "INVALID_FIELD" || code == "MALFORMED_QUERY" =>
-        {
-            "42000"
-        }
-        _ => "58000",
-    }
 }

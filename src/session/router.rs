@@ -21,6 +21,7 @@ use super::output::{self, DRY_RUN_COLUMNS, text_batch, text_schema};
 use super::settings::{Settings, SettingsError};
 use super::writes::DmlResult;
 use crate::dml::{self, DmlError, UpdateSummary};
+use crate::salesforce::SalesforceError;
 
 /// Who ran a statement; the run log links writes to it.
 #[derive(Debug, Clone)]
@@ -106,7 +107,9 @@ pub enum StatementError {
     Unsupported(String),
     #[error("{0}")]
     Sql(String),
-    #[error(transparent)]
+    /// Displays the Salesforce error behind it, when there is one, without
+    /// DataFusion's "External error: " wrapping.
+    #[error("{}", SalesforceError::in_datafusion(.0).map_or_else(|| .0.to_string(), |sf| sf.to_string()))]
     DataFusion(#[from] DataFusionError),
     /// The run was stopped (its timeout passed) before this statement.
     #[error("{0}")]
@@ -125,7 +128,9 @@ impl StatementError {
             StatementError::Dml(e) => e.sqlstate(),
             StatementError::Unsupported(_) => "0A000",
             StatementError::Sql(_) => "42601",
-            StatementError::DataFusion(_) => "42000",
+            StatementError::DataFusion(e) => {
+                SalesforceError::in_datafusion(e).map_or("42000", SalesforceError::sqlstate)
+            }
             StatementError::Cancelled(_) => "57014",
             StatementError::UnknownConnection(_) => "42704",
             StatementError::Salesforce(e) => e.sqlstate(),

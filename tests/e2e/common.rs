@@ -64,6 +64,18 @@ pub async fn error_of(client: &Client, sql: &str) -> (String, String) {
     (db.code().code().to_string(), db.message().to_string())
 }
 
+/// The simulator's `org` answers its next `count` data requests with
+/// `status` and Salesforce error `code` (503 SERVER_UNAVAILABLE, 403
+/// REQUEST_LIMIT_EXCEEDED when the org's API requests are used up...).
+pub async fn fail_next(demo: &TestDemo, org: &str, status: u16, count: u32, code: &str) {
+    let url = format!(
+        "{}/__sim/fail_next?org={org}&status={status}&count={count}&code={code}",
+        demo.demo.sim.base_url()
+    );
+    let r = reqwest::Client::new().post(url).send().await.expect("sim");
+    assert!(r.status().is_success());
+}
+
 /// Make the simulator's `org` refuse the next `count` records written with
 /// a validation rule's error (FIELD_CUSTOM_VALIDATION_EXCEPTION).
 pub async fn fail_records(base_url: &str, org: &str, count: usize) {

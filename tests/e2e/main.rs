@@ -12,6 +12,7 @@ mod extended;
 mod insert;
 mod joins;
 mod jwt;
+mod limits;
 mod oauth;
 mod psql;
 mod pushdown;

@@ -9,21 +9,11 @@ use std::time::Duration;
 use sfsql::scheduler::{Clock, ManualClock};
 use tokio_postgres::Client;
 
-use crate::common::{TestDemo, rows};
+use crate::common::{TestDemo, fail_next, rows};
 use crate::scheduler_loop::{at, demo_at_latency, next_done, next_started, tick};
 
 const NPS_QUIZ: &str = "UPDATE sandbox.contact SET wm_quiz_name__c = r.quiz_name \
     FROM reports.nps_score r WHERE lower(contact.email) = lower(r.account_email)";
-
-/// The sandbox org's next `count` data requests answer 503.
-async fn fail_next(demo: &TestDemo, count: u32) {
-    let url = format!(
-        "{}/__sim/fail_next?org=sandbox&status=503&count={count}",
-        demo.demo.sim.base_url()
-    );
-    let r = reqwest::Client::new().post(url).send().await.expect("sim");
-    assert!(r.status().is_success());
-}
 
 /// A demo at 08:59:30 with `jobs` created by SQL and seen by the loop.
 async fn demo_with(latency: Duration, jobs: &[String]) -> (Arc<ManualClock>, TestDemo, Client) {
@@ -65,7 +55,7 @@ async fn retriable_failures_are_retried_with_backoff() {
 
     // Every request of the first attempt's read fails (the client's own
     // retries included): 503 is retriable, so a retry is queued.
-    fail_next(&demo, 4).await;
+    fail_next(&demo, "sandbox", 503, 4, "SERVER_UNAVAILABLE").await;
     clock.set(at(9, 0, 0));
     scheduler.wake();
     let first = next_done(&mut done).await;
@@ -142,7 +132,7 @@ async fn jobs_run_retries_in_its_own_call() {
         )],
     )
     .await;
-    fail_next(&demo, 4).await;
+    fail_next(&demo, "sandbox", 503, 4, "SERVER_UNAVAILABLE").await;
     let mut said = vec![];
     let waited = clock.clone();
     let table = sfsql::scheduler::cli::run_retrying(
