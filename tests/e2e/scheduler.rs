@@ -3,11 +3,16 @@
 //! log in `cron.job_run_details` / `cron.job_run_records`, for job runs and
 //! for UPDATEs typed in a client.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
+use sfsql::demo::DemoOptions;
+use sfsql::simulator::SimConfig;
 use tokio_postgres::Client;
 
-use crate::common::{TestDemo, error_of, rows, start_demo, start_demo_with_jobs};
+use crate::common::{
+    TestDemo, connect_port, copy_dir, error_of, rows, start_demo, start_demo_with_jobs,
+};
 
 const NPS_QUIZ: &str = "UPDATE sandbox.contact SET wm_quiz_name__c = r.quiz_name \
     FROM reports.nps_score r WHERE lower(contact.email) = lower(r.account_email)";
@@ -338,5 +343,84 @@ async fn every_seed_job_loads_runs_and_shows_in_the_log() {
                 row
             })
             .collect::<Vec<_>>()
+    );
+}
+
+/// `sfsql demo`'s own path: `demo::start` with a catalog directory finds
+/// the job files in `sql/` beside it and keeps its state in `.sfsql/`
+/// beside it (`SchedulerOptions::beside`), with no test option in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sfsql_demo_loads_the_seed_jobs_beside_its_catalog_and_runs_them() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tempfile::tempdir().expect("tempdir");
+    let root_path = root.path().canonicalize().expect("canonical tempdir");
+    for dir in ["catalog", "sql"] {
+        std::fs::create_dir_all(root_path.join(dir)).expect("mkdir");
+        copy_dir(&repo.join(dir), &root_path.join(dir));
+    }
+    let demo = sfsql::demo::start(DemoOptions {
+        catalog: root_path.join("catalog"),
+        listen: "127.0.0.1:0".into(),
+        sim_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sim: SimConfig {
+            contacts: 300,
+            ..SimConfig::default()
+        },
+    })
+    .await
+    .expect("sfsql demo starts");
+    let state_dir = demo.jobs.scheduler.store().dir().to_path_buf();
+    assert_eq!(state_dir, root_path.join(".sfsql"));
+    assert!(state_dir.join("state.db").is_file(), "{state_dir:?}");
+    assert!(demo.jobs.task.is_some(), "the demo runs the scheduler loop");
+    let client = connect_port(demo.server.addr.port()).await;
+
+    let mut seeds: Vec<String> = std::fs::read_dir(repo.join("sql"))
+        .expect("sql/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sql"))
+        .collect();
+    seeds.sort();
+    assert_eq!(seeds.len(), 4, "{seeds:?}");
+    let jobs = rows(
+        &client,
+        "SELECT jobname, source, active, next_run IS NOT NULL FROM cron.job ORDER BY jobname",
+    )
+    .await;
+    let expected: Vec<Vec<Option<String>>> = seeds
+        .iter()
+        .map(|file| {
+            let source = format!("file {}", root_path.join("sql").join(file).display());
+            [file.trim_end_matches(".sql"), &source, "t", "t"]
+                .map(|c| Some(c.to_string()))
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(jobs, expected);
+
+    // A seed job runs into the log, as a manual run would from psql.
+    let runid = one(&client, "SELECT cron.run('nps_to_contact')").await;
+    let run = one(
+        &client,
+        &format!(
+            "SELECT jobname, trigger, status, sobject, rows_updated > 0, rows_created, rows_failed
+             FROM cron.job_run_details WHERE runid = {}",
+            int(&runid[0])
+        ),
+    )
+    .await;
+    assert_eq!(
+        run,
+        [
+            "nps_to_contact",
+            "manual",
+            "succeeded",
+            "sandbox.contact",
+            "t",
+            "0",
+            "0"
+        ]
+        .map(|c| Some(c.to_string()))
+        .to_vec()
     );
 }
