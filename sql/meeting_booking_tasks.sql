@@ -8,7 +8,11 @@
 --         of the matched Lead/Contact. No Task when neither is found.
 -- Status and Priority are left out, so the org's defaults apply.
 -- Bookings younger than 10 minutes wait for the next run: another tool
--- may still be creating the Lead.
+-- may still be creating the Lead. This is the seed's lag of 0 to 10
+-- minutes, counted from each booking, so it is in the WHERE (change the
+-- interval there); a delay header would only hold back the whole run.
+-- The seed's limit of one manual run every 2 hours belongs to its field
+-- sync, not to Task creation, so this job has no min_interval.
 -- schedule: */10 * * * *
 -- timezone: UTC
 INSERT INTO sandbox.task (external_activity_id__c, whoid, ownerid, subject, description, activitydate)
