@@ -1,6 +1,8 @@
 //! Roles at the front door: before any hook answers a statement, the
 //! session's role (from `server.toml`, set at login) must cover it; a
-//! refused statement gets 42501 naming the role it needs.
+//! refused statement gets 42501 naming the role it needs. Writes need a
+//! writer (an admin for production orgs); `cron.*` commands, catalog changes
+//! and `sfsql.refresh` need an admin.
 
 use std::sync::Arc;
 
@@ -26,6 +28,11 @@ pub fn required_role(
     dry_run: bool,
 ) -> Option<(Role, String)> {
     if let Some(routed) = engine.route(statement) {
+        if let Routed::Refresh(_) = routed {
+            // A refresh drops the describes every session shares, and a dry
+            // run does not make it any less real.
+            return Some((Role::Admin, "catalog refreshes (sfsql.refresh)".into()));
+        }
         let writes = matches!(
             routed,
             Routed::Update(_) | Routed::Insert(_) | Routed::Delete(_) | Routed::Merge(_)

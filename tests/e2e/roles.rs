@@ -1,6 +1,7 @@
 //! Roles over a real connection: a reader reads, explains and dry-runs; a
 //! writer writes to non-production connections; only an admin writes to a
-//! production org, manages `cron.*` jobs or changes the shared catalog.
+//! production org, manages `cron.*` jobs, refreshes or changes the shared
+//! catalog.
 //! Every refusal is 42501 and names the role needed.
 
 use tokio_postgres::{Client, NoTls};
@@ -14,6 +15,7 @@ const UPDATE_SANDBOX: &str = "UPDATE sandbox.contact SET wm_quiz_name__c = r.qui
 const UPDATE_PRODUCTION: &str =
     "UPDATE production.contact SET title = 'CTO' WHERE email = 'nobody@example.com'";
 const SCHEDULE: &str = "SELECT cron.schedule('nightly', '0 3 * * *', 'SELECT 1')";
+const REFRESH: &str = "SELECT sfsql.refresh('sandbox')";
 
 async fn connect(port: u16, user: &str) -> Client {
     let conn = format!("host=127.0.0.1 port={port} user={user} password=pw-{user} dbname=demo");
@@ -85,6 +87,10 @@ async fn each_role_does_what_it_may_and_is_told_what_it_lacks() {
     .await;
     refused(&reader, SCHEDULE, "admin").await;
     refused(&reader, "CREATE TABLE scratch AS SELECT 1 AS x", "admin").await;
+    refused(&reader, REFRESH, "admin").await;
+    refused(&reader, "SELECT sfsql.refresh()", "admin").await;
+    let (_, message) = error_of(&reader, REFRESH).await;
+    assert!(message.contains("catalog refreshes"), "{message}");
     // The extended protocol is checked at Execute too.
     let err = reader
         .execute(UPDATE_SANDBOX, &[])
@@ -101,10 +107,22 @@ async fn each_role_does_what_it_may_and_is_told_what_it_lacks() {
         "{message}"
     );
     refused(&writer, SCHEDULE, "admin").await;
+    refused(&writer, REFRESH, "admin").await;
+    writer
+        .batch_execute("SET sfsql.dry_run = on")
+        .await
+        .expect("set");
+    refused(&writer, REFRESH, "admin").await;
+    // The extended protocol is checked at Execute too.
+    let err = writer.query(REFRESH, &[]).await.expect_err("refused");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
 
     let admin = connect(port, "ada").await;
     assert_eq!(command_count(&admin, UPDATE_PRODUCTION).await, 0);
     assert_eq!(rows(&admin, SCHEDULE).await.len(), 1);
+    let refreshed = rows(&admin, REFRESH).await;
+    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+    assert_eq!(refreshed[0][0].as_deref(), Some("sandbox"));
     assert_eq!(
         rows(&reader, "SELECT jobname FROM cron.job").await,
         vec![vec![Some("nightly".into())]],
