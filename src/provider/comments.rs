@@ -1,6 +1,7 @@
 //! Comments for clients' `\d+` and `\dt+`: `col_description(oid, attnum)`
 //! answers a Salesforce field's label and `obj_description(oid, 'pg_class')`
-//! an sObject's label.
+//! an sObject's label; `pg_table_is_visible(oid)` says whether a table is
+//! named without its schema (psql's `\d name` and tab completion).
 //!
 //! datafusion-pg-catalog assigns table oids inside its own (private) cache
 //! when `pg_class` is read. Every query that reads `pg_class` or
@@ -11,7 +12,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, Int32Array, Int64Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::Session;
@@ -160,21 +163,34 @@ impl Comments {
         as_salesforce(&provider)?.label(&table)
     }
 
-    /// `col_description` and `obj_description` over these comments, and
-    /// `pg_get_indexdef` and `pg_get_constraintdef` over the keys of
-    /// [`super::keys`].
-    pub fn udfs(self: &Arc<Self>) -> [ScalarUDF; 4] {
+    /// Whether relation `oid` is found without a schema name: only tables
+    /// of the schemas on the search path (`public`, and `pg_catalog`, which
+    /// is always searched) are; every sObject and report is in a schema of
+    /// its own.
+    fn visible(&self, oid: i64) -> Option<bool> {
+        let oid = i32::try_from(oid).ok()?;
+        let relations = self.relations.read().ok()?;
+        let (schema, _) = relations.get(&oid)?;
+        Some(matches!(schema.as_str(), "public" | "pg_catalog"))
+    }
+
+    /// `col_description` and `obj_description` over these comments,
+    /// `pg_table_is_visible` over the oids, and `pg_get_indexdef` and
+    /// `pg_get_constraintdef` over the keys of [`super::keys`].
+    pub fn udfs(self: &Arc<Self>) -> [ScalarUDF; 5] {
         use super::keys::{Definition, KeyDef};
         [
             ScalarUDF::new_from_impl(Description::new("col_description", Arc::clone(self))),
             ScalarUDF::new_from_impl(Description::new("obj_description", Arc::clone(self))),
+            ScalarUDF::new_from_impl(Description::new("pg_table_is_visible", Arc::clone(self))),
             ScalarUDF::new_from_impl(KeyDef::new(Definition::Index, Arc::clone(self))),
             ScalarUDF::new_from_impl(KeyDef::new(Definition::Constraint, Arc::clone(self))),
         ]
     }
 }
 
-/// `col_description(oid, attnum)` or `obj_description(oid[, catalog])`.
+/// `col_description(oid, attnum)`, `obj_description(oid[, catalog])` or
+/// `pg_table_is_visible(oid)`.
 #[derive(Debug)]
 struct Description {
     name: &'static str,
@@ -216,13 +232,25 @@ impl ScalarUDFImpl for Description {
     }
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
+        Ok(if self.name == "pg_table_is_visible" {
+            DataType::Boolean
+        } else {
+            DataType::Utf8
+        })
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let oids = int64s(arrays.first())?;
+        if self.name == "pg_table_is_visible" {
+            // psql's `\d contact` and tab completion of `FROM con` look
+            // for visible tables: `contact` alone names no table in sfsql.
+            let out: BooleanArray = (0..rows)
+                .map(|i| value(&oids, i).and_then(|oid| self.comments.visible(oid)))
+                .collect();
+            return Ok(ColumnarValue::Array(Arc::new(out)));
+        }
         let out: StringArray = if self.name == "col_description" {
             let attnums = int64s(arrays.get(1))?;
             (0..rows)

@@ -39,6 +39,7 @@ mod errors;
 mod idle;
 mod json_build;
 mod regtype;
+mod reset;
 mod roles;
 mod scram;
 mod tls;
@@ -85,6 +86,8 @@ impl Handlers {
         hooks.extend([
             Arc::new(compat::CompatHook) as Arc<dyn QueryHook>,
             Arc::new(CursorStatementHook) as Arc<dyn QueryHook>,
+            // Before SetShowHook: it notes what a SET replaces, for RESET.
+            Arc::new(reset::ResetHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ]);

@@ -99,6 +99,30 @@ pub async fn start_demo(contacts: usize, extra_reports: &[(&str, String)]) -> Te
     start_demo_with_jobs(contacts, extra_reports, None).await
 }
 
+/// [`start_demo`] whose catalog also serves the folder reports of
+/// tests/fixtures/reports: that folder is copied in as `fixtures/` and its
+/// reports.toml appended to the catalog's.
+pub async fn start_demo_with_fixture_reports(
+    contacts: usize,
+    extra_reports: &[(&str, String)],
+) -> TestDemo {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_catalog(dir.path(), extra_reports, None);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reports");
+    let target = dir.path().join("fixtures");
+    std::fs::create_dir_all(&target).expect("mkdir fixtures");
+    copy_dir(&fixtures, &target);
+    let mut toml = std::fs::read_to_string(dir.path().join("reports.toml")).expect("reports.toml");
+    toml.push('\n');
+    toml.push_str(&std::fs::read_to_string(target.join("reports.toml")).expect("fixture reports"));
+    std::fs::write(dir.path().join("reports.toml"), toml).expect("write reports.toml");
+    let sim = SimConfig {
+        contacts,
+        ..SimConfig::default()
+    };
+    launch(dir, sim, Arc::new(SystemClock)).await
+}
+
 /// [`start_demo`] that also loads job files: `job_files` are (file name,
 /// text) written to a `sql/` directory of the demo's own. The state
 /// directory is `<demo dir>/.sfsql`.
@@ -123,27 +147,36 @@ pub async fn start_demo_with_clock(
     clock: Arc<dyn Clock>,
 ) -> TestDemo {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&repo_catalog(), dir.path());
+    write_catalog(dir.path(), extra_reports, job_files);
+    launch(dir, sim, clock).await
+}
+
+/// Copy the repository's catalog into `dir`, with `extra_reports` (name, CSV
+/// text) and `job_files` (see [`start_demo_with_jobs`]).
+fn write_catalog(
+    dir: &Path,
+    extra_reports: &[(&str, String)],
+    job_files: Option<&[(&str, String)]>,
+) {
+    copy_dir(&repo_catalog(), dir);
     if !extra_reports.is_empty() {
-        let mut toml =
-            std::fs::read_to_string(dir.path().join("reports.toml")).expect("reports.toml");
+        let mut toml = std::fs::read_to_string(dir.join("reports.toml")).expect("reports.toml");
         for (name, csv) in extra_reports {
             let file = format!("{name}.csv");
-            std::fs::write(dir.path().join(&file), csv).expect("write csv");
+            std::fs::write(dir.join(&file), csv).expect("write csv");
             toml.push_str(&format!(
                 "\n[{name}]\nformat = \"csv\"\npath = \"{file}\"\n"
             ));
         }
-        std::fs::write(dir.path().join("reports.toml"), toml).expect("write reports.toml");
+        std::fs::write(dir.join("reports.toml"), toml).expect("write reports.toml");
     }
     if let Some(files) = job_files {
-        let sql = dir.path().join("sql");
+        let sql = dir.join("sql");
         std::fs::create_dir_all(&sql).expect("mkdir sql");
         for (name, text) in files {
             std::fs::write(sql.join(name), text).expect("write job file");
         }
     }
-    launch(dir, sim, clock).await
 }
 
 /// Start a demo over the catalog already in `dir` (and its `sql/`, if

@@ -1,5 +1,6 @@
 //! Runs every `tests/slt/*.slt` file over a real Postgres connection, each
-//! against a fresh demo, with sqllogictest.
+//! against a fresh demo (with the folder reports of tests/fixtures/reports),
+//! with sqllogictest.
 //!
 //! Two harness statements talk to the simulator over HTTP, so a file can
 //! prove what reached "Salesforce" independently of sfsql:
@@ -25,7 +26,7 @@ use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::common::start_demo;
+use crate::common::start_demo_with_fixture_reports;
 
 struct Pg {
     client: Client,
@@ -142,7 +143,9 @@ async fn slt_files() {
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
     let duplicates_csv = "account_email,nps_score\n".to_string() + &duplicate_keys_csv();
     for file in files {
-        let demo = start_demo(300, &[("nps_duplicates", duplicates_csv.clone())]).await;
+        let demo =
+            start_demo_with_fixture_reports(300, &[("nps_duplicates", duplicates_csv.clone())])
+                .await;
         let port = demo.port();
         let sim = demo.demo.sim.base_url();
         let catalog = demo.catalog_dir().to_path_buf();

@@ -1,0 +1,266 @@
+//! `RESET name` and `RESET ALL`: a setting goes back to the value it had
+//! before this connection first changed it, as in PostgreSQL (where that
+//! is the startup packet's value or the server's default).
+//!
+//! Settings live in the pgwire client's metadata, so each connection has
+//! its own: sfsql's `sfsql.*` (their defaults are constants), and the
+//! PostgreSQL ones datafusion-postgres keeps (`statement_timeout`,
+//! `TimeZone`, `DateStyle`, ...). For the latter, [`ResetHook`] sees every
+//! `SET` before datafusion-postgres answers it and keeps the value it is
+//! about to replace; `RESET` puts that back.
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Reset, ResetStatement, Set, Statement};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::hooks::HookClient;
+use pgwire::api::ClientInfo;
+use pgwire::api::results::{Response, Tag};
+use pgwire::error::PgWireResult;
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::startup::ParameterStatus;
+
+use crate::session::{Settings, described_plan, user_error};
+
+/// The PostgreSQL settings a client can SET and RESET: (name in SQL, the
+/// client metadata key datafusion-postgres keeps it under, the name of its
+/// ParameterStatus message when the client is told of changes).
+const CLIENT_SETTINGS: &[(&str, &str, Option<&str>)] = &[
+    ("statement_timeout", "statement_timeout_ms", None),
+    ("timezone", "timezone", Some("TimeZone")),
+    ("datestyle", "datestyle", Some("DateStyle")),
+    ("intervalstyle", "intervalstyle", Some("IntervalStyle")),
+    ("bytea_output", "bytea_output", None),
+    (
+        "application_name",
+        "application_name",
+        Some("application_name"),
+    ),
+    ("extra_float_digits", "extra_float_digits", None),
+    ("search_path", "search_path", None),
+];
+
+/// Where the value a setting had before its first SET is kept.
+fn saved_key(key: &str) -> String {
+    format!("reset_value.{key}")
+}
+
+/// The saved value of a setting that had none (its default applies).
+const UNSET: &str = "\0";
+
+fn client_setting(
+    name: &str,
+) -> Option<&'static (&'static str, &'static str, Option<&'static str>)> {
+    let name = name.to_ascii_lowercase().replace(' ', "");
+    CLIENT_SETTINGS.iter().find(|s| s.0 == name)
+}
+
+/// The client setting a SET statement changes.
+fn set_target(statement: &Statement) -> Option<&'static str> {
+    match statement {
+        Statement::Set(Set::SingleAssignment { variable, .. }) => {
+            client_setting(&variable.to_string()).map(|s| s.1)
+        }
+        Statement::Set(Set::SetTimeZone { .. }) => Some("timezone"),
+        _ => None,
+    }
+}
+
+/// What a RESET resets: `None` for ALL.
+fn reset_target(statement: &Statement) -> Option<Option<String>> {
+    match statement {
+        Statement::Reset(ResetStatement { reset }) => Some(match reset {
+            Reset::ALL => None,
+            Reset::ConfigurationParameter(name) => Some(name.to_string()),
+        }),
+        _ => None,
+    }
+}
+
+/// Keep the value of `key` before this connection's first SET of it.
+fn remember(client: &mut dyn HookClient, key: &str) {
+    let saved = saved_key(key);
+    if client.metadata().contains_key(&saved) {
+        return;
+    }
+    let before = client
+        .metadata()
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| UNSET.to_string());
+    client.metadata_mut().insert(saved, before);
+}
+
+/// Put `key` back as it was before its first SET; the ParameterStatus to
+/// send when the client must hear of it.
+fn restore(
+    client: &mut dyn HookClient,
+    key: &str,
+    status: Option<&str>,
+) -> Option<ParameterStatus> {
+    let before = client.metadata_mut().remove(&saved_key(key))?;
+    if before == UNSET {
+        client.metadata_mut().remove(key);
+    } else {
+        client
+            .metadata_mut()
+            .insert(key.to_string(), before.clone());
+    }
+    let value = if before == UNSET {
+        default_of(key)?
+    } else {
+        before
+    };
+    status.map(|name| ParameterStatus::new(name.to_string(), value))
+}
+
+/// What a client setting without a value means (what the server reported
+/// at startup).
+fn default_of(key: &str) -> Option<String> {
+    match key {
+        "timezone" => Some("UTC".into()),
+        "datestyle" => Some("ISO, MDY".into()),
+        "intervalstyle" => Some("postgres".into()),
+        "application_name" => Some(String::new()),
+        _ => None,
+    }
+}
+
+async fn reset(client: &mut dyn HookClient, name: Option<String>) -> PgWireResult<Response> {
+    let mut statuses = Vec::new();
+    match name {
+        None => {
+            let ours: Vec<String> = client
+                .metadata()
+                .keys()
+                .filter(|k| Settings::is_ours(k))
+                .cloned()
+                .collect();
+            for key in ours {
+                client.metadata_mut().remove(&key);
+            }
+            for (_, key, status) in CLIENT_SETTINGS {
+                statuses.extend(restore(client, key, *status));
+            }
+        }
+        Some(name) if Settings::is_ours(&name) => {
+            // An unknown sfsql setting is an error, as for SET and SHOW.
+            Settings::get(client.metadata(), &name)
+                .map_err(|e| user_error("42704", e.to_string()))?;
+            client.metadata_mut().remove(&name.to_ascii_lowercase());
+        }
+        Some(name) => {
+            let Some((_, key, status)) = client_setting(&name) else {
+                return Err(user_error(
+                    "42704",
+                    format!("unrecognized configuration parameter \"{name}\""),
+                ));
+            };
+            statuses.extend(restore(client, key, *status));
+        }
+    }
+    for status in statuses {
+        client
+            .send_message(PgWireBackendMessage::ParameterStatus(status))
+            .await?;
+    }
+    Ok(Response::Execution(Tag::new("RESET")))
+}
+
+/// Answers RESET; notes the value a SET replaces (then lets
+/// datafusion-postgres answer the SET).
+pub struct ResetHook;
+
+impl ResetHook {
+    async fn handle(
+        &self,
+        statement: &Statement,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if let Some(key) = set_target(statement) {
+            remember(client, key);
+            return None;
+        }
+        let name = reset_target(statement)?;
+        Some(reset(client, name).await)
+    }
+}
+
+#[async_trait]
+impl QueryHook for ResetHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        self.handle(statement, client).await
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        reset_target(statement)?;
+        Some(described_plan(&Schema::empty()))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        self.handle(statement, client).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn parse(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .expect("parse")
+            .remove(0)
+    }
+
+    #[test]
+    fn sets_name_the_metadata_they_change() {
+        assert_eq!(
+            set_target(&parse("SET statement_timeout = '5s'")),
+            Some("statement_timeout_ms")
+        );
+        assert_eq!(
+            set_target(&parse("SET TIME ZONE 'Europe/Paris'")),
+            Some("timezone")
+        );
+        assert_eq!(
+            set_target(&parse("SET DateStyle = 'ISO, DMY'")),
+            Some("datestyle")
+        );
+        assert_eq!(set_target(&parse("SET sfsql.dry_run = on")), None);
+    }
+
+    #[test]
+    fn resets_name_one_setting_or_all() {
+        assert_eq!(reset_target(&parse("RESET ALL")), Some(None));
+        assert_eq!(
+            reset_target(&parse("RESET sfsql.dry_run")),
+            Some(Some("sfsql.dry_run".into()))
+        );
+        assert_eq!(reset_target(&parse("SHOW sfsql.dry_run")), None);
+        assert!(client_setting("TimeZone").is_some());
+        assert!(client_setting("time zone").is_some());
+        assert!(client_setting("work_mem").is_none());
+    }
+}
