@@ -789,6 +789,61 @@ mod tests {
     }
 
     #[test]
+    fn not_is_pushed_only_over_an_exact_condition() {
+        // SOQL's `= false` also returns nulls that SQL's NOT drops.
+        assert_eq!(
+            tr(Expr::Not(Box::new(col("hasoptedoutofemail")))),
+            Some(("HasOptedOutOfEmail = false".into(), false))
+        );
+        assert_eq!(
+            tr(Expr::Not(Box::new(col("wm_nps_score__c").gt_eq(lit(9))))),
+            Some(("(NOT WM_NPS_Score__c >= 9)".into(), false))
+        );
+        // NOT of a superset (case-insensitive text, a dropped AND side)
+        // could drop rows SQL keeps.
+        assert_eq!(
+            tr(Expr::Not(Box::new(col("email").eq(lit("a@x.com"))))),
+            None
+        );
+        let partial = col("wm_nps_score__c")
+            .gt(lit(1))
+            .and(col("description").eq(lit("x")));
+        assert_eq!(tr(Expr::Not(Box::new(partial))), None);
+        assert_eq!(tr(Expr::Not(Box::new(col("email")))), None);
+        assert_eq!(
+            tr(col("wm_nps_score__c").in_list(vec![lit(9), lit(10)], true)),
+            Some(("WM_NPS_Score__c NOT IN (9, 10)".into(), false))
+        );
+        assert_eq!(
+            tr(col("email").is_not_null()),
+            Some(("Email != null".into(), true))
+        );
+    }
+
+    #[test]
+    fn casts_to_text_around_a_text_key_are_seen_through() {
+        use datafusion::arrow::datatypes::DataType;
+        use datafusion::logical_expr::{cast, try_cast};
+        // DataFusion casts a Utf8 key to a report's Utf8View to compare them.
+        assert_eq!(
+            tr(cast(col("email"), DataType::Utf8View).eq(lit("a@x.com"))),
+            Some(("Email = 'a@x.com'".into(), false))
+        );
+        assert_eq!(
+            tr(lower(try_cast(col("email"), DataType::LargeUtf8))
+                .in_list(vec![lit("a@x.com"), lit("b@x.com")], false)),
+            Some(("Email IN ('a@x.com', 'b@x.com')".into(), false))
+        );
+        // A number shown as text compares as text in SQL, not in SOQL.
+        assert_eq!(
+            tr(cast(col("wm_nps_score__c"), DataType::Utf8).eq(lit("9"))),
+            None
+        );
+        // A cast to something other than text is not a key.
+        assert_eq!(tr(cast(col("email"), DataType::Int64).eq(lit(1i64))), None);
+    }
+
+    #[test]
     fn like_and_dates() {
         assert_eq!(
             tr(col("email").like(lit("a%"))),

@@ -91,6 +91,46 @@ async fn a_cancel_request_stops_a_streaming_select_and_its_pages() {
     );
 }
 
+/// Rows reach the client as Salesforce's pages arrive: the first row of a
+/// ten-page scan is in the client's hands before the last page is fetched,
+/// and the rest follow as the pages do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_reach_the_client_while_pages_still_arrive() {
+    use futures::StreamExt;
+    let demo = slow_demo().await;
+    let client = demo.connect().await;
+    // The simple protocol, as psql sends a query. (The extended protocol
+    // sends its first row only after the last page: not yet streamed.)
+    let stream = client
+        .simple_query_raw("SELECT id, email FROM sandbox.contact")
+        .await
+        .expect("query");
+    futures::pin_mut!(stream);
+    let mut at_first = None;
+    let mut n = 0;
+    while let Some(message) = stream.next().await {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = message.expect("a row") {
+            if at_first.is_none() {
+                let id = row.get(0).unwrap_or_default();
+                assert!(id.starts_with("003"), "{id}");
+                at_first = Some(query_more(&demo));
+            }
+            n += 1;
+        }
+    }
+    let at_first = at_first.expect("a first row");
+    assert!(
+        at_first < 9,
+        "the first row waited for every page: {at_first} queryMore calls before it"
+    );
+    assert_eq!(n, 20_000);
+    assert_eq!(
+        query_more(&demo),
+        9,
+        "ten 2,000-record pages: one query, nine queryMore"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_aborts_the_bulk_query_job_of_a_large_scan() {
     let demo = slow_demo().await;

@@ -199,3 +199,42 @@ async fn a_write_of_several_calls_reports_progress_as_notices() {
     );
     assert!(out.contains("UPDATE 1000"), "{out}");
 }
+
+/// psql prints the command tag a write sends: `INSERT 0 n` (the 0 is the
+/// oid PostgreSQL no longer assigns), `UPDATE n`, `DELETE n`, also when
+/// the write returns rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_prints_the_command_tags_of_writes() {
+    let demo = start_demo(50, &[]).await;
+    let port = demo.port();
+    let run = move |c: &'static str| tokio::task::spawn_blocking(move || psql(port, c));
+
+    let insert = run("INSERT INTO sandbox.task (subject, status, priority) \
+         VALUES ('Tag one', 'Completed', 'Low'), ('Tag two', 'Completed', 'Low')")
+    .await
+    .expect("join");
+    assert!(insert.lines().any(|l| l == "INSERT 0 2"), "{insert}");
+
+    let returning = run("INSERT INTO sandbox.task (subject, status, priority) \
+         VALUES ('Tag three', 'Completed', 'Low') RETURNING subject")
+    .await
+    .expect("join");
+    assert!(
+        returning.contains("Tag three") && returning.lines().any(|l| l == "INSERT 0 1"),
+        "{returning}"
+    );
+
+    let update = run("UPDATE sandbox.task SET priority = 'High' WHERE subject LIKE 'Tag %'")
+        .await
+        .expect("join");
+    assert!(update.lines().any(|l| l == "UPDATE 3"), "{update}");
+
+    let delete = run("DELETE FROM sandbox.task WHERE subject LIKE 'Tag %'")
+        .await
+        .expect("join");
+    assert!(delete.lines().any(|l| l == "DELETE 3"), "{delete}");
+    let none = run("DELETE FROM sandbox.task WHERE subject LIKE 'Tag %'")
+        .await
+        .expect("join");
+    assert!(none.lines().any(|l| l == "DELETE 0"), "{none}");
+}

@@ -40,6 +40,41 @@ async fn explain_shows_the_soql_sent() {
             "SELECT email FROM sandbox.contact ORDER BY email LIMIT 2",
             "soql=[SELECT Email FROM Contact]",
         ),
+        // (DataFusion turns IN lists of up to 3 values into `=`s.)
+        // Inexact conditions (SOQL's NOT IN and `= false` also return
+        // nulls; text compares case-insensitively) are sent, and their
+        // columns fetched for DataFusion to apply the filter again.
+        (
+            "SELECT id FROM sandbox.contact WHERE wm_nps_score__c NOT IN (8, 9, 10, 11)",
+            "soql=[SELECT Id, WM_NPS_Score__c FROM Contact WHERE WM_NPS_Score__c NOT IN (8, 9, 10, 11)]",
+        ),
+        (
+            "SELECT id FROM sandbox.contact WHERE NOT hasoptedoutofemail",
+            "soql=[SELECT Id, HasOptedOutOfEmail FROM Contact WHERE HasOptedOutOfEmail = false]",
+        ),
+        (
+            "SELECT id FROM sandbox.contact WHERE email LIKE 'chloe%'",
+            "soql=[SELECT Id, Email FROM Contact WHERE Email LIKE 'chloe%']",
+        ),
+        (
+            "SELECT id FROM sandbox.contact WHERE email IN ('a@x.example', 'b@x.example', 'c@x.example', 'd@x.example')",
+            "soql=[SELECT Id, Email FROM Contact WHERE Email IN ('a@x.example', 'b@x.example', 'c@x.example', 'd@x.example')]",
+        ),
+        // Exact: SOQL answers these as SQL does.
+        (
+            "SELECT id FROM sandbox.contact WHERE email IS NULL",
+            "soql=[SELECT Id FROM Contact WHERE Email = null]",
+        ),
+        (
+            "SELECT id FROM sandbox.contact WHERE birthdate IS NOT NULL AND wm_nps_score__c IN (8, 9, 10, 11)",
+            "soql=[SELECT Id FROM Contact WHERE Birthdate != null AND WM_NPS_Score__c IN (8, 9, 10, 11)]",
+        ),
+        // A cast to text around a key (as DataFusion puts around a column
+        // compared to a Utf8View value) still reaches SOQL.
+        (
+            "SELECT id FROM sandbox.contact WHERE CAST(email AS VARCHAR) = arrow_cast('x@y.example', 'Utf8View')",
+            "soql=[SELECT Id, Email FROM Contact WHERE Email = 'x@y.example']",
+        ),
         // Description is not filterable: DataFusion filters it.
         (
             "SELECT count(*) FROM sandbox.task WHERE description LIKE '%quote%'",
