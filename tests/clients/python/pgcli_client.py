@@ -47,6 +47,10 @@ views = set(ex.views())
 assert ("cron", "job_run_details") in views, views
 columns = {(s, t, c) for s, t, c, *_ in ex.table_columns()}
 assert ("sandbox", "contact", "email") in columns, len(columns)
+view_columns = {(s, t, c) for s, t, c, *_ in ex.view_columns()}
+assert ("cron", "job_run_details", "status") in view_columns, len(view_columns)
+types = list(ex.datatypes())
+assert all(len(t) == 2 for t in types), types[:3]
 assert "sfsql" in ex.databases()
 assert "public" in ex.search_path()
 # Function names with their argument and return types (pgcli casts oid
