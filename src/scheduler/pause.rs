@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::visit_relations;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -19,18 +18,10 @@ use crate::state::JobRow;
 /// The connection whose login a failure asks for, wherever in the error
 /// the Salesforce error sits.
 pub fn disconnected_connection(e: &StatementError) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(SalesforceError::Disconnected { connection, .. }) =
-            err.downcast_ref::<SalesforceError>()
-        {
-            return Some(connection.clone());
-        }
-        if let Some(DataFusionError::External(inner)) = err.downcast_ref::<DataFusionError>() {
-            cur = Some(inner.as_ref());
-            continue;
-        }
-        cur = err.source();
+    if let Some(SalesforceError::Disconnected { connection, .. }) =
+        super::runner::salesforce_cause(e)
+    {
+        return Some(connection.clone());
     }
     // A plan error may carry the Salesforce error as text only; its
     // message always starts this way (see SalesforceError::Disconnected).

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use datafusion::error::DataFusionError;
 use tokio::sync::oneshot;
 
 use super::options::{backoff_secs, show_duration, slot_delay};
@@ -91,27 +90,36 @@ pub struct Running {
     cancel: Option<oneshot::Sender<()>>,
 }
 
-/// Whether trying the same run again may succeed: a lost connection, a
-/// 5xx or lock contention at Salesforce, wherever in the error it sits.
-pub fn is_retriable(e: &StatementError) -> bool {
-    if matches!(
-        e.sqlstate(),
-        "08006" | "08001" | "40001" | "40P01" | "55P03"
-    ) {
-        return true;
+/// The Salesforce error behind `e`, wherever it sits: the statement's own
+/// error, behind a write's, or inside a lookup's DataFusion error. The
+/// statement's own is matched first: its `#[error(transparent)]` variants
+/// forward `source()` past the error they hold.
+pub(super) fn salesforce_cause(e: &StatementError) -> Option<&SalesforceError> {
+    if let StatementError::Salesforce(sf) = e {
+        return Some(sf);
     }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(sf) = err.downcast_ref::<SalesforceError>() {
-            return sf.is_retriable();
-        }
-        if let Some(DataFusionError::External(inner)) = err.downcast_ref::<DataFusionError>() {
-            cur = Some(inner.as_ref());
-            continue;
+            return Some(sf);
         }
         cur = err.source();
     }
-    false
+    None
+}
+
+/// Whether trying the same run again may succeed: a lost connection, a
+/// 5xx or lock contention at Salesforce, wherever in the error it sits.
+/// Not an error the same statement meets again (validation, a statement
+/// Salesforce refuses as written) nor the org's request limit
+/// (REQUEST_LIMIT_EXCEEDED, 53400): that is counted over a rolling 24
+/// hours, which a backoff of at most 15 minutes cannot outwait, so the
+/// job's next slot is its retry.
+pub fn is_retriable(e: &StatementError) -> bool {
+    matches!(
+        e.sqlstate(),
+        "08006" | "08001" | "40001" | "40P01" | "55P03"
+    ) || salesforce_cause(e).is_some_and(SalesforceError::is_retriable)
 }
 
 impl Scheduler {
@@ -580,5 +588,117 @@ pub fn job_ref(arg: &str) -> JobRef {
     match arg.parse::<i64>() {
         Ok(id) => JobRef::Id(id),
         Err(_) => JobRef::Name(arg.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::error::DataFusionError;
+
+    use super::*;
+    use crate::dml::DmlError;
+
+    fn api(status: u16, code: &str) -> SalesforceError {
+        SalesforceError::Api {
+            connection: "sandbox".into(),
+            status,
+            code: code.into(),
+            message: "as Salesforce says it".into(),
+        }
+    }
+
+    /// The places a Salesforce error reaches a job's run: the statement's
+    /// own error, behind a write, behind a write's lookup, and inside a
+    /// query's plan.
+    fn everywhere(status: u16, code: &str) -> Vec<StatementError> {
+        let external = || DataFusionError::External(Box::new(api(status, code)));
+        vec![
+            StatementError::Salesforce(api(status, code)),
+            StatementError::Dml(DmlError::Salesforce(api(status, code))),
+            StatementError::Dml(DmlError::Plan(external())),
+            StatementError::DataFusion(DataFusionError::Context(
+                "scan sandbox.contact".into(),
+                Box::new(external()),
+            )),
+        ]
+    }
+
+    #[test]
+    fn lock_contention_and_5xx_are_retriable_wherever_they_sit() {
+        for (status, code) in [
+            (400, "UNABLE_TO_LOCK_ROW"),
+            (503, "SERVER_UNAVAILABLE"),
+            (500, "UNKNOWN_EXCEPTION"),
+            (502, "BAD_GATEWAY"),
+        ] {
+            for e in everywhere(status, code) {
+                assert!(is_retriable(&e), "{code}: {e:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_is_retriable() {
+        // A port nobody listens on any more: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let refused = || async {
+            reqwest::get(format!("http://127.0.0.1:{port}/"))
+                .await
+                .expect_err("nobody listens")
+        };
+        let direct = StatementError::Salesforce(SalesforceError::Transport {
+            connection: "sandbox".into(),
+            source: refused().await,
+        });
+        assert_eq!(direct.sqlstate(), "08006");
+        let in_plan = StatementError::DataFusion(DataFusionError::External(Box::new(
+            SalesforceError::Transport {
+                connection: "sandbox".into(),
+                source: refused().await,
+            },
+        )));
+        for e in [direct, in_plan] {
+            assert!(is_retriable(&e), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn what_the_same_statement_meets_again_is_not_retriable() {
+        let mut errors = vec![
+            // Validation before sending: the same values fail the same way.
+            StatementError::Dml(DmlError::Invalid(
+                "value too long for Title (128 characters at most)".into(),
+            )),
+            StatementError::Dml(DmlError::Value("invalid number: 'abc'".into())),
+            // A statement that is wrong as written (42xxx).
+            StatementError::Dml(DmlError::UnknownColumn {
+                table: "sandbox.contact".into(),
+                column: "no_such_field".into(),
+            }),
+            StatementError::Sql("syntax error at or near UPDAT".into()),
+            // Credentials: the job is paused until `sfsql login` instead.
+            StatementError::Salesforce(SalesforceError::Disconnected {
+                connection: "sandbox".into(),
+                reason: "refresh token revoked".into(),
+            }),
+        ];
+        errors.extend(everywhere(400, "INVALID_FIELD"));
+        errors.extend(everywhere(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION"));
+        for e in &errors {
+            assert!(!is_retriable(e), "{} {e:?}", e.sqlstate());
+        }
+    }
+
+    /// The org's daily requests are used up: 53400, and no retry (see
+    /// [`is_retriable`]).
+    #[test]
+    fn the_request_limit_is_not_retriable() {
+        for e in everywhere(403, "REQUEST_LIMIT_EXCEEDED") {
+            assert_eq!(e.sqlstate(), "53400", "{e:?}");
+            assert!(!is_retriable(&e), "{e:?}");
+        }
     }
 }

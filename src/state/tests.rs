@@ -123,6 +123,22 @@ fn open_twice_keeps_schema_and_data() {
     assert_eq!(store.jobs().expect("jobs").len(), 1);
 }
 
+/// WAL, so the `cron.*` tables can be read (by another server, `sfsql jobs
+/// logs`) while a run writes its records. WAL is a property of the file:
+/// a fresh connection that never asked for it sees it.
+#[test]
+fn the_store_is_in_wal_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mode = |conn: &Connection| -> String {
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("journal_mode")
+    };
+    assert_eq!(mode(&store.lock().expect("lock")), "wal");
+    let other = Connection::open(dir.path().join(DB_FILE)).expect("open the file");
+    assert_eq!(mode(&other), "wal");
+}
+
 #[test]
 fn same_name_replaces_but_file_and_sql_conflict() {
     let dir = tempfile::tempdir().expect("tempdir");
