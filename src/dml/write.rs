@@ -1,7 +1,11 @@
 //! The one write path: a [`ChangeSet`] (update, create, upsert or delete)
 //! goes to Salesforce through sObject Collections, 200 records a call, and
 //! comes back as one [`RecordOutcome`] per record. Records that fail with
-//! `UNABLE_TO_LOCK_ROW` are sent again, alone, with backoff. Change sets
+//! `UNABLE_TO_LOCK_ROW` are sent again, alone, with backoff; so are the
+//! records of a call Salesforce refused for now (503, the concurrent-request
+//! limit) and, except for creates, of a call whose answer was lost. A create
+//! whose answer was lost ends `unknown`: sending it again could create its
+//! records twice. Change sets
 //! of more than `bulk_threshold` changed records (updates, inserts, upserts,
 //! deletes) go through Bulk API 2.0 instead.
 //! Each request's records are reported to a [`WriteSink`] before and after
@@ -98,10 +102,14 @@ pub struct UpdateSummary {
     pub unchanged: usize,
     pub skipped: usize,
     pub failed: usize,
-    /// Collections calls made.
+    /// Collections calls made, retries included.
     pub write_calls: usize,
-    /// Records sent again after `UNABLE_TO_LOCK_ROW`.
+    /// Records sent again (after `UNABLE_TO_LOCK_ROW`, a refused call, a
+    /// lost answer).
     pub retried: usize,
+    /// Why records were sent again (`UNABLE_TO_LOCK_ROW`, `503
+    /// SERVER_UNAVAILABLE`, `a lost connection`), each once.
+    pub retry_reasons: Vec<String>,
     /// Bulk API 2.0 jobs the write went through (empty for Collections).
     pub bulk_jobs: Vec<String>,
     /// Every record's outcome in the change set's order, when kept
@@ -144,6 +152,13 @@ impl UpdateSummary {
         }
         if self.keep_outcomes {
             self.outcomes.push(outcome);
+        }
+    }
+
+    /// Note that records were sent again for `reason`.
+    fn retried_for(&mut self, reason: String) {
+        if !self.retry_reasons.contains(&reason) {
+            self.retry_reasons.push(reason);
         }
     }
 
@@ -196,9 +211,11 @@ pub trait WriteSink: Send + Sync + std::fmt::Debug {
 pub struct WriteOptions {
     /// Salesforce's `allOrNone`: one failure rolls back the whole call.
     pub all_or_none: bool,
-    /// How often a record refused with `UNABLE_TO_LOCK_ROW` is sent again.
-    pub lock_retries: u32,
-    /// First backoff before a retry; doubled each time.
+    /// How often a record is sent again after `UNABLE_TO_LOCK_ROW`, a call
+    /// refused for now or a lost answer.
+    pub retries: u32,
+    /// First backoff before a retry; doubled each time (and ten times as
+    /// long after the concurrent-request limit, which takes longer to clear).
     pub backoff: Duration,
     /// Updates of more changed records than this go through Bulk API 2.0.
     pub bulk_threshold: usize,
@@ -213,7 +230,7 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
             all_or_none: false,
-            lock_retries: 3,
+            retries: 3,
             backoff: Duration::from_millis(100),
             bulk_threshold: super::DEFAULT_BULK_THRESHOLD,
             sink: None,
@@ -396,6 +413,9 @@ pub async fn apply(
         let mut written = apply_one(client, &part, opts).await;
         summary.write_calls += written.write_calls;
         summary.retried += written.retried;
+        for reason in std::mem::take(&mut written.retry_reasons) {
+            summary.retried_for(reason);
+        }
         summary.bulk_jobs.append(&mut written.bulk_jobs);
         if opts.keep_outcomes {
             for (&i, o) in positions.iter().zip(written.outcomes) {
@@ -472,9 +492,11 @@ async fn apply_one(
     summary
 }
 
-/// One Collections call for `chunk`, then calls for its locked records
-/// only, until none is locked or the retries are spent. Returns the
-/// outcomes in chunk order and, when later chunks must not be sent, why.
+/// One Collections call for `chunk`, then calls for the records worth
+/// sending again (locked ones; all of them after a call refused for now or,
+/// unless they are creates, whose answer was lost), until none is or the
+/// retries are spent. Returns the outcomes in chunk order and, when later
+/// chunks must not be sent, why.
 async fn write_chunk(
     client: &Arc<SalesforceClient>,
     set: &ChangeSet,
@@ -486,22 +508,36 @@ async fn write_chunk(
     let mut pending: Vec<usize> = (0..chunk.len()).collect();
     let mut attempt = 0;
     let mut halt = None;
+    // Sent again after a lost answer: the first call may have applied it.
+    let mut after_loss = false;
     while !pending.is_empty() {
         let records: Vec<&RecordChange> = pending.iter().map(|&i| chunk[i]).collect();
         summary.write_calls += 1;
         let results = send(client, set, &records, opts.all_or_none).await;
         let mut again = Vec::new();
+        let mut wait = opts.backoff;
         match results {
             Ok(results) => {
                 let retry_all = opts.all_or_none && locked_only(&results);
                 for (&i, res) in pending.iter().zip(&results) {
                     let locked = retry_all || is_locked(res);
-                    if !res.success && locked && attempt < opts.lock_retries {
+                    if !res.success && locked && attempt < opts.retries {
                         again.push(i);
                     } else {
-                        slots[i] = Some(outcome_of(&set.op, chunk[i], res));
+                        slots[i] = Some(outcome_after(&set.op, chunk[i], res, after_loss));
                     }
                 }
+                if !again.is_empty() {
+                    summary.retried_for("UNABLE_TO_LOCK_ROW".to_string());
+                }
+            }
+            Err(e) if attempt < opts.retries && may_send_again(&set.op, &e) => {
+                after_loss |= !e.is_refused_for_now();
+                if e.code() == Some("REQUEST_LIMIT_EXCEEDED") {
+                    wait *= 10;
+                }
+                summary.retried_for(retry_reason(&e));
+                again = pending.clone();
             }
             Err(e) => {
                 let (status, code, message) = request_failure(&set.op, &e);
@@ -518,7 +554,7 @@ async fn write_chunk(
         }
         if !again.is_empty() {
             summary.retried += again.len();
-            tokio::time::sleep(opts.backoff * 2u32.pow(attempt.min(6))).await;
+            tokio::time::sleep(wait * 2u32.pow(attempt.min(6))).await;
             attempt += 1;
         }
         pending = again;
@@ -533,6 +569,46 @@ async fn write_chunk(
         })
         .collect();
     (outcomes, halt)
+}
+
+/// Whether the records of a call that failed with `e` may be sent again:
+/// any call Salesforce refused for now (it did nothing); a call whose
+/// answer was lost or that failed mid-way only when a repeat cannot harm
+/// it. A create is never sent blindly again: it could create its records
+/// twice. The 24-hour request limit is not worth waiting for.
+fn may_send_again(op: &WriteOp, e: &SalesforceError) -> bool {
+    e.is_refused_for_now() || (*op != WriteOp::Create && e.is_transient())
+}
+
+/// What the notice says records were sent again after.
+fn retry_reason(e: &SalesforceError) -> String {
+    match e {
+        SalesforceError::Api { status, code, .. } => format!("{status} {code}"),
+        _ => "a lost connection".to_string(),
+    }
+}
+
+/// [`outcome_of`] a record's result, where a delete sent again after a lost
+/// answer that finds its record deleted counts it deleted: the lost call
+/// deleted it.
+fn outcome_after(
+    op: &WriteOp,
+    r: &RecordChange,
+    res: &SaveResult,
+    after_loss: bool,
+) -> RecordOutcome {
+    let deleted_by_lost_call = after_loss
+        && *op == WriteOp::Delete
+        && !res.success
+        && !res.errors.is_empty()
+        && res
+            .errors
+            .iter()
+            .all(|e| e.status_code == "ENTITY_IS_DELETED");
+    if deleted_by_lost_call {
+        return RecordOutcome::of(r, OutcomeStatus::Deleted);
+    }
+    outcome_of(op, r, res)
 }
 
 fn is_locked(res: &SaveResult) -> bool {
@@ -673,6 +749,41 @@ mod tests {
                 .unwrap_or_default(),
             created: None,
         }
+    }
+
+    fn api(status: u16, code: &str, message: &str) -> SalesforceError {
+        SalesforceError::Api {
+            connection: "sandbox".into(),
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn calls_refused_for_now_are_sent_again_and_creates_only_then() {
+        let unavailable = api(503, "SERVER_UNAVAILABLE", "down");
+        let concurrent = api(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+        );
+        let daily = api(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        );
+        let crashed = api(500, "UNKNOWN_EXCEPTION", "mid-way");
+        let refused = api(400, "INVALID_FIELD", "no such field");
+        for op in [WriteOp::Update, WriteOp::Create, WriteOp::Delete] {
+            assert!(may_send_again(&op, &unavailable), "{op:?}");
+            assert!(may_send_again(&op, &concurrent), "{op:?}");
+            assert!(!may_send_again(&op, &daily), "{op:?}");
+            assert!(!may_send_again(&op, &refused), "{op:?}");
+        }
+        assert!(may_send_again(&WriteOp::Update, &crashed));
+        assert!(!may_send_again(&WriteOp::Create, &crashed));
+        assert_eq!(retry_reason(&unavailable), "503 SERVER_UNAVAILABLE");
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! `SalesforceClient`: one connection's authenticated HTTP client.
 //!
 //! Every request goes through [`SalesforceClient::send`], which attaches the
-//! bearer token, re-authenticates once on `401 INVALID_SESSION_ID`, retries
-//! idempotent requests on transient failures with backoff, and records the
-//! org's API usage from `Sforce-Limit-Info`.
+//! bearer token, re-authenticates once on `401 INVALID_SESSION_ID`, sends
+//! again with backoff a request Salesforce refused for now (503, the
+//! concurrent-request limit) or that never left, and an idempotent one
+//! after any transient failure or lost answer (Collections writes are sent
+//! once: `dml::write` retries their records), and records the org's API
+//! usage from `Sforce-Limit-Info`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +59,30 @@ struct ApiErrorBody {
 }
 
 const MAX_ATTEMPTS: u32 = 4;
+
+/// Which failed requests [`SalesforceClient::send_with`] sends again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// None: the caller decides (Collections writes, whose records the
+    /// write path sends again and counts).
+    Never,
+    /// Those Salesforce refused for now or that never left: safe for any
+    /// request, a create included.
+    IfRefused,
+    /// Also transient failures and lost answers: for requests a repeat
+    /// cannot harm (reads, polls).
+    IfTransient,
+}
+
+impl Resend {
+    fn allows(self, e: &SalesforceError) -> bool {
+        match self {
+            Resend::Never => false,
+            Resend::IfRefused => e.is_refused_for_now(),
+            Resend::IfTransient => e.is_transient(),
+        }
+    }
+}
 
 /// REST query page sizes Salesforce accepts (`batchSize`).
 pub const MIN_BATCH: usize = 200;
@@ -205,6 +232,24 @@ impl SalesforceClient {
         idempotent: bool,
         batch: usize,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), SalesforceError> {
+        let resend = if idempotent {
+            Resend::IfTransient
+        } else {
+            Resend::IfRefused
+        };
+        self.send_with(method, path, payload, resend, batch).await
+    }
+
+    /// [`send_full`](Self::send_full), sending a failed request again as
+    /// `resend` allows, with backoff.
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        resend: Resend,
+        batch: usize,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), SalesforceError> {
         let mut renewed = false;
         let mut attempt = 0;
         loop {
@@ -237,22 +282,26 @@ impl SalesforceClient {
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
             let started = std::time::Instant::now();
-            let result = request.send().await;
-            let response = match result {
-                Ok(r) => r,
+            // A connection cut before the answer or in the middle of its
+            // body is one failure: the request may have been applied.
+            let received = async {
+                let response = request.send().await?;
+                self.record_usage(response.headers());
+                let status = response.status();
+                let headers = response.headers().clone();
+                Ok::<_, reqwest::Error>((status, headers, response.bytes().await?))
+            };
+            let (status, headers, bytes) = match received.await {
+                Ok(received) => received,
                 Err(e) => {
                     let err = self.transport(e);
-                    if idempotent && attempt < MAX_ATTEMPTS && err.is_retriable() {
+                    if attempt < MAX_ATTEMPTS && resend.allows(&err) {
                         backoff(attempt).await;
                         continue;
                     }
                     return Err(err);
                 }
             };
-            self.record_usage(response.headers());
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
             // The path and status only: the token rides in a header that is
             // never logged, and bodies hold customer data.
             tracing::debug!(
@@ -274,7 +323,7 @@ impl SalesforceClient {
                 return Ok((status, headers, bytes));
             }
             let err = self.api_error(status, &bytes);
-            if idempotent && attempt < MAX_ATTEMPTS && err.is_retriable() {
+            if attempt < MAX_ATTEMPTS && resend.allows(&err) {
                 backoff(attempt).await;
                 continue;
             }
@@ -482,45 +531,31 @@ impl SalesforceClient {
 
     /// Update up to 200 records with one sObject Collections call. Each
     /// record needs `attributes.type` and `id`. The result has one entry per
-    /// record, in order. An update of the same values is idempotent, so a
-    /// lost response may be retried.
+    /// record, in order. Like every Collections call it is sent once: the
+    /// write path (`dml::write`) decides what to send again and counts it.
     pub async fn update_records(
         &self,
         records: Vec<Value>,
         all_or_none: bool,
     ) -> Result<Vec<SaveResult>, SalesforceError> {
-        self.collections(
-            Method::PATCH,
-            records,
-            all_or_none,
-            true,
-            "collections update",
-        )
-        .await
+        self.collections(Method::PATCH, records, all_or_none, "collections update")
+            .await
     }
 
     /// Create up to 200 records with one sObject Collections call. Each
-    /// record needs `attributes.type`. Never retried once sent: a lost
-    /// response could otherwise create the records twice.
+    /// record needs `attributes.type`. Sent once.
     pub async fn create_records(
         &self,
         records: Vec<Value>,
         all_or_none: bool,
     ) -> Result<Vec<SaveResult>, SalesforceError> {
-        self.collections(
-            Method::POST,
-            records,
-            all_or_none,
-            false,
-            "collections create",
-        )
-        .await
+        self.collections(Method::POST, records, all_or_none, "collections create")
+            .await
     }
 
     /// Upsert up to 200 records of `sobject` by its external ID field
     /// `ext_field` (`PATCH /composite/sobjects/{SObject}/{Field}`); each
-    /// result says whether the record was `created`. Retried like an
-    /// update: the external ID makes a repeat match the record it created.
+    /// result says whether the record was `created`. Sent once.
     pub async fn upsert_records(
         &self,
         sobject: &str,
@@ -539,15 +574,13 @@ impl SalesforceClient {
             &path,
             Some(&body),
             records_len(&body),
-            true,
             "collections upsert",
         )
         .await
     }
 
     /// Delete up to 200 records by Id (`DELETE /composite/sobjects?ids=`).
-    /// A repeat of a delete is harmless (`ENTITY_IS_DELETED`), so it may be
-    /// retried.
+    /// Sent once.
     pub async fn delete_records(
         &self,
         ids: &[String],
@@ -557,15 +590,8 @@ impl SalesforceClient {
             "composite/sobjects?ids={}&allOrNone={all_or_none}",
             urlencode(&ids.join(","))
         );
-        self.save_call(
-            Method::DELETE,
-            &path,
-            None,
-            ids.len(),
-            true,
-            "collections delete",
-        )
-        .await
+        self.save_call(Method::DELETE, &path, None, ids.len(), "collections delete")
+            .await
     }
 
     async fn collections(
@@ -573,7 +599,6 @@ impl SalesforceClient {
         method: Method,
         records: Vec<Value>,
         all_or_none: bool,
-        idempotent: bool,
         what: &str,
     ) -> Result<Vec<SaveResult>, SalesforceError> {
         let body = serde_json::json!({ "allOrNone": all_or_none, "records": records });
@@ -582,23 +607,25 @@ impl SalesforceClient {
             "composite/sobjects",
             Some(&body),
             records_len(&body),
-            idempotent,
             what,
         )
         .await
     }
 
-    /// One Collections call whose answer is one result per record, in order.
+    /// One Collections call whose answer is one result per record, in
+    /// order. Sent once (a 401 aside, which renews the token first).
     async fn save_call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
         count: usize,
-        idempotent: bool,
         what: &str,
     ) -> Result<Vec<SaveResult>, SalesforceError> {
-        let (_, bytes) = self.send(method, path, body, idempotent).await?;
+        let payload = body.map_or(Payload::None, Payload::Json);
+        let (_, _, bytes) = self
+            .send_with(method, path, payload, Resend::Never, MAX_BATCH)
+            .await?;
         let results: Vec<SaveResult> = self.decode(what, &bytes)?;
         if results.len() != count {
             return Err(SalesforceError::Decode {

@@ -86,6 +86,37 @@ impl SalesforceError {
         }
     }
 
+    /// True when Salesforce refused the request before doing anything, for
+    /// a reason that clears in seconds (503, the concurrent long-running
+    /// request limit), or it never left (no connection): sending it again
+    /// cannot apply it twice, whatever it is. The 24-hour request limit
+    /// (`TotalRequests`) does not clear in seconds, so it is not one.
+    pub fn is_refused_for_now(&self) -> bool {
+        match self {
+            SalesforceError::Transport { source, .. } => source.is_connect(),
+            SalesforceError::Api {
+                status,
+                code,
+                message,
+                ..
+            } => {
+                *status == 503
+                    || code == "SERVER_UNAVAILABLE"
+                    || (code == "REQUEST_LIMIT_EXCEEDED" && !message.contains("TotalRequests"))
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a request that a repeat cannot harm is worth sending
+    /// again: refused for now, a transient failure, or an answer lost on
+    /// the way back (the connection cut mid-response).
+    pub fn is_transient(&self) -> bool {
+        self.is_refused_for_now()
+            || self.is_retriable()
+            || matches!(self, SalesforceError::Transport { source, .. } if source.is_body() || source.is_decode())
+    }
+
     /// True when no request could be sent for want of a login (SQLSTATE
     /// 28000): bad or missing secrets, a disconnected connection.
     pub fn is_auth(&self) -> bool {

@@ -100,15 +100,17 @@ pub fn write_output(result: DmlResult) -> Result<(StatementResult, Written), Dat
         }
         if summary.retried > 0 {
             notice.push_str(&format!(
-                ", {} records retried after UNABLE_TO_LOCK_ROW",
-                summary.retried
+                ", {} records retried after {}",
+                summary.retried,
+                summary.retry_reasons.join(" or ")
             ));
         }
         notice.push_str(&failures_text(&summary, |f| {
-            if f.id.is_empty() {
-                format!("key {}", f.match_key.as_deref().unwrap_or("-"))
-            } else {
-                format!("{} (key {})", f.id, f.match_key.as_deref().unwrap_or("-"))
+            match (f.id.as_str(), f.match_key.as_deref()) {
+                ("", Some(key)) => format!("key {key}"),
+                ("", None) => "a new record".to_string(),
+                (id, Some(key)) => format!("{id} (key {key})"),
+                (id, None) => id.to_string(),
             }
         }));
         out.notices.push(notice);

@@ -33,6 +33,9 @@ pub struct Reply {
     pub content_type: &'static str,
     /// Extra response headers (Bulk query's `Sforce-Locator`).
     pub headers: Vec<(&'static str, String)>,
+    /// Served, but the connection is cut before the answer arrives
+    /// (`/__sim/drop_next_response`).
+    pub cut_off: bool,
 }
 
 impl Reply {
@@ -42,6 +45,7 @@ impl Reply {
             body,
             content_type: "application/json;charset=UTF-8",
             headers: Vec::new(),
+            cut_off: false,
         }
     }
 
@@ -147,14 +151,16 @@ pub fn data_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Reply
     if sim.orgs[org].use_api() > sim.config.daily_api_limit {
         return ApiError::limit_exceeded().into();
     }
-    if let Some((status, code)) = sim.orgs[org].next_fault() {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if let Some(fault) = sim.orgs[org].next_fault(kind) {
+        let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         return Reply::json(
             status,
-            &json!([{ "message": "failure injected by the simulator", "errorCode": code }]),
+            &json!([{ "message": fault.message, "errorCode": fault.code }]),
         );
     }
-    resource(sim, org, req, version, rest, kind).unwrap_or_else(Reply::from)
+    let mut reply = resource(sim, org, req, version, rest, kind).unwrap_or_else(Reply::from);
+    reply.cut_off = sim.orgs[org].take_drop(kind);
+    reply
 }
 
 fn require(method: &Method, allowed: &[Method]) -> Result<(), ApiError> {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::api;
 use super::auth;
 use super::error::ApiError;
-use super::org::Sim;
+use super::org::{Fault, Sim};
 use super::stats::RequestKind;
 
 /// Longest request URI Salesforce accepts.
@@ -122,18 +122,11 @@ fn sim_route(sim: &Sim, req: &Incoming, segs: &[&str]) -> Response {
             None => ApiError::not_found().into_response(),
         },
         (&Method::POST, ["fail_next"]) => {
-            let params: std::collections::HashMap<String, String> =
-                url::form_urlencoded::parse(req.query.as_bytes())
-                    .into_owned()
-                    .collect();
+            let params = params(req);
             let status = params
                 .get("status")
                 .and_then(|s| s.parse::<u16>().ok())
                 .unwrap_or(503);
-            let count = params
-                .get("count")
-                .and_then(|s| s.parse::<usize>().ok())
-                .unwrap_or(1);
             let code = params.get("code").cloned().unwrap_or_else(|| {
                 match status {
                     500 => "UNKNOWN_EXCEPTION",
@@ -142,13 +135,29 @@ fn sim_route(sim: &Sim, req: &Incoming, segs: &[&str]) -> Response {
                 }
                 .to_string()
             });
-            match org_param() {
-                Some(org) => {
-                    sim.orgs[org].inject_faults(count, status, code);
-                    json_response(StatusCode::OK, &serde_json::json!({}))
-                }
-                None => ApiError::not_found().into_response(),
-            }
+            let fault = Fault {
+                kind: params.get("kind").cloned(),
+                status,
+                // Without a message, the limit is the 24-hour one, worded
+                // as the org's own answer when its requests run out.
+                message: params.get("message").cloned().unwrap_or_else(|| {
+                    if code == "REQUEST_LIMIT_EXCEEDED" {
+                        ApiError::limit_exceeded().message
+                    } else {
+                        "failure injected by the simulator".to_string()
+                    }
+                }),
+                code,
+            };
+            injected(org_param(), |org| {
+                sim.orgs[org].inject_faults(count_param(&params), fault)
+            })
+        }
+        (&Method::POST, ["drop_next_response"]) => {
+            let params = params(req);
+            injected(org_param(), |org| {
+                sim.orgs[org].inject_drops(count_param(&params), params.get("kind").cloned())
+            })
         }
         (&Method::POST, ["token_lifetime"]) => {
             let param = |name: &str| {
@@ -164,25 +173,14 @@ fn sim_route(sim: &Sim, req: &Incoming, segs: &[&str]) -> Response {
             json_response(StatusCode::OK, &serde_json::json!({}))
         }
         (&Method::POST, ["fail_records"]) => {
-            let params: std::collections::HashMap<String, String> =
-                url::form_urlencoded::parse(req.query.as_bytes())
-                    .into_owned()
-                    .collect();
-            let count = params
-                .get("count")
-                .and_then(|s| s.parse::<usize>().ok())
-                .unwrap_or(1);
+            let params = params(req);
             let code = params
                 .get("code")
                 .cloned()
                 .unwrap_or_else(|| "UNABLE_TO_LOCK_ROW".to_string());
-            match org_param() {
-                Some(org) => {
-                    sim.orgs[org].inject_record_faults(count, code);
-                    json_response(StatusCode::OK, &serde_json::json!({}))
-                }
-                None => ApiError::not_found().into_response(),
-            }
+            injected(org_param(), |org| {
+                sim.orgs[org].inject_record_faults(count_param(&params), code)
+            })
         }
         (&Method::POST, ["expire_tokens"]) => {
             auth::expire_access_tokens(sim);
@@ -190,6 +188,46 @@ fn sim_route(sim: &Sim, req: &Incoming, segs: &[&str]) -> Response {
         }
         _ => ApiError::not_found().into_response(),
     }
+}
+
+/// The query parameters of a `/__sim` request.
+fn params(req: &Incoming) -> std::collections::HashMap<String, String> {
+    url::form_urlencoded::parse(req.query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The answer to a `/__sim` injection into `org`, done by `inject`; 404
+/// for an unknown org.
+fn injected(org: Option<usize>, inject: impl FnOnce(usize)) -> Response {
+    match org {
+        Some(org) => {
+            inject(org);
+            json_response(StatusCode::OK, &serde_json::json!({}))
+        }
+        None => ApiError::not_found().into_response(),
+    }
+}
+
+/// `count=` of a `/__sim` injection: 1 when absent.
+fn count_param(params: &std::collections::HashMap<String, String>) -> usize {
+    params
+        .get("count")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(1)
+}
+
+/// The answer to a request that was served but whose connection is cut
+/// before its body arrives, as when a network drops the response to a
+/// write Salesforce has applied.
+fn cut_off() -> Response {
+    let body = Body::from_stream(futures::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection cut by the simulator",
+        ))
+    }));
+    Response::new(body)
 }
 
 pub fn count(sim: &Sim, org: usize, kind: RequestKind) {
@@ -224,6 +262,9 @@ fn org_route(sim: &Sim, org: usize, req: &Incoming, segs: &[&str]) -> Response {
         }
         ["services", "data", rest @ ..] => {
             let reply = api::data_route(sim, org, req, rest);
+            if reply.cut_off {
+                return cut_off();
+            }
             let mut resp = (reply.status, reply.body).into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

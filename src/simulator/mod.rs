@@ -38,8 +38,12 @@
 //! refresh token), `POST /__sim/expire_tokens` (expires access tokens),
 //! `POST /__sim/token_lifetime?seconds=&requests=` (access tokens issued
 //! from now on live that long or for that many requests; neither resets),
-//! `POST /__sim/fail_next?org=&status=503&count=1&code=` (the next data
-//! requests of the org fail with that status and errorCode),
+//! `POST /__sim/fail_next?org=&status=503&count=1&code=&kind=&message=`
+//! (the next data requests of the org, of that request kind when `kind`
+//! names one as the stats do, fail with that status, errorCode and
+//! message; REQUEST_LIMIT_EXCEEDED without one is the 24-hour limit's), `POST /__sim/drop_next_response?org=&count=1&kind=` (the next
+//! such requests are served, writes applied, and then the connection is
+//! cut before the answer arrives),
 //! `POST /__sim/fail_records?org=&count=1&code=UNABLE_TO_LOCK_ROW` (the next
 //! records written fail with that per-record statusCode).
 

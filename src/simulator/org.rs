@@ -10,7 +10,7 @@ use super::bulk::Jobs;
 use super::ids::{make_id, seq_for_index};
 use super::query::Cursors;
 use super::seed;
-use super::stats::OrgStats;
+use super::stats::{OrgStats, RequestKind};
 use super::store::Store;
 
 /// Names of the simulated orgs; the first is also served without a prefix.
@@ -35,8 +35,11 @@ pub struct Org {
     stats: Mutex<OrgStats>,
     /// API requests so far, for `Sforce-Limit-Info` and `/limits`.
     api_used: AtomicU64,
-    /// Injected failures for the next data requests: (HTTP status, errorCode).
-    faults: Mutex<std::collections::VecDeque<(u16, String)>>,
+    /// Injected failures for the next data requests.
+    faults: Mutex<std::collections::VecDeque<Fault>>,
+    /// Requests to serve and then answer with a cut connection: the kind
+    /// of request each applies to (any when `None`).
+    drops: Mutex<std::collections::VecDeque<Option<String>>>,
     /// Bulk API 2.0 jobs.
     bulk: Mutex<Jobs>,
     /// Injected per-record errors (statusCode) for the next records written.
@@ -64,6 +67,23 @@ impl std::fmt::Debug for Sim {
     }
 }
 
+/// A whole-request failure injected through `/__sim/fail_next`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// The request kind it applies to (a stats name such as
+    /// `collections_update`); any data request when `None`.
+    pub kind: Option<String>,
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+/// Whether an injection for `only` (a request kind's stats name, or any)
+/// applies to a request of `kind`.
+fn applies(only: &Option<String>, kind: RequestKind) -> bool {
+    only.as_deref().is_none_or(|k| k == kind.name())
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -81,6 +101,7 @@ impl Org {
             stats: Mutex::new(OrgStats::default()),
             api_used: AtomicU64::new(0),
             faults: Mutex::new(std::collections::VecDeque::new()),
+            drops: Mutex::new(std::collections::VecDeque::new()),
             bulk: Mutex::new(Jobs::default()),
             record_faults: Mutex::new(std::collections::VecDeque::new()),
         }
@@ -111,14 +132,32 @@ impl Org {
         self.api_used.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Makes the next `count` data requests fail with `status` and `code`.
-    pub fn inject_faults(&self, count: usize, status: u16, code: String) {
-        lock(&self.faults).extend(std::iter::repeat_n((status, code), count));
+    /// Makes the next `count` data requests (of `fault.kind`, when set)
+    /// fail as `fault` says.
+    pub fn inject_faults(&self, count: usize, fault: Fault) {
+        lock(&self.faults).extend(std::iter::repeat_n(fault, count));
     }
 
-    /// The failure injected for this request, if any.
-    pub fn next_fault(&self) -> Option<(u16, String)> {
-        lock(&self.faults).pop_front()
+    /// The failure injected for this request of `kind`, if any.
+    pub fn next_fault(&self, kind: RequestKind) -> Option<Fault> {
+        let mut faults = lock(&self.faults);
+        let at = faults.iter().position(|f| applies(&f.kind, kind))?;
+        faults.remove(at)
+    }
+
+    /// Makes the next `count` data requests (of `kind`, when set) be served
+    /// and then lose their answer.
+    pub fn inject_drops(&self, count: usize, kind: Option<String>) {
+        lock(&self.drops).extend(std::iter::repeat_n(kind, count));
+    }
+
+    /// Whether this request of `kind`, already served, loses its answer.
+    pub fn take_drop(&self, kind: RequestKind) -> bool {
+        let mut drops = lock(&self.drops);
+        match drops.iter().position(|k| applies(k, kind)) {
+            Some(at) => drops.remove(at).is_some(),
+            None => false,
+        }
     }
 
     /// Makes the next `count` records written (in any write request) fail

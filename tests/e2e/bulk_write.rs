@@ -2,45 +2,12 @@
 //! goes through one Bulk API 2.0 ingest job (polled until done) and makes no
 //! Collections call; EXPLAIN and the dry run say which method is used.
 
-use futures::StreamExt;
 use serde_json::Value;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use crate::common::{TestDemo, command_count, rows, start_demo};
+use crate::common::{command_count, connect_with_notices, drain, rows, start_demo};
 
 fn count(stats: &Value, kind: &str) -> u64 {
     stats["production"]["requests"][kind].as_u64().unwrap_or(0)
-}
-
-/// A connection whose NOTICE messages are collected.
-async fn connect_with_notices(
-    demo: &TestDemo,
-) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let conn_str = format!(
-        "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
-        demo.port()
-    );
-    let (client, mut connection) = tokio_postgres::connect(&conn_str, NoTls)
-        .await
-        .expect("connect to sfsql");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(Ok(m)) = messages.next().await {
-            if let AsyncMessage::Notice(n) = m {
-                let _ = tx.send(n.message().to_string());
-            }
-        }
-    });
-    (client, rx)
-}
-
-fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
-    let mut all = Vec::new();
-    while let Ok(n) = rx.try_recv() {
-        all.push(n);
-    }
-    all.join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

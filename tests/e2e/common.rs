@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures::StreamExt;
 use sfsql::demo::{self, Demo, DemoOptions};
 use sfsql::scheduler::{Clock, SchedulerOptions, SystemClock};
 use sfsql::simulator::SimConfig;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{AsyncMessage, Client, NoTls, SimpleQueryMessage};
 
 pub struct TestDemo {
     pub demo: Demo,
@@ -55,6 +56,38 @@ pub async fn connect_port(port: u16) -> Client {
         let _ = connection.await;
     });
     client
+}
+
+/// A connection whose NOTICE messages are collected.
+pub async fn connect_with_notices(
+    demo: &TestDemo,
+) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let conn_str = format!(
+        "host=127.0.0.1 port={} user=demo password=demo dbname=demo",
+        demo.port()
+    );
+    let (client, mut connection) = tokio_postgres::connect(&conn_str, NoTls)
+        .await
+        .expect("connect to sfsql");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let AsyncMessage::Notice(n) = m {
+                let _ = tx.send(n.message().to_string());
+            }
+        }
+    });
+    (client, rx)
+}
+
+/// The notices received so far, one a line.
+pub fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    let mut all = Vec::new();
+    while let Ok(n) = rx.try_recv() {
+        all.push(n);
+    }
+    all.join("\n")
 }
 
 /// The SQLSTATE and message of a statement that must fail.

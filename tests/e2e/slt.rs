@@ -12,7 +12,13 @@
 //! request repeating an Id named before in it), and
 //! `SIM RESET` zeroes the counters, and
 //! `SIM FAIL_RECORDS <org> <statusCode> <count>` makes the next records
-//! written fail with that per-record error (`POST /__sim/fail_records`).
+//! written fail with that per-record error (`POST /__sim/fail_records`),
+//! `SIM FAIL_NEXT <org> <status> <count> [<errorCode> [<kind> [<message>]]]`
+//! makes the next requests (of that kind, such as `collections_update`)
+//! fail as a whole (`POST /__sim/fail_next`), and
+//! `SIM DROP_NEXT <org> <count> [<kind>]` makes the next requests be served
+//! and their answer lost, the connection cut (`POST
+//! /__sim/drop_next_response`).
 //!
 //! Two more run the repository's saved statements against changing
 //! reports: `FILE sql/<name>.sql` sends that file of the repository, as
@@ -181,21 +187,38 @@ async fn sim_statement(base: &str, args: &str) -> Result<DBOutput<DefaultColumnT
     let fail = |e: reqwest::Error| PgError(format!("simulator: {e}"));
     match words.as_slice() {
         ["RESET"] => {
-            http.post(format!("{base}/__sim/stats/reset"))
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(fail)?;
+            post(&http, format!("{base}/__sim/stats/reset")).await?;
             Ok(DBOutput::StatementComplete(0))
         }
         ["FAIL_RECORDS", org, code, count] => {
-            http.post(format!(
-                "{base}/__sim/fail_records?org={org}&code={code}&count={count}"
-            ))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(fail)?;
+            post(
+                &http,
+                format!("{base}/__sim/fail_records?org={org}&code={code}&count={count}"),
+            )
+            .await?;
+            Ok(DBOutput::StatementComplete(0))
+        }
+        ["FAIL_NEXT", org, status, count, rest @ ..] => {
+            let mut url = format!("{base}/__sim/fail_next?org={org}&status={status}&count={count}");
+            let names = ["code", "kind"];
+            for (name, value) in names.iter().zip(rest) {
+                url.push_str(&format!("&{name}={value}"));
+            }
+            if rest.len() > names.len() {
+                let message = rest[names.len()..].join(" ");
+                let message: String =
+                    url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+                url.push_str(&format!("&message={message}"));
+            }
+            post(&http, url).await?;
+            Ok(DBOutput::StatementComplete(0))
+        }
+        ["DROP_NEXT", org, count, rest @ ..] if rest.len() <= 1 => {
+            let mut url = format!("{base}/__sim/drop_next_response?org={org}&count={count}");
+            if let Some(kind) = rest.first() {
+                url.push_str(&format!("&kind={kind}"));
+            }
+            post(&http, url).await?;
             Ok(DBOutput::StatementComplete(0))
         }
         [org, counter] => {
@@ -226,6 +249,16 @@ async fn sim_statement(base: &str, args: &str) -> Result<DBOutput<DefaultColumnT
         }
         _ => Err(PgError(format!("unknown harness statement: SIM {args}"))),
     }
+}
+
+/// POST to a simulator test endpoint.
+async fn post(http: &reqwest::Client, url: String) -> Result<(), PgError> {
+    http.post(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| PgError(format!("simulator: {e}")))?;
+    Ok(())
 }
 
 /// Report rows whose keys each match two contacts (the seeded duplicates
