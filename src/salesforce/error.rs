@@ -18,7 +18,7 @@ pub enum SalesforceError {
         description: String,
     },
 
-    #[error("connection {connection}: Salesforce answered {status} {code}: {message}{}", advice(.code))]
+    #[error("connection {connection}: Salesforce answered {status} {code}: {message}{}", advice(.code, .message))]
     Api {
         connection: String,
         status: u16,
@@ -172,13 +172,46 @@ impl SalesforceError {
 }
 
 /// What to do about a Salesforce error code whose message does not say it.
-fn advice(code: &str) -> &'static str {
+fn advice(code: &str, message: &str) -> &'static str {
     match code {
+        // Salesforce words the concurrent long-running request limit with
+        // the same code; it clears when those requests end, not in a day.
+        "REQUEST_LIMIT_EXCEEDED" if message.contains("ConcurrentRequests") => {
+            " (too many long-running requests at once in the org: sfsql sent this again with \
+             backoff; run the statement again when the org is less busy)"
+        }
         "REQUEST_LIMIT_EXCEEDED" => {
             " (the org's API request limit is used up: wait until Salesforce's 24-hour window \
              frees requests, or ask an admin to raise the limit; EXPLAIN of a write shows the \
              daily requests left)"
         }
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(message: &str) -> String {
+        SalesforceError::Api {
+            connection: "sandbox".into(),
+            status: 403,
+            code: "REQUEST_LIMIT_EXCEEDED".into(),
+            message: message.into(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn each_request_limit_says_what_to_do_about_it() {
+        let daily = limit("TotalRequests Limit exceeded.");
+        assert!(daily.contains("24-hour window"), "{daily}");
+        let concurrent = limit("ConcurrentRequests (Concurrent API Requests) Limit exceeded.");
+        assert!(
+            concurrent.contains("too many long-running requests at once")
+                && !concurrent.contains("24-hour"),
+            "{concurrent}"
+        );
     }
 }
