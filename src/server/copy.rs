@@ -84,6 +84,38 @@ pub fn parse_copy_out(sql: &str) -> Option<Result<CopyOut, String>> {
     Some(Ok(copy))
 }
 
+/// Whether `sql` is `COPY (query) TO '<file>'` or `COPY table [(columns)]
+/// TO '<file>'`: DataFusion would write that file on the server's disk.
+pub fn copies_to_server_file(sql: &str) -> bool {
+    let lower = sql.trim().to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("copy") else {
+        return false;
+    };
+    if !rest.starts_with(|c: char| c.is_whitespace() || c == '(') {
+        return false;
+    }
+    let skip_parens = |s: &str| -> Option<String> {
+        let s = s.trim_start();
+        if s.starts_with('(') {
+            matching_paren(s).map(|close| s[close + 1..].to_string())
+        } else {
+            Some(s.to_string())
+        }
+    };
+    let rest = rest.trim_start();
+    let tail = if rest.starts_with('(') {
+        skip_parens(rest)
+    } else {
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '(')
+            .unwrap_or(rest.len());
+        skip_parens(&rest[end..])
+    };
+    tail.as_deref()
+        .and_then(|t| t.trim_start().strip_prefix("to"))
+        .is_some_and(|t| t.trim_start().starts_with('\''))
+}
+
 /// The byte offset of the `)` closing the `(` that `s` starts with; quoted
 /// strings are skipped.
 fn matching_paren(s: &str) -> Option<usize> {
@@ -272,6 +304,20 @@ pub async fn copy_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_to_server_files_are_told_apart() {
+        assert!(copies_to_server_file("COPY (SELECT 1) TO '/tmp/x.parquet'"));
+        assert!(copies_to_server_file(
+            "copy reports.nps_score to '/tmp/x.csv'"
+        ));
+        assert!(copies_to_server_file(
+            "COPY t (a, b) TO 'x.csv' STORED AS CSV"
+        ));
+        assert!(!copies_to_server_file("COPY (SELECT 'to ''x''') TO STDOUT"));
+        assert!(!copies_to_server_file("COPY t FROM STDIN"));
+        assert!(!copies_to_server_file("COPYRIGHT"));
+    }
 
     #[test]
     fn parses_psql_copy_forms() {

@@ -179,6 +179,17 @@ impl SimpleQueryHandler for SimpleFrontend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // PostgreSQL lets only superusers write server files; psql's
+        // `\copy` writes on the client (COPY ... TO STDOUT) for any role.
+        if copy::copies_to_server_file(query)
+            && let Some(refused) = roles::refuse_below(
+                client,
+                crate::config::Role::Admin,
+                "COPY to a file on the server (psql's \\copy writes on the client)",
+            )
+        {
+            return Err(refused);
+        }
         let busy = self.idle.busy(client);
         let deadline = cancel::deadline(client);
         let options = cancel::scan_options(client);

@@ -1,8 +1,8 @@
 //! Roles at the front door: before any hook answers a statement, the
 //! session's role (from `server.toml`, set at login) must cover it; a
 //! refused statement gets 42501 naming the role it needs. Writes need a
-//! writer (an admin for production orgs); `cron.*` commands, catalog changes
-//! and `sfsql.refresh` need an admin.
+//! writer (an admin for production orgs); `cron.*` commands, catalog changes,
+//! `sfsql.refresh` and `COPY ... TO '<server file>'` need an admin.
 
 use std::sync::Arc;
 
@@ -100,22 +100,31 @@ impl RoleHook {
     ) -> Option<PgWireResult<Response>> {
         let dry_run = Settings::dml_options(client.metadata()).dry_run;
         let (needed, what) = required_role(&self.engine, statement, dry_run)?;
-        // No role means the login did not set one: the least privilege.
-        let role = client
-            .session_extensions()
-            .get::<Role>()
-            .map(|r| *r)
-            .unwrap_or_default();
-        if role >= needed {
-            return None;
-        }
-        let user = client
-            .metadata()
-            .get(METADATA_USER)
-            .cloned()
-            .unwrap_or_default();
-        Some(Err(refusal(&user, role, needed, &what)))
+        refuse_below(client, needed, &what).map(Err)
     }
+}
+
+/// The 42501 error for a client whose role is below `needed` for `what`.
+pub fn refuse_below(
+    client: &(dyn ClientInfo + Send + Sync),
+    needed: Role,
+    what: &str,
+) -> Option<PgWireError> {
+    // No role means the login did not set one: the least privilege.
+    let role = client
+        .session_extensions()
+        .get::<Role>()
+        .map(|r| *r)
+        .unwrap_or_default();
+    if role >= needed {
+        return None;
+    }
+    let user = client
+        .metadata()
+        .get(METADATA_USER)
+        .cloned()
+        .unwrap_or_default();
+    Some(refusal(&user, role, needed, what))
 }
 
 fn refusal(user: &str, role: Role, needed: Role, what: &str) -> PgWireError {

@@ -88,6 +88,20 @@ async fn each_role_does_what_it_may_and_is_told_what_it_lacks() {
     refused(&reader, SCHEDULE, "admin").await;
     refused(&reader, "CREATE TABLE scratch AS SELECT 1 AS x", "admin").await;
     refused(&reader, REFRESH, "admin").await;
+    // A file written on the server's disk; psql's \copy (TO STDOUT) is a read.
+    let file = std::env::temp_dir().join(format!("sfsql-roles-{port}.csv"));
+    let copy = format!(
+        "COPY (SELECT email FROM sandbox.contact LIMIT 2) TO '{}'",
+        file.display()
+    );
+    refused(&reader, &copy, "admin").await;
+    refused(
+        &reader,
+        &format!("copy reports.nps_score to '{}'", file.display()),
+        "admin",
+    )
+    .await;
+    assert!(!file.exists(), "a reader wrote {}", file.display());
     refused(&reader, "SELECT sfsql.refresh()", "admin").await;
     let (_, message) = error_of(&reader, REFRESH).await;
     assert!(message.contains("catalog refreshes"), "{message}");
@@ -108,6 +122,7 @@ async fn each_role_does_what_it_may_and_is_told_what_it_lacks() {
     );
     refused(&writer, SCHEDULE, "admin").await;
     refused(&writer, REFRESH, "admin").await;
+    refused(&writer, &copy, "admin").await;
     writer
         .batch_execute("SET sfsql.dry_run = on")
         .await
@@ -120,6 +135,9 @@ async fn each_role_does_what_it_may_and_is_told_what_it_lacks() {
     let admin = connect(port, "ada").await;
     assert_eq!(command_count(&admin, UPDATE_PRODUCTION).await, 0);
     assert_eq!(rows(&admin, SCHEDULE).await.len(), 1);
+    assert_eq!(rows(&admin, &copy).await, vec![vec![Some("2".into())]]);
+    assert!(file.exists());
+    std::fs::remove_file(&file).expect("remove the copy");
     let refreshed = rows(&admin, REFRESH).await;
     assert_eq!(refreshed.len(), 1, "{refreshed:?}");
     assert_eq!(refreshed[0][0].as_deref(), Some("sandbox"));
