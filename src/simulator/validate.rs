@@ -68,6 +68,9 @@ pub struct Prepared {
 pub struct Pending {
     unique: HashSet<(ObjId, usize, Box<str>)>,
     rows: HashSet<(ObjId, u32)>,
+    /// (CampaignId, ContactId or LeadId) of the campaign members created
+    /// by earlier records of the request.
+    members: HashSet<(String, String)>,
     /// A Collections update applies a record's repeats in turn (their
     /// number is limited by the caller); elsewhere a repeat is refused.
     repeats_allowed: bool,
@@ -352,9 +355,50 @@ pub fn prepare(
             )]);
         }
     }
+    if creating && def.name == "CampaignMember" {
+        not_a_member_yet(store, obj, &values, pending).map_err(|e| vec![e])?;
+    }
     Ok(Prepared {
         obj,
         target: row.map_or(Target::Insert, Target::Update),
         values,
     })
+}
+
+/// A Lead or Contact is a member of a campaign at most once: Salesforce
+/// refuses a second CampaignMember for the same pair, whether the first
+/// exists already or comes earlier in the same request.
+fn not_a_member_yet(
+    store: &Store,
+    obj: ObjId,
+    values: &[(usize, Value)],
+    pending: &mut Pending,
+) -> Result<(), RecordError> {
+    let def = schema().object(obj);
+    let sent = |name: &str| {
+        let f = def.field_index(name)?;
+        values
+            .iter()
+            .find(|(i, _)| *i == f)
+            .and_then(|(_, v)| v.as_str())
+            .map(|s| (f, s.to_string()))
+    };
+    let Some((campaign_field, campaign)) = sent("CampaignId") else {
+        return Ok(());
+    };
+    let duplicate = || RecordError::new("DUPLICATE_VALUE", "Already a campaign member.", &[]);
+    for person in ["ContactId", "LeadId"] {
+        let Some((person_field, who)) = sent(person) else {
+            continue;
+        };
+        let key = index_key(def.fields[person_field].ftype.kind(), &who);
+        let member = store.table(obj).lookup(person_field, &key).iter().any(|r| {
+            is_live(store, obj, *r)
+                && store.table(obj).get(*r, campaign_field).as_str() == Some(campaign.as_str())
+        });
+        if member || !pending.members.insert((campaign.clone(), who)) {
+            return Err(duplicate());
+        }
+    }
+    Ok(())
 }

@@ -303,7 +303,7 @@ async fn every_seed_job_loads_runs_and_shows_in_the_log() {
         })
         .collect();
     files.sort();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), 5, "{files:?}");
     let named: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
     let demo = start_demo_with_jobs(300, &[], Some(&named)).await;
     let client = demo.connect().await;
@@ -381,7 +381,7 @@ async fn sfsql_demo_loads_the_seed_jobs_beside_its_catalog_and_runs_them() {
         .filter(|n| n.ends_with(".sql"))
         .collect();
     seeds.sort();
-    assert_eq!(seeds.len(), 4, "{seeds:?}");
+    assert_eq!(seeds.len(), 5, "{seeds:?}");
     let jobs = rows(
         &client,
         "SELECT jobname, source, active, next_run IS NOT NULL FROM cron.job ORDER BY jobname",
