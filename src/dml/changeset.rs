@@ -208,7 +208,10 @@ pub async fn build_change_set(
     }
     drop(stream);
     let records = diff.finish()?;
-    check_changes(plan, &records)?;
+    // A dry run shows every refused value beside the changes instead.
+    if !opts.dry_run {
+        check_changes(plan, &records)?;
+    }
     Ok(ChangeSet {
         connection: plan.connection.clone(),
         sobject: plan.sobject().to_string(),

@@ -143,10 +143,12 @@ pub fn insert_fields(
     Ok(fields)
 }
 
-/// Run the source and turn its rows into records, checking each value.
+/// Run the source and turn its rows into records, checking each value
+/// unless `dry_run` (which shows every refused value instead).
 pub async fn build_records(
     ctx: &SessionContext,
     plan: &InsertPlan,
+    dry_run: bool,
 ) -> Result<Vec<Map<String, Value>>, DmlError> {
     let batches = ctx.sql(&plan.source_sql).await?.collect().await?;
     let types = plan.table.schema_of_columns(
@@ -184,8 +186,9 @@ pub async fn build_records(
             let mut m = Map::new();
             for (f, col) in plan.fields.iter().zip(&columns) {
                 let v = to_json(col, row)?;
-                if let Some(p) = check_create_value(f, &v)
+                if !dry_run
                     && problems.len() < 5
+                    && let Some(p) = check_create_value(f, &v)
                 {
                     problems.push(format!("row {}: {p}", records.len() + 1));
                 }

@@ -136,6 +136,7 @@ pub async fn build_merge_set(
     ctx: &SessionContext,
     plan: &MergePlan,
     policy: MatchPolicy,
+    dry_run: bool,
 ) -> Result<ChangeSet, DmlError> {
     let batches = ctx.sql(&plan.change_set_sql()).await?.collect().await?;
     let picked = resolve_matches(plan, decode(plan, &batches)?, policy)?;
@@ -192,7 +193,8 @@ pub async fn build_merge_set(
         };
         records.push(record);
     }
-    if !problems.is_empty() {
+    // A dry run shows every refused value beside the changes instead.
+    if !problems.is_empty() && !dry_run {
         return Err(DmlError::Invalid(format!(
             "nothing was sent: {}",
             problems.join("; ")

@@ -30,7 +30,7 @@ pub use merge::{MergePlan, merge_target, plan_merge};
 pub use merge_set::build_merge_set;
 pub use update::{UpdatePlan, plan_update, table_ref, target_name as update_target};
 pub use upsert::{Conflict, build_upsert_set};
-pub use validate::{check_value, required_on_create};
+pub use validate::{Refusal, check_value, refusals, required_on_create};
 pub use write::{
     FIRST_FAILURES, OutcomeStatus, RecordOutcome, SINK_BATCH, UpdateSummary, WriteOptions,
     WriteSink, apply, dry_run_summary,

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::bulk_write::{WriteMethod, write_through_bulk};
 use super::changeset::{Action, ChangeSet, RecordChange, WriteOp};
+use super::validate::Refusal;
 use crate::salesforce::{
     COLLECTIONS_BATCH, JobProgress, SalesforceClient, SalesforceError, SaveResult,
 };
@@ -720,11 +721,28 @@ fn request_failure(op: &WriteOp, e: &SalesforceError) -> (OutcomeStatus, String,
     )
 }
 
-/// The outcomes a dry run predicts; no call is made.
-pub fn dry_run_summary(set: &ChangeSet) -> UpdateSummary {
+/// The outcomes a dry run predicts; no call is made. A record with a
+/// value Salesforce would refuse (`refused`, in record order) is predicted
+/// `failed` with the first code and every field and reason.
+pub fn dry_run_summary(set: &ChangeSet, refused: &[Refusal]) -> UpdateSummary {
     let mut summary = UpdateSummary::new(set.records.len(), true);
-    for r in &set.records {
-        summary.push(RecordOutcome::of(r, r.action.predicted()));
+    let mut refused = refused.iter().peekable();
+    for (i, r) in set.records.iter().enumerate() {
+        let mine: Vec<&Refusal> =
+            std::iter::from_fn(|| refused.next_if(|x| x.record == i)).collect();
+        let Some(first) = mine.first() else {
+            summary.push(RecordOutcome::of(r, r.action.predicted()));
+            continue;
+        };
+        let message = mine
+            .iter()
+            .map(|x| format!("{}: {}", x.field, x.why))
+            .collect::<Vec<_>>()
+            .join("; ");
+        summary.push(RecordOutcome {
+            fields: mine.iter().map(|x| x.field.to_string()).collect(),
+            ..RecordOutcome::failed(r, OutcomeStatus::Failed, first.code, &message)
+        });
     }
     summary
 }

@@ -162,7 +162,7 @@ impl Engine {
             Statement::Insert(insert) => {
                 let plan = self.plan_insert(insert).await?;
                 rows.push(row("sfsql: source", plan.source_sql.clone()));
-                let records = dml::build_records(&self.ctx, &plan).await?;
+                let records = dml::build_records(&self.ctx, &plan, opts.dry_run).await?;
                 let set = match &plan.conflict {
                     Some(conflict) => {
                         rows.push(row(
@@ -202,7 +202,9 @@ impl Engine {
                         ),
                     ));
                 }
-                let set = dml::build_merge_set(&self.ctx, &plan, opts.on_multiple_matches).await?;
+                let set =
+                    dml::build_merge_set(&self.ctx, &plan, opts.on_multiple_matches, opts.dry_run)
+                        .await?;
                 Ok((set, sql))
             }
             other => Err(DmlError::Unsupported(format!(

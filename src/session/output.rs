@@ -1,6 +1,7 @@
 //! Turning DML results into what a client sees: dry-run rows, RETURNING
 //! rows, command tags, and the NOTICE that sums up every record's outcome.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +17,11 @@ use crate::dml::{self, Action, ChangeSet, OutcomeStatus, RecordOutcome, UpdateSu
 /// How many per-record failures a notice lists.
 const NOTICE_FAILURES: usize = dml::FIRST_FAILURES;
 
-pub const DRY_RUN_COLUMNS: [&str; 7] = [
+/// `error` is NULL but on `invalid` rows: the value in `new_value` is one
+/// Salesforce would refuse, and why. A column of its own keeps `field`,
+/// `old_value` and `new_value` meaning the same on every row, and psql
+/// shows it blank where nothing is wrong.
+pub const DRY_RUN_COLUMNS: [&str; 8] = [
     "action",
     "sobject",
     "id",
@@ -24,6 +29,7 @@ pub const DRY_RUN_COLUMNS: [&str; 7] = [
     "field",
     "old_value",
     "new_value",
+    "error",
 ];
 
 /// A write's report before its end time is known.
@@ -64,6 +70,7 @@ fn tag_of(op: &WriteOp) -> &'static str {
 pub fn write_output(result: DmlResult) -> Result<(StatementResult, Written), DataFusionError> {
     let DmlResult {
         set,
+        refused,
         dry_run,
         summary,
         returning,
@@ -72,7 +79,7 @@ pub fn write_output(result: DmlResult) -> Result<(StatementResult, Written), Dat
     } = result;
     let tag = tag_of(&set.op);
     let mut out = if dry_run {
-        StatementResult::rows(tag, dry_run_batch(&set)?)
+        StatementResult::rows(tag, dry_run_batch(&set, &refused)?)
     } else if returning.is_empty() {
         StatementResult::command(tag, Some(summary.succeeded()))
     } else {
@@ -83,8 +90,14 @@ pub fn write_output(result: DmlResult) -> Result<(StatementResult, Written), Dat
     let counts = counts_text(&summary);
     let target = format!("{}.{}", set.connection, set.sobject.to_ascii_lowercase());
     if dry_run {
+        let refused = match refused.len() {
+            0 => String::new(),
+            n => format!(
+                "; {n} value(s) Salesforce would refuse (the rows with action invalid): fix them before writing"
+            ),
+        };
         out.notices.push(format!(
-            "dry run of {target}: {} records, {counts}; would {method}; nothing was written",
+            "dry run of {target}: {} records, {counts}; would {method}{refused}; nothing was written",
             summary.matched
         ));
     } else {
@@ -236,19 +249,37 @@ pub fn text_batch(
 }
 
 /// One row per field a record would change (a create lists every field
-/// it sets; a delete is one row without a field).
-fn dry_run_batch(set: &ChangeSet) -> Result<RecordBatch, DataFusionError> {
+/// it sets; a delete is one row without a field). A value in `refused` is
+/// an `invalid` row with its error.
+fn dry_run_batch(
+    set: &ChangeSet,
+    refused: &[dml::Refusal],
+) -> Result<RecordBatch, DataFusionError> {
+    let why: HashMap<(usize, &str), String> = refused
+        .iter()
+        .map(|x| ((x.record, &*x.field), x.why.clone()))
+        .collect();
     let mut rows = Vec::new();
-    for r in set.changed() {
+    for (i, r) in set.records.iter().enumerate() {
+        if r.action == Action::Unchanged {
+            continue;
+        }
         let row = |field: Option<String>, old: Option<String>, new: Option<String>| {
+            let error = field.as_deref().and_then(|f| why.get(&(i, f)).cloned());
+            let action = if error.is_some() {
+                "invalid"
+            } else {
+                r.action.as_str()
+            };
             vec![
-                Some(r.action.as_str().to_string()),
+                Some(action.to_string()),
                 Some(set.sobject.clone()),
                 r.id.clone(),
                 r.match_key.clone(),
                 field,
                 old,
                 new,
+                error,
             ]
         };
         if r.action == Action::Delete {

@@ -16,6 +16,9 @@ use crate::provider::SObjectTable;
 #[derive(Debug)]
 pub struct DmlResult {
     pub set: ChangeSet,
+    /// The values a dry run found Salesforce would refuse (a write stops
+    /// before sending instead), each shown as an `invalid` row.
+    pub refused: Vec<dml::Refusal>,
     pub dry_run: bool,
     /// Outcomes; predicted ones in a dry run.
     pub summary: UpdateSummary,
@@ -88,7 +91,9 @@ impl Engine {
         let conn = &self.connections[&plan.connection];
         writable(conn, &plan.connection, &opts)?;
         let set = dml::build_change_set(&self.ctx, &plan, &opts).await?;
-        self.write(conn, set, &opts, vec![], (origin, sql)).await
+        let refused = refusals(&set, &plan.table, &opts);
+        self.write(conn, (set, refused), &opts, vec![], (origin, sql))
+            .await
     }
 
     pub async fn plan_insert(&self, insert: &Insert) -> Result<dml::InsertPlan, DmlError> {
@@ -114,12 +119,13 @@ impl Engine {
         let plan = self.plan_insert(insert).await?;
         let conn = &self.connections[&plan.connection];
         writable(conn, &plan.connection, &opts)?;
-        let records = dml::build_records(&self.ctx, &plan).await?;
+        let records = dml::build_records(&self.ctx, &plan, opts.dry_run).await?;
         let set = match &plan.conflict {
             Some(conflict) => dml::build_upsert_set(&self.ctx, &plan, conflict, records).await?,
             None => dml::create_set(&plan, records),
         };
-        self.write(conn, set, &opts, plan.returning, (origin, sql))
+        let refused = refusals(&set, &plan.table, &opts);
+        self.write(conn, (set, refused), &opts, plan.returning, (origin, sql))
             .await
     }
 
@@ -141,7 +147,8 @@ impl Engine {
         let conn = &self.connections[&plan.connection];
         writable(conn, &plan.connection, &opts)?;
         let set = dml::build_delete_set(&self.ctx, &plan).await?;
-        self.write(conn, set, &opts, vec![], (origin, sql)).await
+        self.write(conn, (set, vec![]), &opts, vec![], (origin, sql))
+            .await
     }
 
     pub async fn plan_merge(&self, merge: &Merge) -> Result<dml::MergePlan, DmlError> {
@@ -162,16 +169,20 @@ impl Engine {
         let plan = self.plan_merge(merge).await?;
         let conn = &self.connections[&plan.connection];
         writable(conn, &plan.connection, &opts)?;
-        let set = dml::build_merge_set(&self.ctx, &plan, opts.on_multiple_matches).await?;
-        self.write(conn, set, &opts, vec![], (origin, sql)).await
+        let set =
+            dml::build_merge_set(&self.ctx, &plan, opts.on_multiple_matches, opts.dry_run).await?;
+        let refused = refusals(&set, &plan.table, &opts);
+        self.write(conn, (set, refused), &opts, vec![], (origin, sql))
+            .await
     }
 
     /// Guardrails, then the dry run's prediction or the write itself, its
     /// records stored in the run log of `by` (origin, statement) as they go.
+    /// `refused`: the values a dry run found Salesforce would refuse.
     async fn write(
         &self,
         conn: &Connection,
-        set: ChangeSet,
+        (set, refused): (ChangeSet, Vec<dml::Refusal>),
         opts: &DmlOptions,
         returning: Vec<String>,
         by: (&Origin, &str),
@@ -205,7 +216,7 @@ impl Engine {
                 .join("; ")
         };
         let summary = if opts.dry_run {
-            let summary = dml::dry_run_summary(&set);
+            let summary = dml::dry_run_summary(&set, &refused);
             if let Some(log) = &log {
                 for batch in summary.outcomes.chunks(dml::SINK_BATCH) {
                     log.not_sent(batch);
@@ -225,12 +236,22 @@ impl Engine {
         };
         Ok(DmlResult {
             set,
+            refused,
             dry_run: opts.dry_run,
             summary,
             returning,
             method,
             log,
         })
+    }
+}
+
+/// Under a dry run, every value of `set` Salesforce would refuse.
+fn refusals(set: &ChangeSet, table: &SObjectTable, opts: &DmlOptions) -> Vec<dml::Refusal> {
+    if opts.dry_run {
+        dml::refusals(set, table.describe())
+    } else {
+        vec![]
     }
 }
 

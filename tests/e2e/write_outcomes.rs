@@ -92,6 +92,34 @@ async fn the_notice_sums_up_every_outcome_and_lists_the_first_failures() {
     }
 }
 
+/// A dry run with values Salesforce would refuse lists them (as `invalid`
+/// rows) and says so in its NOTICE; the record is predicted `failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_names_the_values_salesforce_would_refuse_in_its_notice() {
+    let demo = start_demo(300, &[]).await;
+    let (client, mut notices) = connect_with_notices(&demo).await;
+    rows(&client, "SET sfsql.dry_run = on").await;
+    drain(&mut notices);
+    let dry = rows(
+        &client,
+        "UPDATE sandbox.lead SET status = 'Bogus', company = 'Hooli Labs' \
+         WHERE email = 'dmartin0@hooli.example'",
+    )
+    .await;
+    let actions: Vec<_> = dry.iter().map(|r| r[0].as_deref()).collect();
+    assert_eq!(actions, [Some("invalid"), Some("update")]);
+    let notice = drain(&mut notices);
+    assert!(
+        notice.contains(
+            "dry run of sandbox.lead: 1 records, 1 failed; would update 1 record"
+        ) && notice.contains(
+            "; 1 value(s) Salesforce would refuse (the rows with action invalid): fix them before writing; nothing was written"
+        ),
+        "{notice}"
+    );
+    assert_eq!(requests(&demo, "collections_update"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_insert_whose_answer_is_lost_ends_unknown_and_is_never_sent_again() {
     let (demo, client, mut notices, created) =
