@@ -4,33 +4,27 @@
 //! pgwire races a CancelRequest only against `do_query`, and
 //! datafusion-postgres applies `statement_timeout` only to planning; but a
 //! SELECT over Salesforce does its work while its rows stream to the client
-//! (every page is an API call). Both front ends here wrap the rows so that a
+//! (every page is an API call). Both front ends (mod.rs, extended.rs) wrap
+//! their rows with [`guard`] so that a
 //! Ctrl-C or the timeout ends the stream with 57014 and drops the DataFusion
 //! stream, which stops the Salesforce requests behind it.
 
-use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use datafusion_postgres::DfSessionService;
+use futures::Stream;
 use futures::channel::oneshot;
 use futures::future::{FutureExt, Shared};
-use futures::{Sink, Stream};
-use pgwire::api::portal::Portal;
-use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::Response;
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle};
+use pgwire::api::{ClientInfo, ConnectionHandle};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use tokio::time::{Instant, Sleep};
 
-use super::idle::{Busy, Registry};
+use super::idle::Busy;
 use crate::provider::ScanOptions;
 use crate::session::Settings;
 
@@ -197,47 +191,5 @@ impl Stream for GuardedRows {
                 None => Poll::Pending,
             },
         }
-    }
-}
-
-/// The extended protocol: datafusion-postgres's handler with every
-/// statement under the cancel and timeout guard.
-pub struct ExtendedFrontend {
-    pub service: Arc<DfSessionService>,
-    pub idle: Arc<Registry>,
-}
-
-#[async_trait]
-impl ExtendedQueryHandler for ExtendedFrontend {
-    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
-    type QueryParser = <DfSessionService as ExtendedQueryHandler>::QueryParser;
-
-    fn query_parser(&self) -> Arc<Self::QueryParser> {
-        ExtendedQueryHandler::query_parser(self.service.as_ref())
-    }
-
-    async fn do_query<C>(
-        &self,
-        client: &mut C,
-        portal: &Portal<Self::Statement>,
-        max_rows: usize,
-    ) -> PgWireResult<Response>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Self::Statement>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let busy = self.idle.busy(client);
-        let deadline = deadline(client);
-        let options = scan_options(client);
-        let response = options
-            .scope(within(
-                deadline,
-                ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows),
-            ))
-            .await?;
-        let mut guarded = guard(client, vec![response], deadline, busy).await;
-        Ok(guarded.pop().unwrap_or(Response::EmptyQuery))
     }
 }

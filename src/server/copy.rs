@@ -84,6 +84,9 @@ pub fn parse_copy_out(sql: &str) -> Option<Result<CopyOut, String>> {
     Some(Ok(copy))
 }
 
+/// What a `COPY ... TO '<file>'` needs the admin role for.
+pub const TO_FILE: &str = "COPY to a file on the server (psql's \\copy writes on the client)";
+
 /// Whether `sql` is `COPY (query) TO '<file>'` or `COPY table [(columns)]
 /// TO '<file>'`: DataFusion would write that file on the server's disk.
 pub fn copies_to_server_file(sql: &str) -> bool {

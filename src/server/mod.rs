@@ -36,6 +36,7 @@ mod copy;
 #[cfg(test)]
 mod encoding;
 mod errors;
+mod extended;
 mod idle;
 mod json_build;
 mod regtype;
@@ -54,7 +55,7 @@ use crate::config::ServerConfig;
 use crate::session::{Engine, SfsqlHook, user_error};
 
 pub struct Handlers {
-    extended: Arc<cancel::ExtendedFrontend>,
+    extended: Arc<extended::ExtendedFrontend>,
     idle: Arc<idle::Registry>,
     idle_timeout: Option<std::time::Duration>,
     simple: Arc<SimpleFrontend>,
@@ -121,7 +122,7 @@ impl Handlers {
                 ctx: Arc::clone(&engine.ctx),
                 parser: PostgresCompatibilityParser::new(),
             }),
-            extended: Arc::new(cancel::ExtendedFrontend { service, idle }),
+            extended: Arc::new(extended::ExtendedFrontend::new(service, idle)),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
             auth: Arc::new(AuthShared {
                 users: Arc::new(users),
@@ -182,11 +183,8 @@ impl SimpleQueryHandler for SimpleFrontend {
         // PostgreSQL lets only superusers write server files; psql's
         // `\copy` writes on the client (COPY ... TO STDOUT) for any role.
         if copy::copies_to_server_file(query)
-            && let Some(refused) = roles::refuse_below(
-                client,
-                crate::config::Role::Admin,
-                "COPY to a file on the server (psql's \\copy writes on the client)",
-            )
+            && let Some(refused) =
+                roles::refuse_below(client, crate::config::Role::Admin, copy::TO_FILE)
         {
             return Err(refused);
         }

@@ -91,32 +91,19 @@ async fn a_cancel_request_stops_a_streaming_select_and_its_pages() {
     );
 }
 
-/// Rows reach the client as Salesforce's pages arrive: the first row of a
-/// ten-page scan is in the client's hands before the last page is fetched,
-/// and the rest follow as the pages do.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_reach_the_client_while_pages_still_arrive() {
+/// Reads a contact scan's ids and checks they reached the client as the
+/// pages arrived: the first before the last queryMore call, then all 20,000.
+async fn assert_streamed(demo: &TestDemo, ids: impl futures::Stream<Item = String>) {
     use futures::StreamExt;
-    let demo = slow_demo().await;
-    let client = demo.connect().await;
-    // The simple protocol, as psql sends a query. (The extended protocol
-    // sends its first row only after the last page: not yet streamed.)
-    let stream = client
-        .simple_query_raw("SELECT id, email FROM sandbox.contact")
-        .await
-        .expect("query");
-    futures::pin_mut!(stream);
+    futures::pin_mut!(ids);
     let mut at_first = None;
     let mut n = 0;
-    while let Some(message) = stream.next().await {
-        if let tokio_postgres::SimpleQueryMessage::Row(row) = message.expect("a row") {
-            if at_first.is_none() {
-                let id = row.get(0).unwrap_or_default();
-                assert!(id.starts_with("003"), "{id}");
-                at_first = Some(query_more(&demo));
-            }
-            n += 1;
+    while let Some(id) = ids.next().await {
+        if at_first.is_none() {
+            assert!(id.starts_with("003"), "{id}");
+            at_first = Some(query_more(demo));
         }
+        n += 1;
     }
     let at_first = at_first.expect("a first row");
     assert!(
@@ -125,10 +112,89 @@ async fn rows_reach_the_client_while_pages_still_arrive() {
     );
     assert_eq!(n, 20_000);
     assert_eq!(
-        query_more(&demo),
+        query_more(demo),
         9,
         "ten 2,000-record pages: one query, nine queryMore"
     );
+}
+
+/// Rows reach the client as Salesforce's pages arrive: the first row of a
+/// ten-page scan is in the client's hands before the last page is fetched,
+/// and the rest follow as the pages do. The simple protocol, as psql sends
+/// a query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_reach_the_client_while_pages_still_arrive() {
+    use futures::StreamExt;
+    let demo = slow_demo().await;
+    let client = demo.connect().await;
+    let stream = client
+        .simple_query_raw("SELECT id, email FROM sandbox.contact")
+        .await
+        .expect("query");
+    let ids = stream.filter_map(|message| async move {
+        match message.expect("a row") {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        }
+    });
+    assert_streamed(&demo, ids).await;
+}
+
+/// The same through the extended protocol (JDBC, psycopg, tokio-postgres):
+/// Execute sends rows as the pages arrive, not after the last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_rows_reach_the_client_while_pages_still_arrive() {
+    use futures::StreamExt;
+    let demo = slow_demo().await;
+    let client = demo.connect().await;
+    let stream = client
+        .query_raw("SELECT id, email FROM sandbox.contact", Vec::<i32>::new())
+        .await
+        .expect("query");
+    let ids = stream.map(|row| row.expect("a row").get::<_, String>(0));
+    assert_streamed(&demo, ids).await;
+}
+
+/// A portal executed a few rows at a time (Execute with max_rows, as JDBC's
+/// setFetchSize does) is suspended after each batch with the rest of the
+/// scan still to come, and resumes where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_fetched_in_batches_stops_after_each_and_resumes() {
+    let demo = slow_demo().await;
+    let mut client = demo.connect().await;
+    let tx = client.transaction().await.expect("begin");
+    let portal = tx
+        .bind("SELECT id FROM sandbox.contact", &[])
+        .await
+        .expect("bind");
+    let first = tx.query_portal(&portal, 100).await.expect("first batch");
+    assert_eq!(first.len(), 100);
+    let at_first = query_more(&demo);
+    assert!(
+        at_first < 9,
+        "the first batch waited for every page: {at_first} queryMore calls before it"
+    );
+    let second = tx.query_portal(&portal, 100).await.expect("second batch");
+    assert_eq!(second.len(), 100);
+    let rest = tx.query_portal(&portal, 0).await.expect("the rest");
+    assert_eq!(rest.len(), 19_800);
+    let mut ids: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .chain(&rest)
+        .map(|row| row.get(0))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20_000, "every contact once");
+    assert!(
+        tx.query_portal(&portal, 10)
+            .await
+            .expect("a finished portal")
+            .is_empty()
+    );
+    tx.commit().await.expect("commit");
+    assert_eq!(query_more(&demo), 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

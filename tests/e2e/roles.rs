@@ -101,6 +101,18 @@ async fn each_role_does_what_it_may_and_is_told_what_it_lacks() {
         "admin",
     )
     .await;
+    // The extended protocol (JDBC, psycopg) too.
+    for sql in [
+        copy.clone(),
+        format!("COPY reports.nps_score TO '{}'", file.display()),
+    ] {
+        let err = reader.execute(&sql, &[]).await.expect_err("refused");
+        let db = err.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "42501", "{sql}: {db:?}");
+        assert!(db.message().contains("need role admin"), "{db:?}");
+        let err = reader.query(&sql, &[]).await.expect_err("refused");
+        assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
+    }
     assert!(!file.exists(), "a reader wrote {}", file.display());
     refused(&reader, "SELECT sfsql.refresh()", "admin").await;
     let (_, message) = error_of(&reader, REFRESH).await;
