@@ -541,7 +541,18 @@ async fn write_chunk(
                 again = pending.clone();
             }
             Err(e) => {
-                let (status, code, message) = request_failure(&set.op, &e);
+                let (mut status, mut code, mut message) = request_failure(&set.op, &e);
+                // Retries ran out on a call whose answer was lost (now or
+                // before): Salesforce may have applied it.
+                let maybe_applied = after_loss || (e.is_transient() && !e.is_refused_for_now());
+                if maybe_applied && status == OutcomeStatus::Failed && !e.is_auth() {
+                    status = OutcomeStatus::Unknown;
+                    code = "UNKNOWN_OUTCOME".to_string();
+                    message = format!(
+                        "{e}; sent {} times without an answer, and a lost call may have applied it: check the records before rerunning",
+                        attempt + 1
+                    );
+                }
                 for &i in &pending {
                     slots[i] = Some(RecordOutcome::failed(chunk[i], status, &code, &message));
                 }
@@ -609,7 +620,20 @@ fn outcome_after(
     if deleted_by_lost_call {
         return RecordOutcome::of(r, OutcomeStatus::Deleted);
     }
-    outcome_of(op, r, res)
+    let outcome = outcome_of(op, r, res);
+    // An upsert of a key no record held (the lookup before the write said
+    // create) that, sent again, finds a record: the lost call created it.
+    let created_by_lost_call = after_loss
+        && matches!(op, WriteOp::Upsert { .. })
+        && r.action == Action::Create
+        && outcome.status == OutcomeStatus::Updated;
+    if created_by_lost_call {
+        return RecordOutcome {
+            status: OutcomeStatus::Created,
+            ..outcome
+        };
+    }
+    outcome
 }
 
 fn is_locked(res: &SaveResult) -> bool {

@@ -207,6 +207,78 @@ async fn a_delete_whose_answer_is_lost_is_sent_again_and_counts_its_records_dele
     assert_eq!(tasks_named(&client, "To delete").await, "0");
 }
 
+/// Every answer to an UPDATE lost, through all its retries: the first call
+/// may have applied it, so its records end `unknown`, not `failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_whose_answers_are_all_lost_ends_unknown_not_failed() {
+    let demo = start_demo(300, &[]).await;
+    let client = demo.connect().await;
+    sim(
+        &demo,
+        "drop_next_response?org=sandbox&count=4&kind=collections_update",
+    )
+    .await;
+    let update = format!("UPDATE sandbox.contact SET wm_quiz_name__c = 'Lost' WHERE {CHLOE}");
+    assert_eq!(command_count(&client, &update).await, 0);
+    assert_eq!(
+        requests(&demo, "collections_update"),
+        4,
+        "1 call and 3 retries"
+    );
+    let records = rows(
+        &client,
+        "SELECT status, error_code, count(*) FROM cron.job_run_records \
+         WHERE runid = (SELECT max(runid) FROM cron.job_run_details) GROUP BY status, error_code",
+    )
+    .await;
+    assert_eq!(
+        records,
+        [[
+            Some("unknown".into()),
+            Some("UNKNOWN_OUTCOME".into()),
+            Some("7".into())
+        ]]
+    );
+    let run = rows(
+        &client,
+        "SELECT rows_unknown, rows_failed, api_calls FROM cron.job_run_details ORDER BY runid DESC LIMIT 1",
+    )
+    .await;
+    assert_eq!(
+        run,
+        [[Some("7".into()), Some("0".into()), Some("4".into())]]
+    );
+}
+
+/// An upsert whose answer was lost is sent again and finds the records the
+/// lost call created: they count as created, as the lookup before the
+/// write predicted, and exist once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upsert_sent_again_after_a_lost_answer_reports_what_the_lost_call_created() {
+    let demo = start_demo(300, &[]).await;
+    let client = demo.connect().await;
+    sim(
+        &demo,
+        "drop_next_response?org=sandbox&count=1&kind=collections_upsert",
+    )
+    .await;
+    let upsert = "INSERT INTO sandbox.task (external_activity_id__c, subject) \
+                  VALUES ('lost-1', 'Upserted'), ('lost-2', 'Upserted') \
+                  ON CONFLICT (external_activity_id__c) DO UPDATE SET subject = EXCLUDED.subject";
+    assert_eq!(command_count(&client, upsert).await, 2);
+    assert_eq!(requests(&demo, "collections_upsert"), 2);
+    assert_eq!(tasks_named(&client, "Upserted").await, "2");
+    let run = rows(
+        &client,
+        "SELECT rows_created, rows_updated, api_calls FROM cron.job_run_details ORDER BY runid DESC LIMIT 1",
+    )
+    .await;
+    assert_eq!(
+        run,
+        [[Some("2".into()), Some("0".into()), Some("2".into())]]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_request_limit_fails_the_call_and_stops_the_statement() {
     let demo = start_demo(300, &[]).await;
