@@ -212,7 +212,7 @@ impl TableProvider for KeyCatalog {
 }
 
 /// Describe the Salesforce tables among `oids` (a no-op for the others).
-async fn describe_named(
+pub(super) async fn describe_named(
     info: &SfsqlCatalogInfo,
     relations: &HashMap<i32, (String, String)>,
     oids: &BTreeSet<i32>,

@@ -46,11 +46,15 @@ impl Engine {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, "public");
+        // Catalog queries describe only the tables they name (set up with
+        // pg_catalog below).
+        let planner = Arc::new(crate::provider::DescribeFirst::default());
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(crate::reports::runtime_env()?)
             .with_default_features()
             .with_physical_optimizer_rules(crate::provider::physical_optimizer_rules())
+            .with_query_planner(Arc::clone(&planner) as _)
             .build();
         let ctx = SessionContext::new_with_state(state);
         let df_catalog = ctx
@@ -108,6 +112,7 @@ impl Engine {
         df_catalog
             .register_schema("pg_catalog", pg_catalog)
             .map_err(|e| EngineError::Setup(e.to_string()))?;
+        planner.set_comments(Arc::clone(&comments));
         // Field and object labels for `\d+` / `\dt+`.
         for udf in comments.udfs() {
             ctx.register_udf(udf);

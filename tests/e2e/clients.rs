@@ -112,6 +112,16 @@ async fn jdbc_metadata_and_prepared_query() {
         .arg(demo.port().to_string());
     let out = run_client(cmd, "java JdbcClient").await;
     assert!(out.contains("jdbc ok") && out.contains("rows=4"), "{out}");
+    // getColumns(sandbox, contact) and the query describe that one sObject.
+    assert_eq!(describes(&demo, "sandbox"), 1);
+    assert_eq!(describes(&demo, "production"), 0);
+}
+
+/// Describe calls the simulator of `org` has served.
+fn describes(demo: &crate::common::TestDemo, org: &str) -> u64 {
+    demo.stats()[org]["requests"]["describe"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 fn psql(port: u16, args: &[&str]) -> Command {
@@ -143,6 +153,9 @@ async fn psql_catalog_commands_expanded_output_and_copy() {
         d.contains("Table \"sandbox.contact\"") && d.contains("email"),
         "{d}"
     );
+    // `\d` describes the one sObject it shows.
+    assert_eq!(describes(&demo, "sandbox"), 1);
+    assert_eq!(describes(&demo, "production"), 0);
 
     let x = run_client(
         psql(
