@@ -425,28 +425,40 @@ impl BulkIngestWriter {
             spec["externalIdFieldName"] = json!(ext);
         }
         let before = |e| (false, e);
+        // Every send counts, a request sent again after a refusal too.
         let (_, bytes) = client
-            .send_payload(Method::POST, "jobs/ingest", Payload::Json(&spec), false)
+            .send_counted(
+                Method::POST,
+                "jobs/ingest",
+                Payload::Json(&spec),
+                false,
+                &mut report.calls,
+            )
             .await
             .map_err(before)?;
-        // Upload and close follow; polls and result reads count themselves.
-        report.calls += 3;
         let job: JobInfo = client.decode("Bulk job", &bytes).map_err(before)?;
         report.job_ids.push(job.id.clone());
         let path = format!("jobs/ingest/{}", job.id);
         client
-            .send_payload(
+            .send_counted(
                 Method::PUT,
                 &format!("{path}/batches"),
                 Payload::Csv(csv.into()),
                 false,
+                &mut report.calls,
             )
             .await
             .map_err(before)?;
         let close = json!({ "state": "UploadComplete" });
         let after = |e| (true, e);
         client
-            .send_payload(Method::PATCH, &path, Payload::Json(&close), false)
+            .send_counted(
+                Method::PATCH,
+                &path,
+                Payload::Json(&close),
+                false,
+                &mut report.calls,
+            )
             .await
             .map_err(after)?;
         let info = self.wait(&path, report).await.map_err(after)?;
@@ -477,9 +489,9 @@ impl BulkIngestWriter {
     }
 
     async fn wait(&self, path: &str, report: &mut BulkReport) -> Result<JobInfo, SalesforceError> {
-        wait_for_job(&self.client, path, self.poll, |info| {
+        let mut calls = 0;
+        let info = wait_for_job(&self.client, path, self.poll, &mut calls, |info| {
             report.polls += 1;
-            report.calls += 1;
             if let Some(observe) = &self.observer {
                 observe(&JobProgress {
                     job_id: info.id.clone(),
@@ -489,14 +501,21 @@ impl BulkIngestWriter {
                 });
             }
         })
-        .await
+        .await;
+        report.calls += calls;
+        info
     }
 
-    async fn fetch_csv(&self, path: &str, kind: &str) -> Result<bytes::Bytes, SalesforceError> {
+    async fn fetch_csv(
+        &self,
+        path: &str,
+        kind: &str,
+        calls: &mut usize,
+    ) -> Result<bytes::Bytes, SalesforceError> {
         let url = format!("{path}/{kind}/");
         let (_, bytes) = self
             .client
-            .send_payload(Method::GET, &url, Payload::None, true)
+            .send_counted(Method::GET, &url, Payload::None, true, calls)
             .await?;
         Ok(bytes)
     }
@@ -510,8 +529,7 @@ impl BulkIngestWriter {
         results: &mut JobResults,
         report: &mut BulkReport,
     ) -> Result<(), SalesforceError> {
-        report.calls += 1;
-        let bytes = self.fetch_csv(path, kind).await?;
+        let bytes = self.fetch_csv(path, kind, &mut report.calls).await?;
         let keep_id = self.saved_ids
             || matches!(
                 self.operation,
@@ -549,8 +567,9 @@ impl BulkIngestWriter {
         results: &mut JobResults,
         report: &mut BulkReport,
     ) -> Result<(), SalesforceError> {
-        report.calls += 1;
-        let bytes = self.fetch_csv(path, "unprocessedrecords").await?;
+        let bytes = self
+            .fetch_csv(path, "unprocessedrecords", &mut report.calls)
+            .await?;
         results.reason = reason;
         let mut reader = csv::Reader::from_reader(&bytes[..]);
         let mut row = csv::StringRecord::new();
@@ -580,13 +599,14 @@ pub(super) async fn wait_for_job(
     client: &SalesforceClient,
     path: &str,
     poll: PollPolicy,
+    calls: &mut usize,
     mut polled: impl FnMut(&JobInfo),
 ) -> Result<JobInfo, SalesforceError> {
     let started = std::time::Instant::now();
     let mut delay = poll.initial;
     loop {
         let (_, bytes) = client
-            .send_payload(Method::GET, path, Payload::None, true)
+            .send_counted(Method::GET, path, Payload::None, true, calls)
             .await?;
         let info: JobInfo = client.decode("Bulk job info", &bytes)?;
         polled(&info);

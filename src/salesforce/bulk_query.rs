@@ -108,7 +108,8 @@ impl SalesforceClient {
                         }
                         Step::Wait(mut job) => {
                             let path = format!("jobs/query/{}", job.id);
-                            let info = wait_for_job(&client, &path, options.poll, |_| {}).await?;
+                            let info =
+                                wait_for_job(&client, &path, options.poll, &mut 0, |_| {}).await?;
                             job.finished = true;
                             if info.state != "JobComplete" {
                                 return Err(failed(&client, info));

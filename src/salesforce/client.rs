@@ -237,11 +237,34 @@ impl SalesforceClient {
         } else {
             Resend::IfRefused
         };
-        self.send_with(method, path, payload, resend, batch).await
+        self.send_with(method, path, payload, resend, batch, &mut 0)
+            .await
+    }
+
+    /// [`send_payload`](Self::send_payload), adding to `calls` each time
+    /// the request is sent (retries too), for callers that report their
+    /// API calls (a Bulk job).
+    pub(super) async fn send_counted(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        idempotent: bool,
+        calls: &mut usize,
+    ) -> Result<(StatusCode, bytes::Bytes), SalesforceError> {
+        let resend = if idempotent {
+            Resend::IfTransient
+        } else {
+            Resend::IfRefused
+        };
+        let (status, _, bytes) = self
+            .send_with(method, path, payload, resend, MAX_BATCH, calls)
+            .await?;
+        Ok((status, bytes))
     }
 
     /// [`send_full`](Self::send_full), sending a failed request again as
-    /// `resend` allows, with backoff.
+    /// `resend` allows, with backoff; `sent` counts every send.
     async fn send_with(
         &self,
         method: Method,
@@ -249,6 +272,7 @@ impl SalesforceClient {
         payload: Payload<'_>,
         resend: Resend,
         batch: usize,
+        sent: &mut usize,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), SalesforceError> {
         let mut renewed = false;
         let mut attempt = 0;
@@ -281,6 +305,7 @@ impl SalesforceClient {
                 }
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
+            *sent += 1;
             let started = std::time::Instant::now();
             // A connection cut before the answer or in the middle of its
             // body is one failure: the request may have been applied.
@@ -624,7 +649,7 @@ impl SalesforceClient {
     ) -> Result<Vec<SaveResult>, SalesforceError> {
         let payload = body.map_or(Payload::None, Payload::Json);
         let (_, _, bytes) = self
-            .send_with(method, path, payload, Resend::Never, MAX_BATCH)
+            .send_with(method, path, payload, Resend::Never, MAX_BATCH, &mut 0)
             .await?;
         let results: Vec<SaveResult> = self.decode(what, &bytes)?;
         if results.len() != count {
