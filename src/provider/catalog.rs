@@ -34,7 +34,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
 use futures::StreamExt;
 
 use super::comments::read_all;
-use super::keys::{KeyCatalog, Kind, StoredRows};
+use super::keys::{INDEX_OID, KeyCatalog, Kind, StoredRows, described_table};
 
 use super::SalesforceSchema;
 use super::comments::Comments;
@@ -296,15 +296,23 @@ impl TableProvider for ColumnsOnDemand {
                 .iter()
                 .filter_map(|(name, _)| self.comments.namespace_oid(name))
                 .collect();
-            let batches = read_all(state, &self.attributes)
-                .await?
-                .into_iter()
-                .map(|b| {
-                    let mut columns = with_keys(&b, &keyed)?;
-                    columns.push(new_null_array(&reloptions_type(), b.num_rows()));
-                    Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+            let indexed: BTreeSet<i32> = relations
+                .iter()
+                .filter(|(_, (schema, table))| {
+                    described_table(&self.info, schema, table)
+                        .is_some_and(|d| d.fields().iter().any(|f| f.name() == "id"))
                 })
-                .collect::<Result<Vec<_>>>()?;
+                .map(|(oid, _)| *oid)
+                .collect();
+            let mut batches = Vec::new();
+            for b in read_all(state, &self.attributes).await? {
+                let mut columns = with_keys(&b, &keyed)?;
+                columns.push(new_null_array(&reloptions_type(), b.num_rows()));
+                let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+                let indexes = index_rows(&batch, &indexed)?;
+                batches.push(batch);
+                batches.extend(indexes);
+            }
             return MemTable::try_new(schema, vec![batches])?
                 .scan(state, projection, filters, limit)
                 .await;
@@ -392,6 +400,65 @@ fn with_keys(batch: &RecordBatch, keyed: &BTreeSet<i32>) -> Result<Vec<ArrayRef>
         columns[i] = Arc::new(new);
     }
     Ok(columns)
+}
+
+/// A `<table>_pkey` index relation (kind `i`) for each row of `batch`
+/// that is a described sObject table (`indexed`): psql's `\d` lists a
+/// table's indexes by joining `pg_index.indexrelid` to `pg_class`.
+fn index_rows(batch: &RecordBatch, indexed: &BTreeSet<i32>) -> Result<Option<RecordBatch>> {
+    use datafusion::arrow::array::{
+        Array, AsArray, BooleanArray, Int16Array, Int32Array, StringArray, UInt32Array,
+    };
+    use datafusion::arrow::compute::take_record_batch;
+    use datafusion::arrow::datatypes::Int32Type;
+    let schema = batch.schema();
+    let Some(oids) = schema
+        .index_of("oid")
+        .ok()
+        .and_then(|i| batch.column(i).as_primitive_opt::<Int32Type>())
+    else {
+        return Ok(None);
+    };
+    let rows: UInt32Array = (0..oids.len())
+        .filter(|&i| oids.is_valid(i) && indexed.contains(&oids.value(i)))
+        .filter_map(|i| u32::try_from(i).ok())
+        .map(Some)
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let tables = take_record_batch(batch, &rows)?;
+    let n = tables.num_rows();
+    let mut columns = tables.columns().to_vec();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let old = &columns[i];
+        let new: Option<ArrayRef> = match (field.name().as_str(), field.data_type()) {
+            ("oid", DataType::Int32) => {
+                let oids = old.as_primitive::<Int32Type>();
+                Some(Arc::new(
+                    oids.iter()
+                        .map(|o| o.map(|o| o + INDEX_OID))
+                        .collect::<Int32Array>(),
+                ))
+            }
+            ("relname", DataType::Utf8) => Some(Arc::new(
+                old.as_string::<i32>()
+                    .iter()
+                    .map(|t| t.map(|t| format!("{t}_pkey")))
+                    .collect::<StringArray>(),
+            )),
+            ("relkind", DataType::Utf8) => Some(Arc::new(StringArray::from(vec!["i"; n]))),
+            ("relhasindex" | "relhastriggers", DataType::Boolean) => {
+                Some(Arc::new(BooleanArray::from(vec![false; n])))
+            }
+            ("relnatts", DataType::Int16) => Some(Arc::new(Int16Array::from(vec![1; n]))),
+            _ => None,
+        };
+        if let Some(new) = new {
+            columns[i] = new;
+        }
+    }
+    Ok(Some(RecordBatch::try_new(schema, columns)?))
 }
 
 fn reloptions_type() -> DataType {

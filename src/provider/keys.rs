@@ -48,7 +48,7 @@ use super::comments::{Comments, int64s, read_all, value};
 /// its index `n + INDEX_OID`: far above the oids datafusion-pg-catalog
 /// hands out (from 16384 up), inside `oid`'s `Int32`.
 const CONSTRAINT_OID: i32 = 1 << 29;
-const INDEX_OID: i32 = 1 << 30;
+pub(super) const INDEX_OID: i32 = 1 << 30;
 /// Foreign key on column `a` of the table with oid `n`:
 /// `FOREIGN_KEY_OID + n * COLUMNS + a`, above the index oids.
 const FOREIGN_KEY_OID: i32 = (1 << 30) + (1 << 28);
@@ -326,7 +326,11 @@ fn key_rows(kind: Kind, info: &SfsqlCatalogInfo, comments: &Comments) -> Result<
 
 /// The schema of a described sObject table (not an `_all` view: those
 /// are listed as views, without keys of their own).
-fn described_table(info: &SfsqlCatalogInfo, schema: &str, table: &str) -> Option<SchemaRef> {
+pub(super) fn described_table(
+    info: &SfsqlCatalogInfo,
+    schema: &str,
+    table: &str,
+) -> Option<SchemaRef> {
     let provider = info.salesforce_schema(schema)?;
     as_salesforce(&provider)
         .filter(|s| !s.is_deleted_variant(table))

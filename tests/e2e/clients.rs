@@ -153,6 +153,11 @@ async fn psql_catalog_commands_expanded_output_and_copy() {
         d.contains("Table \"sandbox.contact\"") && d.contains("email"),
         "{d}"
     );
+    // Its primary key is listed under Indexes (pg_class has the index).
+    assert!(
+        d.contains("Indexes:") && d.contains("\"contact_pkey\" PRIMARY KEY"),
+        "{d}"
+    );
     // `\d` describes the one sObject it shows.
     assert_eq!(describes(&demo, "sandbox"), 1);
     assert_eq!(describes(&demo, "production"), 0);
