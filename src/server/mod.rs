@@ -55,6 +55,11 @@ use crate::config::ServerConfig;
 use crate::session::{Engine, SfsqlHook, user_error};
 
 pub struct Handlers {
+    /// The engine's context: each connection plans in a copy of it, so its
+    /// `SET TIME ZONE` and `SET datafusion.*` stay its own (the catalog and
+    /// runtime behind the copies are shared).
+    ctx: Arc<SessionContext>,
+    hooks: Vec<Arc<dyn QueryHook>>,
     extended: Arc<extended::ExtendedFrontend>,
     idle: Arc<idle::Registry>,
     idle_timeout: Option<std::time::Duration>,
@@ -93,10 +98,6 @@ impl Handlers {
             Arc::new(TransactionStatementHook),
         ]);
         compat::register_functions(&engine.ctx);
-        let service = Arc::new(DfSessionService::new_with_hooks(
-            Arc::clone(&engine.ctx),
-            hooks,
-        ));
         let connections = Arc::new(ConnectionManager::new());
         let idle = Arc::new(idle::Registry::default());
         let idle_timeout = match config.idle_timeout.as_deref() {
@@ -113,16 +114,14 @@ impl Handlers {
         };
         let mut params = DefaultServerParameterProvider::default();
         params.server_version = compat::server_version();
+        let (simple, extended) = frontends(&engine.ctx, &hooks, &idle);
         Ok(Handlers {
-            idle: Arc::clone(&idle),
+            ctx: Arc::clone(&engine.ctx),
+            hooks,
+            idle,
             idle_timeout,
-            simple: Arc::new(SimpleFrontend {
-                idle: Arc::clone(&idle),
-                service: Arc::clone(&service),
-                ctx: Arc::clone(&engine.ctx),
-                parser: PostgresCompatibilityParser::new(),
-            }),
-            extended: Arc::new(extended::ExtendedFrontend::new(service, idle)),
+            simple,
+            extended,
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
             auth: Arc::new(AuthShared {
                 users: Arc::new(users),
@@ -136,6 +135,43 @@ impl Handlers {
             }),
         })
     }
+}
+
+impl Handlers {
+    /// The handlers of one connection: its own copy of the session context.
+    fn for_connection(&self) -> Handlers {
+        let ctx = Arc::new(SessionContext::new_with_state(self.ctx.state()));
+        let (simple, extended) = frontends(&ctx, &self.hooks, &self.idle);
+        Handlers {
+            ctx,
+            hooks: self.hooks.clone(),
+            extended,
+            idle: Arc::clone(&self.idle),
+            idle_timeout: self.idle_timeout,
+            simple,
+            auth: Arc::clone(&self.auth),
+            cancel: Arc::clone(&self.cancel),
+        }
+    }
+}
+
+fn frontends(
+    ctx: &Arc<SessionContext>,
+    hooks: &[Arc<dyn QueryHook>],
+    idle: &Arc<idle::Registry>,
+) -> (Arc<SimpleFrontend>, Arc<extended::ExtendedFrontend>) {
+    let service = Arc::new(DfSessionService::new_with_hooks(
+        Arc::clone(ctx),
+        hooks.to_vec(),
+    ));
+    let simple = Arc::new(SimpleFrontend {
+        idle: Arc::clone(idle),
+        service: Arc::clone(&service),
+        ctx: Arc::clone(ctx),
+        parser: PostgresCompatibilityParser::new(),
+    });
+    let extended = Arc::new(extended::ExtendedFrontend::new(service, Arc::clone(idle)));
+    (simple, extended)
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -285,7 +321,7 @@ pub async fn start_with_hooks(
         loop {
             match listener.accept().await {
                 Ok((socket, peer)) => {
-                    let handlers = Arc::clone(&handlers);
+                    let handlers = Arc::new(handlers.for_connection());
                     let tls = tls.clone();
                     let open = OpenConnection::new(&handlers.auth.open);
                     let (activity, tracked) = handlers.idle.open(peer);

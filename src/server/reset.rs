@@ -117,6 +117,19 @@ fn restore(
     status.map(|name| ParameterStatus::new(name.to_string(), value))
 }
 
+/// Make the connection's `TimeZone` DataFusion's `execution.time_zone` in
+/// its own context (datafusion-postgres's SET TIME ZONE writes it into a
+/// copy of the state, where casts and now() never see it).
+fn apply_time_zone(client: &dyn HookClient, ctx: &SessionContext) {
+    let zone = client.metadata().get("timezone").cloned();
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .execution
+        .time_zone = zone;
+}
+
 /// What a client setting without a value means (what the server reported
 /// at startup).
 fn default_of(key: &str) -> Option<String> {
@@ -178,14 +191,36 @@ impl ResetHook {
     async fn handle(
         &self,
         statement: &Statement,
+        ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         if let Some(key) = set_target(statement) {
             remember(client, key);
+            if let Statement::Set(Set::SetTimeZone {
+                local: false,
+                value,
+            }) = statement
+            {
+                let zone = value.to_string();
+                let zone = zone.trim_matches('"').trim_matches('\'');
+                ctx.state_ref()
+                    .write()
+                    .config_mut()
+                    .options_mut()
+                    .execution
+                    .time_zone = Some(zone.to_string());
+            }
             return None;
         }
         let name = reset_target(statement)?;
-        Some(reset(client, name).await)
+        let zone = name
+            .as_deref()
+            .is_none_or(|n| client_setting(n).is_some_and(|s| s.1 == "timezone"));
+        let reset = reset(client, name).await;
+        if zone {
+            apply_time_zone(client, ctx);
+        }
+        Some(reset)
     }
 }
 
@@ -194,10 +229,10 @@ impl QueryHook for ResetHook {
     async fn handle_simple_query(
         &self,
         statement: &Statement,
-        _session_context: &SessionContext,
+        session_context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        self.handle(statement, client).await
+        self.handle(statement, session_context, client).await
     }
 
     async fn handle_extended_parse_query(
@@ -215,10 +250,10 @@ impl QueryHook for ResetHook {
         statement: &Statement,
         _logical_plan: &LogicalPlan,
         _params: &ParamValues,
-        _session_context: &SessionContext,
+        session_context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        self.handle(statement, client).await
+        self.handle(statement, session_context, client).await
     }
 }
 
