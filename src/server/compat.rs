@@ -279,6 +279,9 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
     if !matches!(statement, Statement::Query(_)) {
         return None;
     }
+    if let Some(known) = known_query(statement) {
+        return Some(known);
+    }
     let mut rewritten = statement.clone();
     let mut changed = false;
     let _ = visit_expressions_mut(&mut rewritten, |expr: &mut ast::Expr| {
@@ -339,6 +342,14 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
             }
             changed = true;
         }
+        // PostgreSQL's field selection from a composite, `(keys).x`, as
+        // DataFusion's `get_field(keys, 'x')` (its SQL planner refuses a
+        // dot after a parenthesized expression).
+        if let Some(field) = composite_field(expr) {
+            *expr = field;
+            changed = true;
+            return ControlFlow::Continue(());
+        }
         if let Some(names) = super::regtype::rewrite_cast(expr) {
             *expr = names;
             changed = true;
@@ -366,6 +377,18 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
             // `generate_subscripts(indkey, 1)` beside `unnest(indkey)`;
             // DataFusion zips two unnests in one select list as PostgreSQL
             // does with two set-returning functions.
+            // The JDBC driver's getPrimaryKeys (and DBeaver's, Metabase's
+            // key discovery) number a key's columns with
+            // `information_schema._pg_expandarray(indkey)`, a set-returning
+            // function of (x, n) rows: one row per element and its
+            // subscript, zipped as the generate_subscripts rewrite is.
+            if name.is_some_and(|n| n.value.eq_ignore_ascii_case("_pg_expandarray"))
+                && let Some(expanded) = expanded_array(&f.args)
+            {
+                *expr = expanded;
+                changed = true;
+                return ControlFlow::Continue(());
+            }
             if name.is_some_and(|n| n.value.eq_ignore_ascii_case("generate_subscripts"))
                 && let Some(subscripts) = subscripts_of(&f.args)
             {
@@ -381,6 +404,84 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
         ControlFlow::<()>::Continue(())
     });
     changed.then_some(rewritten)
+}
+
+/// pgcli's foreign-key listing (`PGExecute.foreignkeys`, run by its
+/// completion refresher at start: when it fails, pgcli loads no completion
+/// at all). Each key column's name is looked up by a correlated subquery
+/// over `unnest(confkey)` / `generate_subscripts(confkey, 1)`, which
+/// DataFusion cannot plan.
+const PGCLI_FOREIGN_KEYS: &str = "
+    SELECT s_p.nspname AS parentschema,
+           t_p.relname AS parenttable,
+           unnest((
+            select
+                array_agg(attname ORDER BY i)
+            from
+                (select unnest(confkey) as attnum, generate_subscripts(confkey, 1) as i) x
+                JOIN pg_catalog.pg_attribute c USING(attnum)
+                WHERE c.attrelid = fk.confrelid
+            )) AS parentcolumn,
+           s_c.nspname AS childschema,
+           t_c.relname AS childtable,
+           unnest((
+            select
+                array_agg(attname ORDER BY i)
+            from
+                (select unnest(conkey) as attnum, generate_subscripts(conkey, 1) as i) x
+                JOIN pg_catalog.pg_attribute c USING(attnum)
+                WHERE c.attrelid = fk.conrelid
+            )) AS childcolumn
+    FROM pg_catalog.pg_constraint fk
+    JOIN pg_catalog.pg_class      t_p ON t_p.oid = fk.confrelid
+    JOIN pg_catalog.pg_namespace  s_p ON s_p.oid = t_p.relnamespace
+    JOIN pg_catalog.pg_class      t_c ON t_c.oid = fk.conrelid
+    JOIN pg_catalog.pg_namespace  s_c ON s_c.oid = t_c.relnamespace
+    WHERE fk.contype = 'f'";
+
+/// The same rows: the two unnests zip a key's child and parent columns by
+/// position, so each position is one row joined to both columns' names.
+/// The joins on `attrelid` let the planner describe only the tables the
+/// keys name (see `provider::describe_first`).
+const PGCLI_FOREIGN_KEYS_PLANNED: &str = "
+    SELECT s_p.nspname AS parentschema, t_p.relname AS parenttable, pa.attname AS parentcolumn,
+           s_c.nspname AS childschema, t_c.relname AS childtable, ca.attname AS childcolumn
+    FROM (SELECT conrelid, confrelid, contype,
+                 unnest(conkey) AS child_attnum, unnest(confkey) AS parent_attnum,
+                 unnest(range(1, CAST(cardinality(conkey) AS BIGINT) + 1)) AS position
+          FROM pg_catalog.pg_constraint WHERE contype = 'f') fk
+    JOIN pg_catalog.pg_class      t_p ON t_p.oid = fk.confrelid
+    JOIN pg_catalog.pg_namespace  s_p ON s_p.oid = t_p.relnamespace
+    JOIN pg_catalog.pg_class      t_c ON t_c.oid = fk.conrelid
+    JOIN pg_catalog.pg_namespace  s_c ON s_c.oid = t_c.relnamespace
+    JOIN pg_catalog.pg_attribute  pa ON pa.attrelid = fk.confrelid AND pa.attnum = fk.parent_attnum
+    JOIN pg_catalog.pg_attribute  ca ON ca.attrelid = fk.conrelid AND ca.attnum = fk.child_attnum
+    ORDER BY childschema, childtable, fk.conrelid, fk.confrelid, fk.position";
+
+/// A client's query sfsql knows as a whole and answers with an
+/// equivalent one DataFusion can plan; matched on the parsed statement,
+/// so whitespace and case do not matter.
+fn known_query(statement: &Statement) -> Option<Statement> {
+    static KNOWN: std::sync::OnceLock<Vec<(String, Statement)>> = std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        [(PGCLI_FOREIGN_KEYS, PGCLI_FOREIGN_KEYS_PLANNED)]
+            .into_iter()
+            .filter_map(|(asked, answered)| {
+                let parse = |sql: &str| {
+                    datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new()
+                        .parse(sql)
+                        .ok()
+                        .and_then(|mut s| (!s.is_empty()).then(|| s.remove(0)))
+                };
+                Some((parse(asked)?.to_string().to_lowercase(), parse(answered)?))
+            })
+            .collect()
+    });
+    let text = statement.to_string().to_lowercase();
+    known
+        .iter()
+        .find(|(asked, _)| *asked == text)
+        .map(|(_, answered)| answered.clone())
 }
 
 /// A scalar subquery that looks a value up in pg_catalog, such as
@@ -621,10 +722,7 @@ fn backslash_escaped(
             "replace(replace(CAST({pattern} AS TEXT), '\\', '\\\\'), '{}', '\\')",
             esc.to_string().replace('\'', "''")
         );
-        return Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&sql)
-            .and_then(|mut p| p.parse_expr())
-            .ok();
+        return expression(&sql);
     };
     let mut out = String::new();
     let mut chars = text.chars();
@@ -643,17 +741,27 @@ fn backslash_escaped(
 
 /// `to_regtype(name)` as a lookup in pg_type by name.
 fn type_oid_lookup(args: &FunctionArguments) -> Option<ast::Expr> {
+    let arg = only_argument(args)?;
+    expression(&format!(
+        "(SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typname = CAST({arg} AS TEXT) LIMIT 1)"
+    ))
+}
+
+/// A function call's one argument.
+fn only_argument(args: &FunctionArguments) -> Option<&ast::FunctionArg> {
     let FunctionArguments::List(list) = args else {
         return None;
     };
-    let [arg] = list.args.as_slice() else {
-        return None;
-    };
-    let sql = format!(
-        "(SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typname = CAST({arg} AS TEXT) LIMIT 1)"
-    );
+    match list.args.as_slice() {
+        [arg] => Some(arg),
+        _ => None,
+    }
+}
+
+/// An SQL expression parsed as PostgreSQL's.
+fn expression(sql: &str) -> Option<ast::Expr> {
     Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
+        .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
         .ok()
 }
@@ -671,11 +779,61 @@ fn subscripts_of(args: &FunctionArguments) -> Option<ast::Expr> {
     if dimension != "1" && !dimension.starts_with('$') {
         return None;
     }
-    let sql = format!("unnest(range(1, CAST(cardinality({array}) AS BIGINT) + 1))");
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
+    expression(&format!(
+        "unnest(range(1, CAST(cardinality({array}) AS BIGINT) + 1))"
+    ))
+}
+
+/// `_pg_expandarray(array)` as a struct of the array's elements and their
+/// subscripts, `named_struct('x', unnest(array), 'n', unnest(1..n))`; the
+/// fields are read with `(keys).x` / `(keys).n` (see `composite_field`).
+fn expanded_array(args: &FunctionArguments) -> Option<ast::Expr> {
+    let array = only_argument(args)?;
+    expression(&format!(
+        "named_struct('x', unnest({array}), 'n', \
+         unnest(range(1, CAST(cardinality({array}) AS BIGINT) + 1)))"
+    ))
+}
+
+/// `(composite).field[.field...]` as nested `get_field(composite, 'field')`.
+fn composite_field(expr: &ast::Expr) -> Option<ast::Expr> {
+    let ast::Expr::CompoundFieldAccess { root, access_chain } = expr else {
+        return None;
+    };
+    let ast::Expr::Nested(inner) = root.as_ref() else {
+        return None;
+    };
+    let mut out = inner.as_ref().clone();
+    for access in access_chain {
+        let ast::AccessExpr::Dot(ast::Expr::Identifier(field)) = access else {
+            return None;
+        };
+        out = ast::Expr::Function(ast::Function {
+            name: ast::ObjectName::from(vec![ast::Ident::new("get_field")]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(ast::FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(out)),
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(
+                        Value::SingleQuotedString(if field.quote_style.is_some() {
+                            field.value.clone()
+                        } else {
+                            field.value.to_lowercase()
+                        })
+                        .into(),
+                    ))),
+                ],
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        });
+    }
+    Some(out)
 }
 
 /// `LIMIT $1` / `OFFSET $1` placeholders have no type in DataFusion's plan,
@@ -954,6 +1112,36 @@ mod tests {
         );
         let two = "SELECT generate_subscripts(i.indkey, 2) FROM pg_catalog.pg_index i";
         assert!(rewrite(&parse(two)).is_none());
+    }
+
+    #[test]
+    fn expandarray_becomes_a_struct_of_zipped_unnests_read_with_get_field() {
+        let sql = "SELECT (information_schema._pg_expandarray(i.indkey)).n AS key_seq, \
+                   information_schema._pg_expandarray(i.indkey) AS keys FROM pg_catalog.pg_index i";
+        let out = rewrite(&parse(sql)).expect("rewritten").to_string();
+        assert!(!out.contains("_pg_expandarray"), "{out}");
+        assert!(
+            out.contains("get_field(named_struct('x', unnest(i.indkey), 'n', unnest(range(1, CAST(cardinality(i.indkey) AS BIGINT) + 1))), 'n') AS key_seq"),
+            "{out}"
+        );
+        let outer = "SELECT 1 FROM r WHERE r.a_attnum = (r.KEYS).X AND (r.k).\"Y\" = 1";
+        let out = rewrite(&parse(outer)).expect("rewritten").to_string();
+        assert!(
+            out.contains("get_field(r.KEYS, 'x')") && out.contains("get_field(r.k, 'Y')"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn pgcli_foreign_keys_query_is_known_with_any_spacing() {
+        let sent = PGCLI_FOREIGN_KEYS
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            + ";";
+        let out = rewrite(&parse(&sent)).expect("known").to_string();
+        assert!(out.contains("unnest(confkey) AS parent_attnum"), "{out}");
+        assert!(known_query(&parse("SELECT 1")).is_none());
     }
 
     #[test]

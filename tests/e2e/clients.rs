@@ -112,7 +112,9 @@ async fn jdbc_metadata_and_prepared_query() {
         .arg(demo.port().to_string());
     let out = run_client(cmd, "java JdbcClient").await;
     assert!(out.contains("jdbc ok") && out.contains("rows=4"), "{out}");
-    // getColumns(sandbox, contact) and the query describe that one sObject.
+    assert!(out.contains("pk=[id/1/contact_pkey]"), "{out}");
+    // getColumns(sandbox, contact), getPrimaryKeys and the query describe
+    // that one sObject.
     assert_eq!(describes(&demo, "sandbox"), 1);
     assert_eq!(describes(&demo, "production"), 0);
 }

@@ -29,6 +29,14 @@ public class JdbcClient {
                 while (rs.next()) columns.put(rs.getString("COLUMN_NAME"), rs.getString("TYPE_NAME"));
             }
             check(columns.containsKey("email") && columns.containsKey("id"), "columns " + columns);
+            // getPrimaryKeys: what DBeaver and Metabase ask to know a row's key.
+            List<String> keys = new ArrayList<>();
+            try (ResultSet rs = meta.getPrimaryKeys(null, "sandbox", "contact")) {
+                while (rs.next()) {
+                    keys.add(rs.getString("COLUMN_NAME") + "/" + rs.getInt("KEY_SEQ") + "/" + rs.getString("PK_NAME"));
+                }
+            }
+            check(keys.equals(List.of("id/1/contact_pkey")), "primary keys " + keys);
             int rows = 0;
             try (PreparedStatement ps = conn.prepareStatement(
                     "select id, email from sandbox.contact where email like ? order by email limit 4")) {
@@ -46,7 +54,7 @@ public class JdbcClient {
                 }
             }
             System.out.println("jdbc ok schemas=" + schemas.size() + " tables=" + tables.size()
-                + " columns=" + columns.size() + " email_type=" + columns.get("email") + " rows=" + rows);
+                + " columns=" + columns.size() + " pk=" + keys + " email_type=" + columns.get("email") + " rows=" + rows);
         }
     }
 }

@@ -49,6 +49,12 @@ columns = {(s, t, c) for s, t, c, *_ in ex.table_columns()}
 assert ("sandbox", "contact", "email") in columns, len(columns)
 view_columns = {(s, t, c) for s, t, c, *_ in ex.view_columns()}
 assert ("cron", "job_run_details", "status") in view_columns, len(view_columns)
+# Foreign keys (reference fields): the refresher loads them after the
+# columns; had this query failed, pgcli would load no completion at all.
+fks = {(fk.childschema, fk.childtable, fk.childcolumn, fk.parentschema, fk.parenttable, fk.parentcolumn)
+       for fk in ex.foreignkeys()}
+assert ("sandbox", "contact", "accountid", "sandbox", "account", "id") in fks, sorted(fks)[:5]
+assert ("production", "campaignmember", "leadid", "production", "lead", "id") in fks, len(fks)
 types = list(ex.datatypes())
 assert all(len(t) == 2 for t in types), types[:3]
 assert "sfsql" in ex.databases()
@@ -61,4 +67,4 @@ assert ("lower", ("text",), "text") in signatures, [s for s in signatures if s[0
 assert ("lower", ("anyrange",), "anyelement") in signatures
 assert ("date_trunc", ("text", "timestamp with time zone"), "timestamp with time zone") in signatures
 assert not [f for f in functions if f.return_type.isdigit() or f.return_type.startswith("oid(")]
-print(f"pgcli ok tables={len(tables)} columns={len(columns)} functions={len(functions)}")
+print(f"pgcli ok tables={len(tables)} columns={len(columns)} foreignkeys={len(fks)} functions={len(functions)}")
