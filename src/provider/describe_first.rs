@@ -32,11 +32,19 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::catalog::Session;
+use datafusion::catalog::information_schema::InformationSchemaProvider;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider, Session,
+};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, NullEquality, ScalarValue};
+use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
+use datafusion::execution::SessionState;
 use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::Operator;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     Expr, Join, JoinConstraint, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan,
 };
@@ -72,6 +80,7 @@ impl QueryPlanner for DescribeFirst {
             Some(comments) => restrict(plan, session, comments).await?,
             None => plan.clone(),
         };
+        let plan = narrow_columns(plan, session).await?;
         DefaultPhysicalPlanner::default()
             .create_physical_plan(&plan, session)
             .await
@@ -120,14 +129,7 @@ async fn restrict(
     comments: &Comments,
 ) -> Result<LogicalPlan> {
     let found = {
-        let mut scans: Scans = HashMap::new();
-        plan.apply(|node| {
-            if let LogicalPlan::TableScan(_) = node {
-                let n = scans.len();
-                scans.insert(address(node), n);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })?;
+        let scans = scan_positions(plan)?;
         let mut found = Vec::new();
         find(plan, &mut Vec::new(), &scans, &mut found)?;
         found
@@ -191,6 +193,18 @@ async fn restrict(
 
 /// Each table scan's position in the plan (pre-order), by its address.
 type Scans = HashMap<usize, usize>;
+
+fn scan_positions(plan: &LogicalPlan) -> Result<Scans> {
+    let mut scans: Scans = HashMap::new();
+    plan.apply(|node| {
+        if let LogicalPlan::TableScan(_) = node {
+            let n = scans.len();
+            scans.insert(address(node), n);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(scans)
+}
 
 fn address(node: &LogicalPlan) -> usize {
     node as *const LogicalPlan as usize
@@ -383,4 +397,169 @@ fn narrowed(
         child = parent;
     }
     Ok(keys)
+}
+
+/// The schemas and tables an `information_schema.columns` scan's filter
+/// names (`None`: any).
+#[derive(Debug, Default)]
+struct Named {
+    schemas: Option<BTreeSet<String>>,
+    tables: Option<BTreeSet<String>>,
+}
+
+impl Named {
+    /// Whether `name` is among `names` (any name when there is no list).
+    fn lists(names: Option<&BTreeSet<String>>, name: &str) -> bool {
+        names.is_none_or(|n| n.contains(name))
+    }
+}
+
+/// `information_schema.columns` restricted by `table_schema` / `table_name`
+/// (`= 'x'` or `IN (...)`), as a tool asks for one table's columns:
+/// DataFusion's information schema would describe every table of every
+/// schema to list them, so the scan reads a copy of it over just the tables
+/// named (described here); the filter stays above it. Unrestricted, it
+/// lists everything as before.
+async fn narrow_columns(plan: LogicalPlan, session: &dyn Session) -> Result<LogicalPlan> {
+    let scans = scan_positions(&plan)?;
+    let mut wanted: HashMap<usize, Named> = HashMap::new();
+    plan.apply(|node| {
+        if let LogicalPlan::Filter(filter) = node
+            && let LogicalPlan::TableScan(scan) = filter.input.as_ref()
+            && is_information_schema_columns(scan)
+            && let Some(index) = scans.get(&address(filter.input.as_ref()))
+        {
+            let named = named(&filter.predicate);
+            if named.schemas.is_some() || named.tables.is_some() {
+                wanted.insert(*index, named);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if wanted.is_empty() {
+        return Ok(plan);
+    }
+    let Some(state) = session.as_any().downcast_ref::<SessionState>() else {
+        return Ok(plan);
+    };
+    let mut sources = HashMap::new();
+    for (index, named) in wanted {
+        let list = narrowed_catalogs(state.catalog_list().as_ref(), &named).await?;
+        let provider = InformationSchemaProvider::new(list)
+            .table("columns")
+            .await?
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(
+                    "information_schema has no columns table".into(),
+                )
+            })?;
+        sources.insert(index, provider_as_source(provider));
+    }
+    let mut n = 0;
+    plan.transform_down(|node| {
+        let LogicalPlan::TableScan(mut scan) = node else {
+            return Ok(Transformed::no(node));
+        };
+        let index = n;
+        n += 1;
+        match sources.remove(&index) {
+            Some(source) => {
+                scan.source = source;
+                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+            }
+            None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+        }
+    })
+    .map(|t| t.data)
+}
+
+fn is_information_schema_columns(scan: &TableScan) -> bool {
+    scan.table_name
+        .schema()
+        .is_some_and(|s| s.eq_ignore_ascii_case("information_schema"))
+        && scan.table_name.table().eq_ignore_ascii_case("columns")
+}
+
+/// What a filter's conjuncts say of `table_schema` and `table_name`. One
+/// conjunct per column is enough: the result only has to hold every row the
+/// filter keeps.
+fn named(predicate: &Expr) -> Named {
+    let mut named = Named::default();
+    for conjunct in split_conjunction(predicate) {
+        let (column, values) = match conjunct {
+            Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+                match (b.left.as_ref(), b.right.as_ref()) {
+                    (Expr::Column(c), value) | (value, Expr::Column(c)) => match text(value) {
+                        Some(v) => (c, BTreeSet::from([v])),
+                        None => continue,
+                    },
+                    _ => continue,
+                }
+            }
+            Expr::InList(list) if !list.negated => {
+                let Expr::Column(c) = list.expr.as_ref() else {
+                    continue;
+                };
+                let Some(values) = list.list.iter().map(text).collect::<Option<BTreeSet<_>>>()
+                else {
+                    continue;
+                };
+                (c, values)
+            }
+            _ => continue,
+        };
+        let slot = match column.name.as_str() {
+            "table_schema" => &mut named.schemas,
+            "table_name" => &mut named.tables,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(values);
+        }
+    }
+    named
+}
+
+/// A string literal's text (through the casts DataFusion puts around it).
+fn text(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Literal(value, _) => value.try_as_str().flatten().map(str::to_string),
+        Expr::Cast(c) => text(&c.expr),
+        _ => None,
+    }
+}
+
+/// The session's catalogs with only the named schemas and tables (tables
+/// fetched, so described, here).
+async fn narrowed_catalogs(
+    list: &dyn CatalogProviderList,
+    named: &Named,
+) -> Result<Arc<dyn CatalogProviderList>> {
+    let out = MemoryCatalogProviderList::new();
+    for catalog_name in list.catalog_names() {
+        let Some(catalog) = list.catalog(&catalog_name) else {
+            continue;
+        };
+        let narrowed = MemoryCatalogProvider::new();
+        for schema_name in catalog.schema_names() {
+            if !Named::lists(named.schemas.as_ref(), &schema_name) {
+                continue;
+            }
+            let Some(schema) = catalog.schema(&schema_name) else {
+                continue;
+            };
+            let tables = MemorySchemaProvider::new();
+            for table_name in schema.table_names() {
+                if !Named::lists(named.tables.as_ref(), &table_name) {
+                    continue;
+                }
+                if let Some(table) = schema.table(&table_name).await? {
+                    tables.register_table(table_name, table)?;
+                }
+            }
+            narrowed.register_schema(&schema_name, Arc::new(tables))?;
+        }
+        out.register_catalog(catalog_name, Arc::new(narrowed));
+    }
+    Ok(Arc::new(out))
 }

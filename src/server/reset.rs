@@ -9,16 +9,22 @@
 //! `SET` before datafusion-postgres answers it and keeps the value it is
 //! about to replace; `RESET` puts that back.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Reset, ResetStatement, Set, Statement};
 use datafusion_postgres::QueryHook;
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::HookClient;
 use pgwire::api::ClientInfo;
+use pgwire::api::portal::Format;
 use pgwire::api::results::{Response, Tag};
+use pgwire::error::PgWireError;
 use pgwire::error::PgWireResult;
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::startup::ParameterStatus;
@@ -183,7 +189,60 @@ async fn reset(client: &mut dyn HookClient, name: Option<String>) -> PgWireResul
     Ok(Response::Execution(Tag::new("RESET")))
 }
 
-/// Answers RESET; notes the value a SET replaces (then lets
+/// `SHOW` of a setting datafusion-postgres would answer with an empty
+/// string or another server's value: the connection's TimeZone (UTC until
+/// it is set), the PostgreSQL version clients parse, and DataFusion's own
+/// options as this connection has them. (column name, value)
+fn shown(
+    statement: &Statement,
+    client: &dyn HookClient,
+    ctx: &SessionContext,
+) -> Option<(String, String)> {
+    let Statement::ShowVariable { variable } = statement else {
+        return None;
+    };
+    let name = variable
+        .iter()
+        .map(|i| i.value.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(".");
+    match name.as_str() {
+        "timezone" | "time.zone" => Some((
+            "TimeZone".into(),
+            client
+                .metadata()
+                .get("timezone")
+                .filter(|z| !z.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "UTC".into()),
+        )),
+        "server_version" => Some((name, super::compat::server_version())),
+        "server_version_num" => Some((name, "150000".into())),
+        _ if name.starts_with("datafusion.") => ctx
+            .state()
+            .config()
+            .options()
+            .entries()
+            .into_iter()
+            .find(|e| e.key == name)
+            .map(|e| (name, e.value.unwrap_or_default())),
+        _ => None,
+    }
+}
+
+async fn show(ctx: &SessionContext, name: &str, value: String) -> PgWireResult<Response> {
+    let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![value]))])
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let df = ctx
+        .read_batch(batch)
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    Ok(Response::Query(
+        encode_dataframe(df, &Format::UnifiedText, None).await?,
+    ))
+}
+
+/// Answers RESET and the SHOWs of `shown`; notes the value a SET replaces (then lets
 /// datafusion-postgres answer the SET).
 pub struct ResetHook;
 
@@ -196,12 +255,29 @@ impl ResetHook {
     ) -> Option<PgWireResult<Response>> {
         if let Some(key) = set_target(statement) {
             remember(client, key);
-            if let Statement::Set(Set::SetTimeZone {
-                local: false,
-                value,
-            }) = statement
-            {
-                let zone = value.to_string();
+            let zone = match statement {
+                Statement::Set(Set::SetTimeZone {
+                    local: false,
+                    value,
+                }) => Some(value.to_string()),
+                // `SET timezone = 'x'` goes on to DataFusion's SET; the
+                // connection's TimeZone (what SHOW and RESET read) is
+                // noted here.
+                Statement::Set(Set::SingleAssignment {
+                    scope: None,
+                    values,
+                    ..
+                }) if key == "timezone" && values.len() == 1 => {
+                    let zone = values[0].to_string();
+                    let zone = zone.trim_matches('"').trim_matches('\'').to_string();
+                    client
+                        .metadata_mut()
+                        .insert("timezone".to_string(), zone.clone());
+                    Some(zone)
+                }
+                _ => None,
+            };
+            if let Some(zone) = zone {
                 let zone = zone.trim_matches('"').trim_matches('\'');
                 ctx.state_ref()
                     .write()
@@ -211,6 +287,9 @@ impl ResetHook {
                     .time_zone = Some(zone.to_string());
             }
             return None;
+        }
+        if let Some((name, value)) = shown(statement, client, ctx) {
+            return Some(show(ctx, &name, value).await);
         }
         let name = reset_target(statement)?;
         let zone = name
