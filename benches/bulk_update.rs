@@ -113,8 +113,11 @@ async fn main() -> Result<(), common::Error> {
                 + delta("bulk_ingest_results");
             let writes = delta("collections_update") + bulk;
             let minimum = if bulk > 0 {
-                // create, upload, close, one poll, successfulResults
-                "5 (1 job)".to_string()
+                // One job: create, upload, close, successfulResults, and
+                // the polls until the org has processed it (the issue's
+                // "one job plus polls").
+                let polls = delta("bulk_ingest_info");
+                format!("{} (1 job: 4 + {polls} polls)", 4 + polls)
             } else {
                 updated.div_ceil(200).to_string()
             };

@@ -320,7 +320,12 @@ fn postgres_baseline(catalog: &Path, rows: usize) -> Result<Option<Vec<f64>>, Er
         "-U",
         "postgres",
     ])?;
-    let port = 55_432u16;
+    // Below the ephemeral range (32768-60999 on Linux): a port there can be
+    // held in TIME-WAIT by one of the load's own client sockets, and
+    // PostgreSQL then fails to bind it.
+    let port = (25_432u16..25_532)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .ok_or("no free port in 25432..25532 for PostgreSQL")?;
     let opts = format!("-p {port} -k /tmp -c listen_addresses=127.0.0.1");
     run(&[
         pg_ctl.to_str().unwrap_or("pg_ctl"),

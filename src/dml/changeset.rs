@@ -414,6 +414,12 @@ impl<'a> Diff<'a> {
                         let new = to_json(&news[i], r)?;
                         let old = to_json(&olds[i], r)?;
                         if new != old {
+                            // At most the fields left: a pushed-to empty
+                            // Vec takes room for 4, 320 bytes a record
+                            // that changes one field (300 MB at 1M).
+                            if changes.is_empty() {
+                                changes.reserve_exact(self.fields.len() - i);
+                            }
                             changes.push(FieldChange {
                                 field: Arc::clone(field),
                                 old: if self.keep_old { old } else { Value::Null },

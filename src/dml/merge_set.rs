@@ -165,6 +165,9 @@ pub async fn build_merge_set(
                     if new == old {
                         continue;
                     }
+                    if changes.is_empty() {
+                        changes.reserve_exact(assignments.len() - j);
+                    }
                     let describe = plan.table.describe();
                     if let Some(why) = describe
                         .field(&a.field.api_name)
