@@ -93,7 +93,9 @@ impl Handlers {
             Arc::new(compat::CompatHook) as Arc<dyn QueryHook>,
             Arc::new(CursorStatementHook) as Arc<dyn QueryHook>,
             // Before SetShowHook: it notes what a SET replaces, for RESET.
-            Arc::new(reset::ResetHook),
+            Arc::new(reset::ResetHook::new(
+                engine.ctx.state().config().options().as_ref().clone(),
+            )),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ]);

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ParamValues;
+use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Reset, ResetStatement, Set, Statement};
@@ -173,10 +174,7 @@ async fn reset(client: &mut dyn HookClient, name: Option<String>) -> PgWireResul
         }
         Some(name) => {
             let Some((_, key, status)) = client_setting(&name) else {
-                return Err(user_error(
-                    "42704",
-                    format!("unrecognized configuration parameter \"{name}\""),
-                ));
+                return Err(unrecognized(&name));
             };
             statuses.extend(restore(client, key, *status));
         }
@@ -197,7 +195,7 @@ fn shown(
     statement: &Statement,
     client: &dyn HookClient,
     ctx: &SessionContext,
-) -> Option<(String, String)> {
+) -> Option<PgWireResult<(String, String)>> {
     let Statement::ShowVariable { variable } = statement else {
         return None;
     };
@@ -206,7 +204,31 @@ fn shown(
         .map(|i| i.value.to_ascii_lowercase())
         .collect::<Vec<_>>()
         .join(".");
+    let fixed = |value: &str| Some(Ok((name.clone(), value.to_string())));
     match name.as_str() {
+        // What PostgreSQL 15 reports, and sfsql does: UTF-8 text,
+        // standard strings, no superusers.
+        "server_encoding" => fixed("UTF8"),
+        "client_encoding" if !client.metadata().contains_key("client_encoding") => fixed("UTF8"),
+        "standard_conforming_strings" | "integer_datetimes" => fixed("on"),
+        "is_superuser" => fixed("off"),
+        "max_identifier_length" => fixed("63"),
+        "lc_collate" | "lc_ctype" => fixed("C"),
+        _ => None,
+    }
+    .or_else(|| known(&name, client, ctx))
+}
+
+/// The settings whose SHOW is answered here or by datafusion-postgres
+/// (`None` for the latter); an unknown name is 42704, as in PostgreSQL,
+/// not an empty value.
+fn known(
+    name: &str,
+    client: &dyn HookClient,
+    ctx: &SessionContext,
+) -> Option<PgWireResult<(String, String)>> {
+    let name = name.to_string();
+    let answer = match name.as_str() {
         "timezone" | "time.zone" => Some((
             "TimeZone".into(),
             client
@@ -218,16 +240,42 @@ fn shown(
         )),
         "server_version" => Some((name, super::compat::server_version())),
         "server_version_num" => Some((name, "150000".into())),
-        _ if name.starts_with("datafusion.") => ctx
-            .state()
-            .config()
-            .options()
-            .entries()
-            .into_iter()
-            .find(|e| e.key == name)
-            .map(|e| (name, e.value.unwrap_or_default())),
-        _ => None,
-    }
+        _ if name.starts_with("datafusion.") => {
+            let entry = ctx
+                .state()
+                .config()
+                .options()
+                .entries()
+                .into_iter()
+                .find(|e| e.key == name);
+            match entry {
+                Some(e) => Some((name, e.value.unwrap_or_default())),
+                None => return Some(Err(unrecognized(&name))),
+            }
+        }
+        // Answered by datafusion-postgres (from the client's settings).
+        "transaction_isolation"
+        | "transaction.isolation.level"
+        | "statement_timeout"
+        | "catalogs"
+        | "bytea_output"
+        | "datestyle"
+        | "intervalstyle"
+        | "extra_float_digits"
+        | "application_name"
+        | "search_path"
+        | "all" => None,
+        _ if client.metadata().contains_key(&name) || Settings::is_ours(&name) => None,
+        _ => return Some(Err(unrecognized(&name))),
+    };
+    answer.map(Ok)
+}
+
+fn unrecognized(name: &str) -> PgWireError {
+    user_error(
+        "42704",
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
 }
 
 async fn show(ctx: &SessionContext, name: &str, value: String) -> PgWireResult<Response> {
@@ -244,9 +292,46 @@ async fn show(ctx: &SessionContext, name: &str, value: String) -> PgWireResult<R
 
 /// Answers RESET and the SHOWs of `shown`; notes the value a SET replaces (then lets
 /// datafusion-postgres answer the SET).
-pub struct ResetHook;
+pub struct ResetHook {
+    /// DataFusion's options as every connection starts with them (the
+    /// engine's): what `RESET datafusion.*` and `RESET ALL` go back to.
+    defaults: ConfigOptions,
+}
 
 impl ResetHook {
+    pub fn new(defaults: ConfigOptions) -> Self {
+        ResetHook { defaults }
+    }
+
+    /// Put DataFusion's option `name` (every option for `None`) of this
+    /// connection back to the engine's value; 42704 for an unknown name.
+    fn reset_datafusion(&self, ctx: &SessionContext, name: Option<&str>) -> PgWireResult<()> {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let current = state.config().options().entries();
+        let mut options = self.defaults.clone();
+        if let Some(name) = name {
+            let name = name.to_ascii_lowercase();
+            if !current.iter().any(|e| e.key == name) {
+                return Err(unrecognized(&name));
+            }
+            let defaults = self.defaults.entries();
+            for e in current {
+                let default = defaults.iter().find(|d| d.key == e.key);
+                if e.key == name || default.is_some_and(|d| d.value == e.value) {
+                    continue;
+                }
+                // Another option this connection SET keeps its value.
+                if let Some(value) = &e.value {
+                    options
+                        .set(&e.key, value)
+                        .map_err(|err| user_error("22023", err.to_string()))?;
+                }
+            }
+        }
+        *state.config_mut().options_mut() = options;
+        Ok(())
+    }
     async fn handle(
         &self,
         statement: &Statement,
@@ -288,10 +373,26 @@ impl ResetHook {
             }
             return None;
         }
-        if let Some((name, value)) = shown(statement, client, ctx) {
-            return Some(show(ctx, &name, value).await);
+        if let Some(answer) = shown(statement, client, ctx) {
+            return Some(match answer {
+                Ok((name, value)) => show(ctx, &name, value).await,
+                Err(e) => Err(e),
+            });
         }
         let name = reset_target(statement)?;
+        let datafusion = match name.as_deref() {
+            None => Some(None),
+            Some(n) if n.to_ascii_lowercase().starts_with("datafusion.") => Some(Some(n)),
+            Some(_) => None,
+        };
+        if let Some(option) = datafusion {
+            if let Err(e) = self.reset_datafusion(ctx, option) {
+                return Some(Err(e));
+            }
+            if option.is_some() {
+                return Some(Ok(Response::Execution(Tag::new("RESET"))));
+            }
+        }
         let zone = name
             .as_deref()
             .is_none_or(|n| client_setting(n).is_some_and(|s| s.1 == "timezone"));
