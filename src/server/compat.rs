@@ -462,7 +462,9 @@ const PGCLI_FOREIGN_KEYS_PLANNED: &str = "
 /// equivalent one DataFusion can plan; matched on the parsed statement,
 /// so whitespace and case do not matter.
 fn known_query(statement: &Statement) -> Option<Statement> {
-    static KNOWN: std::sync::OnceLock<Vec<(String, Statement)>> = std::sync::OnceLock::new();
+    /// (shape, text) of a query sfsql knows, and its answer.
+    type Known = ((usize, String), String, Statement);
+    static KNOWN: std::sync::OnceLock<Vec<Known>> = std::sync::OnceLock::new();
     let known = KNOWN.get_or_init(|| {
         [(PGCLI_FOREIGN_KEYS, PGCLI_FOREIGN_KEYS_PLANNED)]
             .into_iter()
@@ -473,15 +475,31 @@ fn known_query(statement: &Statement) -> Option<Statement> {
                         .ok()
                         .and_then(|mut s| (!s.is_empty()).then(|| s.remove(0)))
                 };
-                Some((parse(asked)?.to_string().to_lowercase(), parse(answered)?))
+                let asked = parse(asked)?;
+                Some((shape(&asked)?, asked.to_string().to_lowercase(), parse(answered)?))
             })
             .collect()
     });
+    // Every query passes here: compare the cheap shape before the text.
+    let this = shape(statement)?;
+    let mut candidates = known.iter().filter(|(s, ..)| *s == this).peekable();
+    candidates.peek()?;
     let text = statement.to_string().to_lowercase();
-    known
-        .iter()
-        .find(|(asked, _)| *asked == text)
-        .map(|(_, answered)| answered.clone())
+    candidates
+        .find(|(_, asked, _)| *asked == text)
+        .map(|(.., answered)| answered.clone())
+}
+
+/// A SELECT's number of output columns and its first one, lower-cased.
+fn shape(statement: &Statement) -> Option<(usize, String)> {
+    let Statement::Query(q) = statement else {
+        return None;
+    };
+    let ast::SetExpr::Select(select) = q.body.as_ref() else {
+        return None;
+    };
+    let first = select.projection.first()?;
+    Some((select.projection.len(), first.to_string().to_lowercase()))
 }
 
 /// A scalar subquery that looks a value up in pg_catalog, such as
