@@ -339,9 +339,8 @@ impl BulkIngestWriter {
         }
         let mut report = BulkReport::default();
         let mut chunks = CsvChunks::new(columns, self.max_upload_bytes);
-        // (hash of the row's cells, row within its job) for the job being
-        // filled: how result rows, which echo the input, find their row.
-        let mut keys: Vec<(u64, u32)> = Vec::new();
+        // The rows of the job being filled, by the hash of their cells.
+        let mut keys = KeyPool::default();
         let mut start = 0;
         let mut stop: Option<String> = None;
         for (i, row) in rows.enumerate() {
@@ -353,7 +352,7 @@ impl BulkIngestWriter {
                     .await;
                 start = i;
             }
-            keys.push((hash, (i - start) as u32));
+            keys.push(hash);
         }
         if let Some(last) = chunks.finish() {
             self.run_chunk(last, start..total, keys, events, &mut report, &mut stop)
@@ -367,7 +366,7 @@ impl BulkIngestWriter {
         &self,
         csv: Vec<u8>,
         range: std::ops::Range<usize>,
-        mut keys: Vec<(u64, u32)>,
+        mut keys: KeyPool,
         events: &mut dyn JobEvents,
         report: &mut BulkReport,
         stop: &mut Option<String>,
@@ -379,7 +378,6 @@ impl BulkIngestWriter {
             events.finished(range, results, 0);
             return;
         }
-        keys.sort_unstable();
         events.sending(range.clone());
         let calls_before = report.calls;
         if let Err((sent, e)) = self.run_job(csv, &mut keys, &mut results, report).await {
@@ -410,7 +408,7 @@ impl BulkIngestWriter {
     async fn run_job(
         &self,
         csv: Vec<u8>,
-        keys: &mut [(u64, u32)],
+        keys: &mut KeyPool,
         results: &mut JobResults,
         report: &mut BulkReport,
     ) -> Result<(), (bool, SalesforceError)> {
@@ -525,7 +523,7 @@ impl BulkIngestWriter {
         &self,
         path: &str,
         kind: &str,
-        keys: &mut [(u64, u32)],
+        keys: &mut KeyPool,
         results: &mut JobResults,
         report: &mut BulkReport,
     ) -> Result<(), SalesforceError> {
@@ -544,7 +542,7 @@ impl BulkIngestWriter {
             let (Some(first), Some(second)) = (row.get(0), row.get(1)) else {
                 continue;
             };
-            let Some(index) = take_key(keys, row.iter().skip(2)) else {
+            let Some(index) = keys.take(row.iter().skip(2)) else {
                 continue;
             };
             results.slots[index] = if kind == "successfulResults" {
@@ -563,7 +561,7 @@ impl BulkIngestWriter {
         &self,
         path: &str,
         reason: String,
-        keys: &mut [(u64, u32)],
+        keys: &mut KeyPool,
         results: &mut JobResults,
         report: &mut BulkReport,
     ) -> Result<(), SalesforceError> {
@@ -577,7 +575,7 @@ impl BulkIngestWriter {
             .read_record(&mut row)
             .map_err(|e| self.bad_csv("unprocessedrecords", e))?
         {
-            if let Some(index) = take_key(keys, row.iter()) {
+            if let Some(index) = keys.take(row.iter()) {
                 results.slots[index] = Slot::Unprocessed;
             }
         }
@@ -628,17 +626,84 @@ pub(super) async fn wait_for_job(
     }
 }
 
-/// The row of the job whose cells hash like `cells`, taken from the pool
-/// (sorted by hash) so that identical rows are each matched once.
-fn take_key<'a>(keys: &mut [(u64, u32)], cells: impl Iterator<Item = &'a str>) -> Option<usize> {
-    let key = row_hash(cells);
-    let first = keys.partition_point(|(h, _)| *h < key);
-    keys[first..]
-        .iter_mut()
-        .take_while(|(h, _)| *h == key)
-        .find(|(_, row)| *row != TAKEN)
-        .map(|(_, row)| std::mem::replace(row, TAKEN) as usize)
+/// The rows of one job by the hash of their cells: how result rows, which
+/// echo the input, find their row, each row matched once (identical rows
+/// too). Salesforce writes a result file in upload order as a rule, not a
+/// promise: the row after the last one matched is tried first, and only a
+/// miss searches a pool sorted by hash (built at the first miss).
+#[derive(Debug, Default)]
+struct KeyPool {
+    /// The hash of each row's cells, by row.
+    hashes: Vec<u64>,
+    /// Rows already matched to a result row.
+    taken: Vec<bool>,
+    /// The row tried first: the one after the last matched.
+    next: usize,
+    /// (hash, row), sorted; built at the first miss of the in-order guess.
+    sorted: Option<Vec<(u64, u32)>>,
 }
 
-/// A pool entry already matched to a result row.
-const TAKEN: u32 = u32::MAX;
+impl KeyPool {
+    fn push(&mut self, hash: u64) {
+        self.hashes.push(hash);
+        self.taken.push(false);
+    }
+
+    /// The untaken row whose cells hash like `cells`, now taken.
+    fn take<'a>(&mut self, cells: impl Iterator<Item = &'a str>) -> Option<usize> {
+        let key = row_hash(cells);
+        let next = self.next;
+        let row = if self.hashes.get(next) == Some(&key) && !self.taken[next] {
+            next
+        } else {
+            let hashes = &self.hashes;
+            let sorted = self.sorted.get_or_insert_with(|| {
+                let mut pool: Vec<(u64, u32)> = hashes
+                    .iter()
+                    .enumerate()
+                    .map(|(row, h)| (*h, row as u32))
+                    .collect();
+                pool.sort_unstable();
+                pool
+            });
+            let first = sorted.partition_point(|(h, _)| *h < key);
+            sorted[first..]
+                .iter()
+                .take_while(|(h, _)| *h == key)
+                .map(|(_, row)| *row as usize)
+                .find(|row| !self.taken[*row])?
+        };
+        self.taken[row] = true;
+        self.next = row + 1;
+        Some(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(rows: &[&str]) -> KeyPool {
+        let mut pool = KeyPool::default();
+        for r in rows {
+            pool.push(row_hash(std::iter::once(*r)));
+        }
+        pool
+    }
+
+    #[test]
+    fn result_rows_find_their_row_in_order_out_of_order_and_once() {
+        let mut keys = pool(&["a", "b", "a", "c"]);
+        // In upload order: each guess hits, no sorted pool is built.
+        assert_eq!(keys.take(std::iter::once("a")), Some(0));
+        assert_eq!(keys.take(std::iter::once("b")), Some(1));
+        assert!(keys.sorted.is_none());
+        // Out of order: found through the pool, and the guess goes on from there.
+        assert_eq!(keys.take(std::iter::once("c")), Some(3));
+        assert!(keys.sorted.is_some());
+        // Identical rows are each matched once.
+        assert_eq!(keys.take(std::iter::once("a")), Some(2));
+        assert_eq!(keys.take(std::iter::once("a")), None);
+        assert_eq!(keys.take(std::iter::once("zzz")), None);
+    }
+}

@@ -110,6 +110,22 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE run ADD COLUMN not_before INTEGER;
     CREATE INDEX run_waiting ON run (not_before) WHERE status = 'waiting';
     "#,
+    // 9: per-record outcomes a batch per row (state/record_chunks.rs):
+    // records `first_seq .. first_seq + n` of a run, their ids and match
+    // keys in `records`, their outcomes run-length encoded in `outcomes`.
+    // Records stored before stay in run_record and are read from there.
+    r#"
+    CREATE TABLE run_record_chunk (
+        runid     INTEGER NOT NULL REFERENCES run (runid) ON DELETE CASCADE,
+        first_seq INTEGER NOT NULL,
+        n         INTEGER NOT NULL,
+        sobject   TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        records   BLOB NOT NULL,
+        outcomes  BLOB NOT NULL,
+        PRIMARY KEY (runid, first_seq)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn current_version() -> i64 {

@@ -11,6 +11,7 @@
 mod jobs;
 mod migrations;
 mod owner;
+mod record_chunks;
 mod runs;
 mod waiting;
 mod write_log;

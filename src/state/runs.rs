@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{StateError, Store, from_micros, to_micros};
+use super::{StateError, Store, from_micros, record_chunks, to_micros};
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,7 +371,8 @@ impl Store {
     }
 
     /// Delete the per-record outcomes of finished runs that started
-    /// before `cutoff`, `batch` rows per transaction so the SQLite writer
+    /// before `cutoff`, `batch` rows of each table per transaction (a chunk
+    /// row holds up to `record_chunks::CHUNK` records) so the SQLite writer
     /// (and this store's mutex) is never held long; run rows are kept.
     /// Returns the records deleted.
     pub fn purge_records_before(
@@ -385,17 +386,33 @@ impl Store {
                 let mut conn = self.lock()?;
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let n = tx.execute(
+                let rows = tx.execute(
                     "DELETE FROM run_record WHERE rowid IN (
                        SELECT rowid FROM run_record WHERE runid IN (
                          SELECT runid FROM run WHERE start_time < ?1 AND status <> 'running')
                        LIMIT ?2)",
                     params![to_micros(cutoff), batch as i64],
                 )?;
+                let chunks: Vec<(i64, i64, i64)> = tx
+                    .prepare(
+                        "SELECT runid, first_seq, n FROM run_record_chunk WHERE runid IN (
+                           SELECT runid FROM run WHERE start_time < ?1 AND status <> 'running')
+                         LIMIT ?2",
+                    )?
+                    .query_map(params![to_micros(cutoff), batch as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut delete =
+                    tx.prepare("DELETE FROM run_record_chunk WHERE runid = ?1 AND first_seq = ?2")?;
+                for (runid, first, _) in &chunks {
+                    delete.execute(params![runid, first])?;
+                }
+                drop(delete);
                 tx.commit()?;
-                n
+                total += rows + chunks.iter().map(|(_, _, k)| *k as usize).sum::<usize>();
+                rows.max(chunks.len())
             };
-            total += n;
             if n < batch {
                 return Ok(total);
             }
@@ -424,27 +441,82 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Per-record outcomes, of one run when given.
+    /// Per-record outcomes, of one run when given, by run and record
+    /// number: the rows stored a record each before schema version 9 and
+    /// the chunks stored since.
     pub fn records(&self, runid: Option<i64>) -> Result<Vec<RecordRow>, StateError> {
         let conn = self.lock()?;
+        let mut numbered: Vec<(i64, i64, RecordRow)> = Vec::new();
         let mut stmt = conn.prepare(
-            "SELECT runid, sobject, record_id, match_key, action, status, error_code, message,
-                    fields
+            "SELECT runid, seq, sobject, record_id, match_key, action, status, error_code,
+                    message, fields
              FROM run_record WHERE ?1 IS NULL OR runid = ?1 ORDER BY runid, seq",
         )?;
-        let rows = stmt.query_map([runid], |r| {
-            Ok(RecordRow {
-                runid: r.get(0)?,
-                sobject: r.get(1)?,
-                record_id: r.get(2)?,
-                match_key: r.get(3)?,
-                action: r.get(4)?,
-                status: r.get(5)?,
-                error_code: r.get(6)?,
-                message: r.get(7)?,
-                fields: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query([runid])?;
+        while let Some(r) = rows.next()? {
+            numbered.push((
+                r.get(0)?,
+                r.get(1)?,
+                RecordRow {
+                    runid: r.get(0)?,
+                    sobject: r.get(2)?,
+                    record_id: r.get(3)?,
+                    match_key: r.get(4)?,
+                    action: r.get(5)?,
+                    status: r.get(6)?,
+                    error_code: r.get(7)?,
+                    message: r.get(8)?,
+                    fields: r.get(9)?,
+                },
+            ));
+        }
+        let old = numbered.len();
+        let mut stmt = conn.prepare(
+            "SELECT runid, first_seq, n, sobject, action, records, outcomes
+             FROM run_record_chunk WHERE ?1 IS NULL OR runid = ?1 ORDER BY runid, first_seq",
+        )?;
+        let mut rows = stmt.query([runid])?;
+        while let Some(r) = rows.next()? {
+            let (run, first, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let (sobject, action): (String, String) = (r.get(3)?, r.get(4)?);
+            let (records, outcomes): (Vec<u8>, Vec<u8>) = (r.get(5)?, r.get(6)?);
+            let outcomes = record_chunks::decode_outcomes(&outcomes)?;
+            let records = record_chunks::decode_records(&records)?;
+            let each = outcomes
+                .iter()
+                .flat_map(|(k, o)| std::iter::repeat_n(o, *k));
+            if records.len() != n as usize
+                || outcomes.iter().map(|(k, _)| k).sum::<usize>() != records.len()
+            {
+                return Err(StateError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+                    6,
+                    rusqlite::types::Type::Blob,
+                    format!("run {run}: records {first}.. do not match their outcomes; the state store is damaged").into(),
+                )));
+            }
+            for (k, ((id, key), o)) in records.into_iter().zip(each).enumerate() {
+                numbered.push((
+                    run,
+                    first + k as i64,
+                    RecordRow {
+                        runid: run,
+                        sobject: sobject.clone(),
+                        record_id: id.to_string(),
+                        match_key: key.map(str::to_string),
+                        action: action.clone(),
+                        status: o.status.to_string(),
+                        error_code: o.error_code.map(str::to_string),
+                        message: o.message.map(str::to_string),
+                        fields: o.fields.as_deref().map(str::to_string),
+                    },
+                ));
+            }
+        }
+        // Each part is in order; a run with records in both (logged across
+        // the upgrade) needs them merged.
+        if old > 0 && old < numbered.len() {
+            numbered.sort_by_key(|(run, seq, _)| (*run, *seq));
+        }
+        Ok(numbered.into_iter().map(|(_, _, r)| r).collect())
     }
 }

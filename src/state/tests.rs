@@ -386,6 +386,107 @@ fn records_announced_and_settled_in_batches_keep_their_place() {
     );
 }
 
+/// 25,000 records sent at once are stored in chunks of 10,000; settled
+/// in batches that cut across chunks, with a failure and created ids, each
+/// record reads back in its place; a job run's second write goes on after
+/// the records an older sfsql stored a row each.
+#[test]
+fn many_records_are_stored_in_chunks_and_read_back_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let (origin, runid) = job_run(&store, StopSignal::default());
+    // A record stored before schema version 9, a row of its own.
+    store
+        .lock()
+        .expect("lock")
+        .execute(
+            "INSERT INTO run_record (runid, seq, sobject, record_id, action, status)
+             VALUES (?1, 1, 'Contact', '003OLD', 'update', 'updated')",
+            [runid],
+        )
+        .expect("old row");
+    let mut create = target();
+    create.action = "insert";
+    let log = store
+        .begin_write(&origin, "INSERT many", &create)
+        .expect("begin");
+    let n = 25_000;
+    let flying: Vec<RecordOutcome> = (0..n)
+        .map(|i| RecordOutcome {
+            id: String::new(),
+            match_key: Some(format!("k{i}")),
+            status: OutcomeStatus::Unknown,
+            error_code: Some("UNKNOWN_OUTCOME".into()),
+            message: Some("sent".into()),
+            fields: vec![],
+        })
+        .collect();
+    log.sending(&flying);
+    let chunks: i64 = store
+        .lock()
+        .expect("lock")
+        .query_row(
+            "SELECT count(*) FROM run_record_chunk WHERE runid = ?1",
+            [runid],
+            |r| r.get(0),
+        )
+        .expect("chunks");
+    assert_eq!(chunks, 3);
+    let done: Vec<RecordOutcome> = (0..n)
+        .map(|i| {
+            if i == 12_345 {
+                RecordOutcome {
+                    match_key: Some(format!("k{i}")),
+                    ..outcome("", OutcomeStatus::Failed, Some("REQUIRED_FIELD_MISSING"))
+                }
+            } else {
+                RecordOutcome {
+                    match_key: Some(format!("k{i}")),
+                    ..outcome(&format!("00T{i:06}"), OutcomeStatus::Created, None)
+                }
+            }
+        })
+        .collect();
+    // Settled in two batches, the first ending inside the second chunk.
+    log.sent(&done[..13_000], 0);
+    let half = store.records(Some(runid)).expect("records");
+    assert_eq!(half[13_001].status, "unknown");
+    assert_eq!(half[13_001].error_code.as_deref(), Some("UNKNOWN_OUTCOME"));
+    log.sent(&done[13_000..], 5);
+    let records = store.records(Some(runid)).expect("records");
+    assert_eq!(records.len(), n + 1);
+    assert_eq!(
+        (records[0].record_id.as_str(), records[0].action.as_str()),
+        ("003OLD", "update")
+    );
+    for (i, r) in records[1..].iter().enumerate() {
+        assert_eq!(r.match_key, Some(format!("k{i}")));
+        assert_eq!(r.action, "insert");
+        if i == 12_345 {
+            assert_eq!(
+                (r.record_id.as_str(), r.status.as_str()),
+                ("", "failed")
+            );
+            assert_eq!(r.error_code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
+            assert_eq!(r.fields.as_deref(), Some("Title"));
+        } else {
+            assert_eq!(r.record_id, format!("00T{i:06}"));
+            assert_eq!(r.status, "created");
+            assert_eq!(r.error_code, None);
+        }
+    }
+    let run = store.run(runid).expect("run").expect("row");
+    assert_eq!(run.counts[2], n as i64 - 1, "created");
+    // The next write of this run numbers its records after all of these.
+    let again = store
+        .begin_write(&origin, "INSERT more", &create)
+        .expect("begin");
+    again.not_sent(&[outcome("003Z", OutcomeStatus::Unchanged, None)]);
+    let records = store.records(Some(runid)).expect("records");
+    assert_eq!(records.len(), n + 2);
+    assert_eq!(records[n + 1].record_id, "003Z");
+}
+
 #[test]
 fn a_write_cut_short_leaves_every_record_sent_in_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -2,14 +2,15 @@
 //! request's records are stored before it goes out (as `unknown`) and
 //! settled when it answers, so a timeout, a cancel or a `kill -9` mid-write
 //! leaves every record sent in `cron.job_run_records`, with run counts
-//! that add up at every moment.
+//! that add up at every moment. Records are stored a batch per row (see
+//! [`record_chunks`](super::record_chunks)).
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Transaction, params};
 
-use super::{StateError, Store, to_micros};
+use super::{StateError, Store, record_chunks, to_micros};
 use crate::dml::{OutcomeStatus, RecordOutcome, UpdateSummary, WriteSink};
 use crate::session::{Origin, RunRecorder, StopSignal, WriteLog, WriteTarget};
 
@@ -56,10 +57,6 @@ fn bump_statuses(
         bump(tx, runid, count_column(status), n as i64)?;
     }
     Ok(())
-}
-
-fn fields(o: &RecordOutcome) -> Option<String> {
-    (!o.fields.is_empty()).then(|| o.fields.join(","))
 }
 
 /// One write's log in the store.
@@ -116,25 +113,7 @@ impl StoreWriteLog {
         outcomes: &[RecordOutcome],
     ) -> rusqlite::Result<i64> {
         let base = state.next_seq;
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO run_record (runid, seq, sobject, record_id, match_key, action, status,
-                                     error_code, message, fields)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for (i, o) in outcomes.iter().enumerate() {
-            stmt.execute(params![
-                self.runid,
-                base + i as i64,
-                self.sobject,
-                o.id,
-                o.match_key,
-                self.action,
-                o.status.as_str(),
-                o.error_code,
-                o.message,
-                fields(o),
-            ])?;
-        }
+        record_chunks::insert(tx, self.runid, base, &self.sobject, self.action, outcomes)?;
         state.next_seq = base + outcomes.len() as i64;
         bump(tx, self.runid, "rows_matched", outcomes.len() as i64)?;
         Ok(base)
@@ -169,22 +148,7 @@ impl WriteSink for StoreWriteLog {
                         .in_flight
                         .push_front((base + now.len() as i64, n - now.len()));
                 }
-                let mut stmt = tx.prepare_cached(
-                    "UPDATE run_record SET record_id = ?3, status = ?4, error_code = ?5,
-                            message = ?6, fields = ?7
-                     WHERE runid = ?1 AND seq = ?2",
-                )?;
-                for (i, o) in now.iter().enumerate() {
-                    stmt.execute(params![
-                        self.runid,
-                        base + i as i64,
-                        o.id,
-                        o.status.as_str(),
-                        o.error_code,
-                        o.message,
-                        fields(o),
-                    ])?;
-                }
+                record_chunks::settle(tx, self.runid, base, now)?;
                 bump(tx, self.runid, "rows_unknown", -(now.len() as i64))?;
                 rest = later;
             }
@@ -295,11 +259,7 @@ impl Store {
                 (tx.last_insert_rowid(), None)
             }
         };
-        let next_seq: i64 = tx.query_row(
-            "SELECT coalesce(max(seq), 0) + 1 FROM run_record WHERE runid = ?1",
-            [runid],
-            |r| r.get(0),
-        )?;
+        let next_seq = record_chunks::next_seq(&tx, runid)?;
         tx.commit()?;
         Ok(StoreWriteLog {
             store: self.clone(),
