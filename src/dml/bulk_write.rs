@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::changeset::{Action, ChangeSet, RecordChange, WriteOp};
 use super::write::{OutcomeStatus, RecordOutcome, SINK_BATCH, WriteSink, announce};
 use crate::salesforce::{
-    BulkIngestWriter, BulkOperation, BulkRecordResult, JobEvents, JobResults, PollPolicy,
+    BulkIngestWriter, BulkOperation, BulkRecordResult, Cell, JobEvents, JobResults, PollPolicy,
     SalesforceClient,
 };
 
@@ -225,14 +225,14 @@ pub async fn write_through_bulk(
         let r = &set.records[i];
         let mut row = vec![None; columns.len()];
         if with_id {
-            row[0] = Some(serde_json::Value::String(r.id.clone().unwrap_or_default()));
+            row[0] = Some(Cell::Text(r.id.as_deref().unwrap_or_default()));
         }
         for c in &r.changes {
             if let Some(k) = columns
                 .iter()
                 .position(|k| k.eq_ignore_ascii_case(&c.field))
             {
-                row[k] = Some(c.new.clone());
+                row[k] = Some(Cell::Value(&c.new));
             }
         }
         row

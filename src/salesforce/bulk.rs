@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::SalesforceError;
-use super::bulk_csv::{CsvChunks, encode_cell, parse_sf_error};
+use super::bulk_csv::{CsvChunks, encode_cell_into, parse_sf_error};
 use super::client::{Payload, SalesforceClient};
 use super::types::SaveError;
 
@@ -257,6 +257,15 @@ fn row_hash<'a>(cells: impl Iterator<Item = &'a str>) -> u64 {
     h.finish()
 }
 
+/// One cell of an upload row, borrowed from where the write holds it.
+#[derive(Debug, Clone, Copy)]
+pub enum Cell<'a> {
+    /// Text as it is (a record Id).
+    Text(&'a str),
+    /// A field value, encoded by Bulk's rules (`#N/A` clears the field).
+    Value(&'a Value),
+}
+
 impl BulkIngestWriter {
     pub fn new(client: Arc<SalesforceClient>, object: &str, operation: BulkOperation) -> Self {
         BulkIngestWriter {
@@ -310,9 +319,10 @@ impl BulkIngestWriter {
         rows: Vec<Vec<Option<Value>>>,
     ) -> Result<BulkReport, SalesforceError> {
         let mut all = Collect(Vec::with_capacity(rows.len()));
-        let mut report = self
-            .write_jobs(columns, &mut rows.into_iter(), &mut all)
-            .await?;
+        let mut cells = rows
+            .iter()
+            .map(|row| row.iter().map(|c| c.as_ref().map(Cell::Value)).collect());
+        let mut report = self.write_jobs(columns, &mut cells, &mut all).await?;
         report.results = all.0;
         Ok(report)
     }
@@ -323,7 +333,7 @@ impl BulkIngestWriter {
     pub async fn write_jobs(
         &self,
         columns: &[String],
-        rows: &mut (dyn ExactSizeIterator<Item = Vec<Option<Value>>> + Send),
+        rows: &mut (dyn ExactSizeIterator<Item = Vec<Option<Cell<'_>>>> + Send),
         events: &mut dyn JobEvents,
     ) -> Result<BulkReport, SalesforceError> {
         let total = rows.len();
@@ -343,8 +353,13 @@ impl BulkIngestWriter {
         let mut keys = KeyPool::default();
         let mut start = 0;
         let mut stop: Option<String> = None;
+        // One buffer per column, reused row after row.
+        let mut cells: Vec<String> = Vec::new();
         for (i, row) in rows.enumerate() {
-            let cells: Vec<String> = row.iter().map(|c| encode_cell(c.as_ref())).collect();
+            cells.resize_with(row.len(), String::new);
+            for (cell, value) in cells.iter_mut().zip(&row) {
+                encode_cell_into(*value, cell);
+            }
             let hash = row_hash(cells.iter().map(String::as_str));
             if let Some(full) = chunks.push(&cells) {
                 let job_keys = std::mem::take(&mut keys);

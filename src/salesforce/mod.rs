@@ -20,8 +20,8 @@ pub use analytics::{
     ReportCell, ReportColumn, ReportDescribe, ReportFilter, ReportRun, RunRequest,
 };
 pub use bulk::{
-    BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, DAILY_RECORD_LIMIT, JobEvents,
-    JobObserver, JobProgress, JobResults, MAX_UPLOAD_BYTES, PollPolicy,
+    BulkIngestWriter, BulkOperation, BulkRecordResult, BulkReport, Cell, DAILY_RECORD_LIMIT,
+    JobEvents, JobObserver, JobProgress, JobResults, MAX_UPLOAD_BYTES, PollPolicy,
 };
 pub use bulk_query::{BULK_PAGE_RECORDS, BulkQueryOptions, CsvPage};
 pub use client::{ApiUsage, MAX_BATCH, QueryPage, SalesforceClient};

@@ -463,10 +463,7 @@ fn many_records_are_stored_in_chunks_and_read_back_in_place() {
         assert_eq!(r.match_key, Some(format!("k{i}")));
         assert_eq!(r.action, "insert");
         if i == 12_345 {
-            assert_eq!(
-                (r.record_id.as_str(), r.status.as_str()),
-                ("", "failed")
-            );
+            assert_eq!((r.record_id.as_str(), r.status.as_str()), ("", "failed"));
             assert_eq!(r.error_code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
             assert_eq!(r.fields.as_deref(), Some("Title"));
         } else {
