@@ -375,12 +375,19 @@ impl<'a> Diff<'a> {
                 safe: false,
                 format_options: FormatOptions::default(),
             };
-            let new = cast_with_options(new, target_type, &strict).map_err(|e| {
-                DmlError::Value(format!(
-                    "the value for {} cannot become a Salesforce {} ({}): {e}; cast or clean it in the SET expression",
-                    a.column, a.field.sf_type, target_type
-                ))
-            })?;
+            let new = match cast_with_options(new, target_type, &strict) {
+                Ok(cast) => NewValues { cast, text: None },
+                // A dry run lists the rows: values that do not convert stay
+                // the source's text, and the dry run shows each as an
+                // `invalid` row (validate::refusals) beside the rest.
+                Err(_) if self.keep_old => NewValues::lenient(new, target_type)?,
+                Err(e) => {
+                    return Err(DmlError::Value(format!(
+                        "the value for {} cannot become a Salesforce {} ({}): {e}; cast or clean it in the SET expression",
+                        a.column, a.field.sf_type, target_type
+                    )));
+                }
+            };
             news.push(new);
             olds.push(Arc::clone(batch.column(3 + 2 * i)));
         }
@@ -411,7 +418,7 @@ impl<'a> Diff<'a> {
                     })?;
                     let mut changes = Vec::new();
                     for (i, field) in self.fields.iter().enumerate() {
-                        let new = to_json(&news[i], r)?;
+                        let new = news[i].value(r)?;
                         let old = to_json(&olds[i], r)?;
                         if new != old {
                             // At most the fields left: a pushed-to empty
@@ -459,7 +466,7 @@ impl<'a> Diff<'a> {
         &mut self,
         index: u32,
         key: Option<&str>,
-        news: &[ArrayRef],
+        news: &[NewValues],
         olds: &[ArrayRef],
         r: usize,
     ) -> Result<(), DmlError> {
@@ -485,7 +492,7 @@ impl<'a> Diff<'a> {
         // change) the record's current value, which this row reads too.
         let mut differs = false;
         for (i, field) in self.fields.iter().enumerate() {
-            let new = to_json(&news[i], r)?;
+            let new = news[i].value(r)?;
             let first = match record.changes.iter().find(|c| c.field == *field) {
                 Some(c) => c.new.clone(),
                 None => to_json(&olds[i], r)?,
@@ -615,6 +622,41 @@ fn newest_per_key<'r>(
 
 /// An Arrow value (already in the column's Salesforce-derived type) as the
 /// JSON Salesforce expects in a write.
+/// A SET column cast to its field's type. In a dry run, values that do
+/// not convert (a write stops on them with 22P02) are kept as the source's
+/// text, so the dry run can list them as `invalid` rows beside the rest.
+struct NewValues {
+    cast: ArrayRef,
+    /// The source as text, when some values did not convert.
+    text: Option<ArrayRef>,
+}
+
+impl NewValues {
+    fn lenient(values: &ArrayRef, target: &DataType) -> Result<Self, DmlError> {
+        let lenient = CastOptions::default();
+        let cast = cast_with_options(values, target, &lenient)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        let text = cast_with_options(values, &DataType::Utf8, &lenient)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        Ok(NewValues {
+            cast,
+            text: Some(text),
+        })
+    }
+
+    fn value(&self, row: usize) -> Result<Value, DmlError> {
+        if let Some(text) = &self.text
+            && self.cast.is_null(row)
+            && !text.is_null(row)
+        {
+            return Ok(Value::String(
+                text.as_string::<i32>().value(row).to_string(),
+            ));
+        }
+        to_json(&self.cast, row)
+    }
+}
+
 pub fn to_json(array: &ArrayRef, row: usize) -> Result<Value, DmlError> {
     if array.is_null(row) {
         return Ok(Value::Null);

@@ -67,11 +67,13 @@ pub fn refusals(set: &ChangeSet, describe: &SObjectDescribe) -> Vec<Refusal> {
             let Some(field) = describe.field(&c.field) else {
                 continue;
             };
-            let problem = if creating {
-                create_problem(field, &c.new)
-            } else {
-                value_problem(field, &c.new)
-            };
+            let problem = cast_problem(field, &c.new).or_else(|| {
+                if creating {
+                    create_problem(field, &c.new)
+                } else {
+                    value_problem(field, &c.new)
+                }
+            });
             if let Some((code, why)) = problem {
                 out.push(Refusal {
                     record,
@@ -83,6 +85,30 @@ pub fn refusals(set: &ChangeSet, describe: &SObjectDescribe) -> Vec<Refusal> {
         }
     }
     out
+}
+
+/// A dry run's value left as the source's text because it does not
+/// convert to its field's type (see changeset::NewValues): a number or
+/// boolean field given text, a date or time that does not parse.
+fn cast_problem(field: &FieldDescribe, value: &Value) -> Option<(&'static str, String)> {
+    use chrono::{DateTime, NaiveDate, NaiveTime};
+    let Value::String(s) = value else { return None };
+    let fits = match field.field_type.as_str() {
+        "boolean" | "int" | "long" | "double" | "currency" | "percent" => false,
+        "date" => NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+        "datetime" => DateTime::parse_from_rfc3339(s).is_ok(),
+        "time" => NaiveTime::parse_from_str(s.trim_end_matches('Z'), "%H:%M:%S%.f").is_ok(),
+        _ => true,
+    };
+    (!fits).then(|| {
+        (
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            format!(
+                "'{s}' cannot become a Salesforce {}; cast or clean it in the SET expression",
+                field.field_type
+            ),
+        )
+    })
 }
 
 /// Why a value does not fit its field, or `None` when it does.
@@ -167,6 +193,39 @@ mod tests {
                 .contains("allowed: Completed")
         );
         assert!(check_value(&p, &Value::Null).is_none());
+    }
+
+    /// What changeset's to_json writes for each type passes; a dry run's
+    /// unconverted source text does not.
+    #[test]
+    fn only_text_that_did_not_convert_is_a_cast_refusal() {
+        let typed = |t: &str| field(json!({"name":"F","type":t}));
+        for (t, good) in [
+            ("date", json!("2026-05-01")),
+            ("datetime", json!("2026-05-01T09:30:00.000Z")),
+            ("time", json!("09:30:00.000Z")),
+            ("boolean", json!(true)),
+            ("double", json!(9.5)),
+            ("currency", json!(12)),
+            ("string", json!("anything")),
+        ] {
+            assert_eq!(cast_problem(&typed(t), &good), None, "{t}");
+            assert_eq!(cast_problem(&typed(t), &Value::Null), None, "{t}");
+        }
+        for (t, bad) in [
+            ("date", "not a date"),
+            ("datetime", "yesterday"),
+            ("time", "noon"),
+            ("boolean", "maybe"),
+            ("percent", "12%"),
+        ] {
+            let (code, why) = cast_problem(&typed(t), &json!(bad)).expect(t);
+            assert_eq!(code, "INVALID_TYPE_ON_FIELD_IN_RECORD");
+            assert!(
+                why.contains(&format!("'{bad}' cannot become a Salesforce {t}")),
+                "{why}"
+            );
+        }
     }
 
     #[test]
