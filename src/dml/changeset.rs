@@ -376,7 +376,7 @@ impl<'a> Diff<'a> {
                 format_options: FormatOptions::default(),
             };
             let new = match cast_with_options(new, target_type, &strict) {
-                Ok(cast) => NewValues { cast, text: None },
+                Ok(cast) => NewValues::converted(cast),
                 // A dry run lists the rows: values that do not convert stay
                 // the source's text, and the dry run shows each as an
                 // `invalid` row (validate::refusals) beside the rest.
@@ -625,14 +625,19 @@ fn newest_per_key<'r>(
 /// A SET column cast to its field's type. In a dry run, values that do
 /// not convert (a write stops on them with 22P02) are kept as the source's
 /// text, so the dry run can list them as `invalid` rows beside the rest.
-struct NewValues {
+pub(super) struct NewValues {
     cast: ArrayRef,
     /// The source as text, when some values did not convert.
     text: Option<ArrayRef>,
 }
 
 impl NewValues {
-    fn lenient(values: &ArrayRef, target: &DataType) -> Result<Self, DmlError> {
+    /// Values that converted, all of them.
+    pub(super) fn converted(cast: ArrayRef) -> Self {
+        NewValues { cast, text: None }
+    }
+
+    pub(super) fn lenient(values: &ArrayRef, target: &DataType) -> Result<Self, DmlError> {
         let lenient = CastOptions::default();
         let cast = cast_with_options(values, target, &lenient)
             .map_err(datafusion::error::DataFusionError::from)?;
@@ -644,7 +649,7 @@ impl NewValues {
         })
     }
 
-    fn value(&self, row: usize) -> Result<Value, DmlError> {
+    pub(super) fn value(&self, row: usize) -> Result<Value, DmlError> {
         if let Some(text) = &self.text
             && self.cast.is_null(row)
             && !text.is_null(row)

@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::ast::{Expr, Insert, ObjectName, ObjectNamePart, 
 use serde_json::{Map, Value};
 
 use super::DmlError;
-use super::changeset::{ChangeSet, RecordChange, WriteOp, to_json};
+use super::changeset::{ChangeSet, NewValues, RecordChange, WriteOp};
 use super::upsert::{Conflict, plan_conflict};
 use super::validate::{check_create_value, required_on_create};
 use crate::provider::SObjectTable;
@@ -174,18 +174,24 @@ pub async fn build_records(
         };
         let mut columns = Vec::new();
         for (i, f) in plan.fields.iter().enumerate() {
-            columns.push(cast_with_options(batch.column(i), &types[i], &strict).map_err(|e| {
-                DmlError::Value(format!(
-                    "the value for {} cannot become a Salesforce {}: {e}; cast or clean it in the SELECT",
-                    f.name.to_ascii_lowercase(),
-                    f.field_type
-                ))
-            })?);
+            columns.push(match cast_with_options(batch.column(i), &types[i], &strict) {
+                Ok(cast) => NewValues::converted(cast),
+                // A dry run lists each value that does not convert as an
+                // `invalid` row (validate::refusals) beside the rest.
+                Err(_) if dry_run => NewValues::lenient(batch.column(i), &types[i])?,
+                Err(e) => {
+                    return Err(DmlError::Value(format!(
+                        "the value for {} cannot become a Salesforce {}: {e}; cast or clean it in the SELECT",
+                        f.name.to_ascii_lowercase(),
+                        f.field_type
+                    )));
+                }
+            });
         }
         for row in 0..batch.num_rows() {
             let mut m = Map::new();
             for (f, col) in plan.fields.iter().zip(&columns) {
-                let v = to_json(col, row)?;
+                let v = col.value(row)?;
                 if !dry_run
                     && problems.len() < 5
                     && let Some(p) = check_create_value(f, &v)

@@ -104,7 +104,7 @@ fn cast_problem(field: &FieldDescribe, value: &Value) -> Option<(&'static str, S
         (
             "INVALID_TYPE_ON_FIELD_IN_RECORD",
             format!(
-                "'{s}' cannot become a Salesforce {}; cast or clean it in the SET expression",
+                "'{s}' cannot become a Salesforce {}; cast or clean it in the statement",
                 field.field_type
             ),
         )
