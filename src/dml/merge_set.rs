@@ -13,7 +13,7 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value};
 
-use super::changeset::{Action, ChangeSet, FieldChange, RecordChange, WriteOp, to_json};
+use super::changeset::{Action, ChangeSet, FieldChange, NewValues, RecordChange, WriteOp, to_json};
 use super::merge::{ClauseAction, FIXED_COLUMNS, MergePlan};
 use super::validate::{check_create_value, check_value};
 use super::{DmlError, MatchPolicy};
@@ -38,13 +38,15 @@ fn utf8(col: &ArrayRef) -> Result<ArrayRef, DmlError> {
 }
 
 /// Cast clause `i`'s value columns to the target fields' types, strictly:
-/// a value that cannot become the field's type stops the statement.
+/// a value that cannot become the field's type stops the statement (a dry
+/// run keeps it as text and lists it as an `invalid` row).
 fn clause_columns(
     plan: &MergePlan,
     batch: &RecordBatch,
     i: usize,
     start: usize,
-) -> Result<Vec<ArrayRef>, DmlError> {
+    dry_run: bool,
+) -> Result<Vec<NewValues>, DmlError> {
     let strict = CastOptions {
         safe: false,
         format_options: FormatOptions::default(),
@@ -69,17 +71,23 @@ fn clause_columns(
         .iter()
         .zip(types)
         .enumerate()
-        .map(|(j, ((column, sf_type), ty))| {
-            cast_with_options(batch.column(start + j), &ty, &strict).map_err(|e| {
-                DmlError::Value(format!(
+        .map(
+            |(j, ((column, sf_type), ty))| match cast_with_options(batch.column(start + j), &ty, &strict) {
+                Ok(cast) => Ok(NewValues::converted(cast)),
+                Err(_) if dry_run => NewValues::lenient(batch.column(start + j), &ty),
+                Err(e) => Err(DmlError::Value(format!(
                     "the value for {column} cannot become a Salesforce {sf_type} ({ty}): {e}; cast or clean it in the MERGE"
-                ))
-            })
-        })
+                ))),
+            },
+        )
         .collect()
 }
 
-fn decode(plan: &MergePlan, batches: &[RecordBatch]) -> Result<Vec<Picked>, DmlError> {
+fn decode(
+    plan: &MergePlan,
+    batches: &[RecordBatch],
+    dry_run: bool,
+) -> Result<Vec<Picked>, DmlError> {
     let n = plan.clauses.len();
     let mut out = Vec::new();
     for batch in batches {
@@ -100,7 +108,7 @@ fn decode(plan: &MergePlan, batches: &[RecordBatch]) -> Result<Vec<Picked>, DmlE
         let mut start = FIXED_COLUMNS + n;
         let mut data = Vec::with_capacity(n);
         for i in 0..n {
-            data.push(clause_columns(plan, batch, i, start)?);
+            data.push(clause_columns(plan, batch, i, start, dry_run)?);
             start += plan.width(i);
         }
         let (ids, keys) = (ids.as_string::<i32>(), keys.as_string::<i32>());
@@ -122,7 +130,7 @@ fn decode(plan: &MergePlan, batches: &[RecordBatch]) -> Result<Vec<Picked>, DmlE
                 clause,
                 values: data[clause]
                     .iter()
-                    .map(|a| to_json(a, r))
+                    .map(|a| a.value(r))
                     .collect::<Result<_, _>>()?,
             });
         }
@@ -139,7 +147,7 @@ pub async fn build_merge_set(
     dry_run: bool,
 ) -> Result<ChangeSet, DmlError> {
     let batches = ctx.sql(&plan.change_set_sql()).await?.collect().await?;
-    let picked = resolve_matches(plan, decode(plan, &batches)?, policy)?;
+    let picked = resolve_matches(plan, decode(plan, &batches, dry_run)?, policy)?;
     let mut records = Vec::with_capacity(picked.len());
     let mut problems = Vec::new();
     let mut problem = |label: &str, why: String| {
