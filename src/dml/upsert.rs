@@ -155,21 +155,29 @@ fn match_key(v: &Value) -> Option<String> {
 
 /// Turn the source records into the upsert's change set: read the current
 /// values by external ID, then create, update (changed fields only) or
-/// leave each record.
+/// leave each record. A row without its external ID stops the statement,
+/// or, in a dry run, is listed as a create that Salesforce would refuse
+/// (validate::refusals).
 pub async fn build_upsert_set(
     ctx: &SessionContext,
     plan: &InsertPlan,
     conflict: &Conflict,
     records: Vec<Map<String, Value>>,
+    dry_run: bool,
 ) -> Result<ChangeSet, DmlError> {
     let ext = &conflict.external_id;
     // One row per key: identical duplicates collapse, differing ones stop
     // the statement (DESIGN.md decision 4).
     let mut by_key: HashMap<String, usize> = HashMap::new();
     let mut rows: Vec<(String, Map<String, Value>)> = Vec::new();
+    let mut keyless = Vec::new();
     let mut conflicts = Vec::new();
     for (n, r) in records.into_iter().enumerate() {
         let Some(key) = r.get(ext).and_then(match_key) else {
+            if dry_run {
+                keyless.push(RecordChange::create(None, r));
+                continue;
+            }
             return Err(DmlError::Invalid(format!(
                 "row {}: {} is NULL; an upsert needs the external ID in every row (filter NULLs in the SELECT); nothing was sent",
                 n + 1,
@@ -236,6 +244,7 @@ pub async fn build_upsert_set(
         };
         out.push(change);
     }
+    out.extend(keyless);
     Ok(ChangeSet {
         connection: plan.connection.clone(),
         sobject: plan.sobject().to_string(),

@@ -67,7 +67,18 @@ pub fn refusals(set: &ChangeSet, describe: &SObjectDescribe) -> Vec<Refusal> {
             let Some(field) = describe.field(&c.field) else {
                 continue;
             };
-            let problem = cast_problem(field, &c.new).or_else(|| {
+            let keyless = matches!(&set.op, WriteOp::Upsert { external_id }
+                if external_id.eq_ignore_ascii_case(&c.field) && c.new.is_null());
+            let problem = keyless
+                .then(|| {
+                    (
+                        "MISSING_ARGUMENT",
+                        "is NULL; an upsert needs the external ID in every row (filter NULLs in the SELECT)"
+                            .to_string(),
+                    )
+                })
+                .or_else(|| cast_problem(field, &c.new))
+                .or_else(|| {
                 if creating {
                     create_problem(field, &c.new)
                 } else {

@@ -175,7 +175,8 @@ impl Engine {
                                 records.len()
                             ),
                         ));
-                        dml::build_upsert_set(&self.ctx, &plan, conflict, records).await?
+                        dml::build_upsert_set(&self.ctx, &plan, conflict, records, opts.dry_run)
+                            .await?
                     }
                     None => dml::create_set(&plan, records),
                 };

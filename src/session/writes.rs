@@ -121,7 +121,9 @@ impl Engine {
         writable(conn, &plan.connection, &opts)?;
         let records = dml::build_records(&self.ctx, &plan, opts.dry_run).await?;
         let set = match &plan.conflict {
-            Some(conflict) => dml::build_upsert_set(&self.ctx, &plan, conflict, records).await?,
+            Some(conflict) => {
+                dml::build_upsert_set(&self.ctx, &plan, conflict, records, opts.dry_run).await?
+            }
             None => dml::create_set(&plan, records),
         };
         let refused = refusals(&set, &plan.table, &opts);
