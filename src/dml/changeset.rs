@@ -371,23 +371,12 @@ impl<'a> Diff<'a> {
         for (i, a) in plan.assignments.iter().enumerate() {
             let target_type = &self.types[i];
             let new = batch.column(2 + 2 * i);
-            let strict = CastOptions {
-                safe: false,
-                format_options: FormatOptions::default(),
-            };
-            let new = match cast_with_options(new, target_type, &strict) {
-                Ok(cast) => NewValues::converted(cast),
-                // A dry run lists the rows: values that do not convert stay
-                // the source's text, and the dry run shows each as an
-                // `invalid` row (validate::refusals) beside the rest.
-                Err(_) if self.keep_old => NewValues::lenient(new, target_type)?,
-                Err(e) => {
-                    return Err(DmlError::Value(format!(
-                        "the value for {} cannot become a Salesforce {} ({}): {e}; cast or clean it in the SET expression",
-                        a.column, a.field.sf_type, target_type
-                    )));
-                }
-            };
+            let new = NewValues::cast(new, target_type, self.keep_old, |e| {
+                format!(
+                    "the value for {} cannot become a Salesforce {} ({}): {e}; cast or clean it in the SET expression",
+                    a.column, a.field.sf_type, target_type
+                )
+            })?;
             news.push(new);
             olds.push(Arc::clone(batch.column(3 + 2 * i)));
         }
@@ -632,21 +621,34 @@ pub(super) struct NewValues {
 }
 
 impl NewValues {
-    /// Values that converted, all of them.
-    pub(super) fn converted(cast: ArrayRef) -> Self {
-        NewValues { cast, text: None }
-    }
-
-    pub(super) fn lenient(values: &ArrayRef, target: &DataType) -> Result<Self, DmlError> {
-        let lenient = CastOptions::default();
-        let cast = cast_with_options(values, target, &lenient)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        let text = cast_with_options(values, &DataType::Utf8, &lenient)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        Ok(NewValues {
-            cast,
-            text: Some(text),
-        })
+    /// `values` cast strictly to `target`. A value that does not convert
+    /// stops the statement (22P02 worded by `refused`), except in a dry
+    /// run, which keeps it as the source's text to list it.
+    pub(super) fn cast(
+        values: &ArrayRef,
+        target: &DataType,
+        dry_run: bool,
+        refused: impl FnOnce(datafusion::arrow::error::ArrowError) -> String,
+    ) -> Result<Self, DmlError> {
+        let strict = CastOptions {
+            safe: false,
+            format_options: FormatOptions::default(),
+        };
+        match cast_with_options(values, target, &strict) {
+            Ok(cast) => Ok(NewValues { cast, text: None }),
+            Err(_) if dry_run => {
+                let lenient = CastOptions::default();
+                let cast = cast_with_options(values, target, &lenient)
+                    .map_err(datafusion::error::DataFusionError::from)?;
+                let text = cast_with_options(values, &DataType::Utf8, &lenient)
+                    .map_err(datafusion::error::DataFusionError::from)?;
+                Ok(NewValues {
+                    cast,
+                    text: Some(text),
+                })
+            }
+            Err(e) => Err(DmlError::Value(refused(e))),
+        }
     }
 
     pub(super) fn value(&self, row: usize) -> Result<Value, DmlError> {

@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::util::display::FormatOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Expr, Insert, ObjectName, ObjectNamePart, SelectItem};
 use serde_json::{Map, Value};
@@ -168,25 +166,15 @@ pub async fn build_records(
                 batch.num_columns()
             )));
         }
-        let strict = CastOptions {
-            safe: false,
-            format_options: FormatOptions::default(),
-        };
         let mut columns = Vec::new();
         for (i, f) in plan.fields.iter().enumerate() {
-            columns.push(match cast_with_options(batch.column(i), &types[i], &strict) {
-                Ok(cast) => NewValues::converted(cast),
-                // A dry run lists each value that does not convert as an
-                // `invalid` row (validate::refusals) beside the rest.
-                Err(_) if dry_run => NewValues::lenient(batch.column(i), &types[i])?,
-                Err(e) => {
-                    return Err(DmlError::Value(format!(
-                        "the value for {} cannot become a Salesforce {}: {e}; cast or clean it in the SELECT",
-                        f.name.to_ascii_lowercase(),
-                        f.field_type
-                    )));
-                }
-            });
+            columns.push(NewValues::cast(batch.column(i), &types[i], dry_run, |e| {
+                format!(
+                    "the value for {} cannot become a Salesforce {}: {e}; cast or clean it in the SELECT",
+                    f.name.to_ascii_lowercase(),
+                    f.field_type
+                )
+            })?);
         }
         for row in 0..batch.num_rows() {
             let mut m = Map::new();

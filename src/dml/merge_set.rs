@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::arrow::util::display::FormatOptions;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value};
@@ -47,10 +46,6 @@ fn clause_columns(
     start: usize,
     dry_run: bool,
 ) -> Result<Vec<NewValues>, DmlError> {
-    let strict = CastOptions {
-        safe: false,
-        format_options: FormatOptions::default(),
-    };
     let columns: Vec<(String, String)> = match &plan.clauses[i].action {
         ClauseAction::Update(a) => a
             .iter()
@@ -71,15 +66,13 @@ fn clause_columns(
         .iter()
         .zip(types)
         .enumerate()
-        .map(
-            |(j, ((column, sf_type), ty))| match cast_with_options(batch.column(start + j), &ty, &strict) {
-                Ok(cast) => Ok(NewValues::converted(cast)),
-                Err(_) if dry_run => NewValues::lenient(batch.column(start + j), &ty),
-                Err(e) => Err(DmlError::Value(format!(
+        .map(|(j, ((column, sf_type), ty))| {
+            NewValues::cast(batch.column(start + j), &ty, dry_run, |e| {
+                format!(
                     "the value for {column} cannot become a Salesforce {sf_type} ({ty}): {e}; cast or clean it in the MERGE"
-                ))),
-            },
-        )
+                )
+            })
+        })
         .collect()
 }
 

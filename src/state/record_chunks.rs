@@ -198,6 +198,40 @@ pub fn decode_outcomes(blob: &[u8]) -> rusqlite::Result<Vec<(usize, Outcome<'_>)
     Ok(out)
 }
 
+/// A chunk's outcome of each of its `n` records.
+fn outcome_per_record(blob: &[u8], n: usize) -> rusqlite::Result<Vec<Outcome<'_>>> {
+    let mut each = Vec::with_capacity(n);
+    for (k, o) in decode_outcomes(blob)? {
+        if each.len() + k > n {
+            return Err(corrupt("outcomes"));
+        }
+        each.extend(std::iter::repeat_n(o, k));
+    }
+    if each.len() != n {
+        return Err(corrupt("outcomes"));
+    }
+    Ok(each)
+}
+
+/// One stored record: (id, match key) and its outcome.
+pub type Stored<'a> = ((&'a str, Option<&'a str>), Outcome<'a>);
+
+/// A chunk's `n` records.
+pub fn decode_chunk<'a>(
+    records: &'a [u8],
+    outcomes: &'a [u8],
+    n: usize,
+) -> rusqlite::Result<Vec<Stored<'a>>> {
+    let records = decode_records(records)?;
+    if records.len() != n {
+        return Err(corrupt("records"));
+    }
+    Ok(records
+        .into_iter()
+        .zip(outcome_per_record(outcomes, n)?)
+        .collect())
+}
+
 /// Runs of equal neighbours in `outcomes`.
 fn runs<'a, 'b>(outcomes: &'a [Outcome<'b>]) -> Vec<(usize, &'a Outcome<'b>)> {
     let mut runs: Vec<(usize, &Outcome)> = Vec::new();
@@ -263,11 +297,10 @@ pub fn settle(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
-    let mut update_outcomes = tx.prepare_cached(
-        "UPDATE run_record_chunk SET outcomes = ?3 WHERE runid = ?1 AND first_seq = ?2",
-    )?;
-    let mut update_records = tx.prepare_cached(
-        "UPDATE run_record_chunk SET records = ?3 WHERE runid = ?1 AND first_seq = ?2",
+    // `records` only when an id changed (NULL keeps it).
+    let mut update = tx.prepare_cached(
+        "UPDATE run_record_chunk SET outcomes = ?3, records = coalesce(?4, records)
+         WHERE runid = ?1 AND first_seq = ?2",
     )?;
     for (start, n, records_blob, outcomes_blob) in &chunks {
         let (start, n) = (*start, *n);
@@ -282,6 +315,9 @@ pub fn settle(
         let given = &outcomes[in_given..in_given + count];
 
         let mut records = decode_records(records_blob)?;
+        if records.len() != n as usize {
+            return Err(corrupt("records"));
+        }
         let mut ids_changed = false;
         for (slot, o) in records[in_chunk..in_chunk + count].iter_mut().zip(given) {
             if !o.id.is_empty() && slot.0 != o.id {
@@ -289,24 +325,16 @@ pub fn settle(
                 ids_changed = true;
             }
         }
-        if ids_changed {
-            update_records.execute(params![runid, start, encode_records(records.into_iter())])?;
-        }
-
-        let mut each: Vec<Outcome> = Vec::with_capacity(n as usize);
-        for (k, o) in decode_outcomes(outcomes_blob)? {
-            each.extend(std::iter::repeat_n(o, k));
-        }
-        if each.len() != n as usize {
-            return Err(corrupt("outcomes"));
-        }
+        let records = ids_changed.then(|| encode_records(records.into_iter()));
+        let mut each = outcome_per_record(outcomes_blob, n as usize)?;
         for (slot, o) in each[in_chunk..in_chunk + count].iter_mut().zip(given) {
             *slot = Outcome::of(o);
         }
-        update_outcomes.execute(params![
+        update.execute(params![
             runid,
             start,
-            encode_outcomes(runs(&each).into_iter())
+            encode_outcomes(runs(&each).into_iter()),
+            records
         ])?;
     }
     Ok(())

@@ -480,21 +480,8 @@ impl Store {
             let (run, first, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
             let (sobject, action): (String, String) = (r.get(3)?, r.get(4)?);
             let (records, outcomes): (Vec<u8>, Vec<u8>) = (r.get(5)?, r.get(6)?);
-            let outcomes = record_chunks::decode_outcomes(&outcomes)?;
-            let records = record_chunks::decode_records(&records)?;
-            let each = outcomes
-                .iter()
-                .flat_map(|(k, o)| std::iter::repeat_n(o, *k));
-            if records.len() != n as usize
-                || outcomes.iter().map(|(k, _)| k).sum::<usize>() != records.len()
-            {
-                return Err(StateError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
-                    6,
-                    rusqlite::types::Type::Blob,
-                    format!("run {run}: records {first}.. do not match their outcomes; the state store is damaged").into(),
-                )));
-            }
-            for (k, ((id, key), o)) in records.into_iter().zip(each).enumerate() {
+            let chunk = record_chunks::decode_chunk(&records, &outcomes, n as usize)?;
+            for (k, ((id, key), o)) in chunk.into_iter().enumerate() {
                 numbered.push((
                     run,
                     first + k as i64,
